@@ -1,0 +1,27 @@
+"""Writing files so that a reader never sees half of one."""
+import os
+import tempfile
+from contextlib import contextmanager
+
+from .errors import FaceAlignmentError, OutputExistsError
+
+
+@contextmanager
+def atomic_write(path: str, force: bool = True):
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on any
+    error it is removed. Refuses an existing ``path`` unless ``force``."""
+    if os.path.exists(path) and not force:
+        raise OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FaceAlignmentError(f"{folder}: output folder does not exist")
+    name, ext = os.path.splitext(os.path.basename(path))
+    # Keep the extension: some writers (cv2.imwrite) choose the format by it.
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

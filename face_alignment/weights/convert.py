@@ -1,0 +1,147 @@
+"""Convert the authors' (and ibug's) PyTorch weights to NNabla ``.h5`` files.
+
+Reads every form the weights were shipped in: legacy pre-zip ``torch.save`` state dicts
+(``.pth.tar``), the depth checkpoint ``{"state_dict": {"module.…": …}}``, TorchScript archives
+(``.zip``, face-alignment 1.3.x) and plain state dicts (ibug's ``.pth``). Conversion is strict:
+every source tensor is used exactly once and every parameter of the graph is filled.
+Needs torch, which inference does not.
+"""
+import hashlib
+import os
+import zipfile
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..errors import CheckpointMismatchError, FaceAlignmentError, OutputExistsError, WeightsFileError
+from ..registry import (FAN, FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT,
+                        RESNET_DEPTH, Architecture, architecture, weights_for_file)
+from .h5 import write_h5
+from .layout import IGNORED_SUFFIX, check_layout, describe, expected_parameters, infer_network, to_nnabla, \
+    torch_key
+from .loading import ATTR_SOURCE, ATTR_SOURCE_SHA256, architecture_attrs
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise FaceAlignmentError(
+            "reading PyTorch checkpoints needs torch: pip install -e '.[convert]'") from None
+    return torch
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_torchscript(path: str) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in n for n in z.namelist())
+
+
+def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["OrderedDict[str, np.ndarray]", str]:
+    """(state dict as float32 arrays with ``module.`` prefixes removed, format name)."""
+    if not os.path.isfile(path):
+        raise WeightsFileError(f"{path}: no such file")
+    torch = _torch()
+    try:
+        if _is_torchscript(path):
+            loaded, fmt = torch.jit.load(path, map_location="cpu").state_dict(), FORMAT_TORCHSCRIPT
+        else:
+            fmt = FORMAT_TORCH if zipfile.is_zipfile(path) else FORMAT_TORCH_LEGACY
+            try:
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - torch raises many types for arbitrary objects
+                if "weights_only" not in str(e) and "Weights only" not in str(e):
+                    raise
+                if not allow_pickle:
+                    raise WeightsFileError(
+                        f"{path}: holds Python objects besides tensors; if you trust the file, "
+                        "convert it with --allow-pickle") from None
+                loaded = torch.load(path, map_location="cpu", weights_only=False)
+    except FaceAlignmentError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file fails in many ways
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
+
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded, fmt = loaded["state_dict"], (FORMAT_TORCH_DEPTH if fmt == FORMAT_TORCH_LEGACY else fmt)
+    if not isinstance(loaded, dict):
+        raise WeightsFileError(f"{path}: holds a {type(loaded).__name__}, not a state dict")
+    state = OrderedDict()
+    for key, value in loaded.items():
+        if not torch.is_tensor(value):
+            raise WeightsFileError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        state[key[len("module."):] if key.startswith("module.") else key] = \
+            value.detach().cpu().float().numpy()
+    return state, fmt
+
+
+def resolve_architecture(source: str, kind: str, num_modules: Optional[int],
+                         arch: Optional[str]) -> Architecture:
+    """The architecture named by ``arch``, else by the file name, else the only one possible."""
+    if arch is not None:
+        resolved = architecture(arch)
+    else:
+        known = weights_for_file(os.path.basename(source))
+        if known is not None:
+            resolved = known.architecture
+        elif kind == RESNET_DEPTH:
+            resolved = architecture("ResNetDepth")
+        else:
+            # FAN's pooling and crop convention cannot be read from the weights.
+            raise CheckpointMismatchError(
+                f"{source}: file name does not say which FAN this is; pass --arch "
+                "(2DFAN4, 3DFAN4, ibug-2dfan2, ibug-2dfan2_alt, ibug-2dfan4)")
+    if resolved.kind != kind or (kind == FAN and resolved.num_modules != num_modules):
+        raise CheckpointMismatchError(
+            f"{source}: holds {describe(kind, num_modules)}, not the {resolved.name} "
+            f"({describe(resolved.kind, resolved.num_modules)})")
+    return resolved
+
+
+def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Optional[int],
+                    source: str) -> "OrderedDict[str, np.ndarray]":
+    """Map a PyTorch state dict onto the graph's parameters, using each tensor exactly once."""
+    unused = {k for k in state if not k.endswith(IGNORED_SUFFIX)}
+    params = OrderedDict()
+    for name in expected_parameters(kind, num_modules or 4):
+        key = torch_key(name)
+        if key in state:
+            params[name] = to_nnabla(name, state[key])
+            unused.discard(key)
+    if unused:
+        listed = sorted(unused)
+        more = f" and {len(listed) - 3} more" if len(listed) > 3 else ""
+        raise CheckpointMismatchError(
+            f"{source}: tensors unused by {describe(kind, num_modules)}: {', '.join(listed[:3])}{more}")
+    check_layout(params, kind, num_modules, source)  # names anything missing or misshapen
+    return params
+
+
+def convert_checkpoint(source: str, destination: str, arch: Optional[str] = None, force: bool = False,
+                       allow_pickle: bool = False, expect_kind: Optional[str] = None) -> Architecture:
+    """Convert ``source`` to the NNabla ``.h5`` ``destination``; returns its architecture."""
+    if os.path.exists(destination) and not force:
+        raise OutputExistsError(f"{destination}: already exists (pass --force to overwrite)")
+    state, _ = read_torch_checkpoint(source, allow_pickle)
+    kind, num_modules = infer_network(state, ".", source)
+    if expect_kind is not None and kind != expect_kind:
+        raise CheckpointMismatchError(
+            f"{source}: holds {describe(kind, num_modules)}, but {describe(expect_kind, 4)} was expected")
+    resolved = resolve_architecture(source, kind, num_modules, arch)
+    params = torch_to_nnabla(state, kind, num_modules, source)
+    attrs = architecture_attrs(resolved)
+    attrs[ATTR_SOURCE] = os.path.basename(source)
+    attrs[ATTR_SOURCE_SHA256] = sha256_of(source)
+    write_h5(destination, params, attrs, force=force)
+    return resolved

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One-command set-up: find a Python that nnabla 1.39.0 has wheels for (3.8-3.10),
+# create .venv beside this script's project, and install the project with its extras.
+#
+#   bash scripts/setup.sh            # inference + conversion + tests (installs torch)
+#   EXTRAS=  bash scripts/setup.sh   # inference only: no torch
+#   PYTHON=/path/to/python3.10 bash scripts/setup.sh
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+supported="3.8 3.9 3.10"
+extras=${EXTRAS-dev}
+
+# An interpreter counts only if it runs and reports a supported version:
+# pyenv shims exist for every installed version but fail unless it is selected.
+usable() {
+  "$1" -c 'import sys; v="%d.%d" % sys.version_info[:2]; sys.exit(0 if v in "'"$supported"'".split() else 1)' \
+    >/dev/null 2>&1
+}
+
+find_python() {
+  if [ -n "${PYTHON:-}" ]; then
+    usable "$PYTHON" && { echo "$PYTHON"; return; }
+    echo "setup: PYTHON=$PYTHON is not a working Python $supported" >&2
+    exit 2
+  fi
+  local cand
+  for cand in python3.10 python3.9 python3.8; do
+    command -v "$cand" >/dev/null 2>&1 && usable "$cand" && { command -v "$cand"; return; }
+  done
+  if command -v pyenv >/dev/null 2>&1; then
+    local proot; proot=$(pyenv root)
+    for cand in $(ls -d "$proot"/versions/3.10.* "$proot"/versions/3.9.* "$proot"/versions/3.8.* 2>/dev/null | sort -rV); do
+      for exe in "$cand"/bin/python3.10 "$cand"/bin/python3.9 "$cand"/bin/python3.8; do
+        [ -x "$exe" ] && usable "$exe" && { echo "$exe"; return; }
+      done
+    done
+  fi
+  echo "setup: no Python $supported found (nnabla 1.39.0 has wheels only for CPython 3.8-3.10)." >&2
+  echo "setup: install one (e.g. 'pyenv install 3.10') or point PYTHON= at it." >&2
+  exit 2
+}
+
+py=$(find_python)
+echo "setup: using $py ($("$py" --version 2>&1))"
+
+if [ ! -x .venv/bin/python ] || ! usable .venv/bin/python; then
+  rm -rf .venv
+  "$py" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+if [ -n "$extras" ]; then
+  .venv/bin/python -m pip install --quiet -e ".[$extras]"
+else
+  .venv/bin/python -m pip install --quiet -e .
+fi
+
+# The authors' reference code (face-alignment 1.5.0) for the parity tests. It imports as
+# `face_alignment`, like this project, so it is never installed: only its wheel is kept.
+if [[ ",$extras," == *",dev,"* ]]; then
+  mkdir -p .reference
+  ls .reference/face_alignment-1.5.0-*.whl >/dev/null 2>&1 ||
+    .venv/bin/python -m pip download --quiet --no-deps --dest .reference face-alignment==1.5.0
+fi
+echo "setup: done. Activate with 'source .venv/bin/activate'."
