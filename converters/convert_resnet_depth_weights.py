@@ -1,0 +1,7 @@
+"""Thin shell over face_alignment.weights.cli.convert_depth_main (see --help)."""
+import sys
+
+from face_alignment.weights.cli import convert_depth_main
+
+if __name__ == "__main__":
+    sys.exit(convert_depth_main())

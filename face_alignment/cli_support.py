@@ -1,0 +1,29 @@
+"""What every command line shares: errors become one line on stderr and exit status 2."""
+import functools
+import logging
+import sys
+
+from .errors import FaceAlignmentError
+
+EXIT_BAD_INPUT = 2
+
+
+def command_line(main):
+    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or Ctrl-C) prints
+    ``error: <message>`` and returns 2 instead of a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        # force: nnabla configures the root logger on import with a timestamped format.
+        logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+        try:
+            return main(argv)
+        except FaceAlignmentError as e:
+            print(f"error: {e}", file=sys.stderr)
+        except OSError as e:
+            print(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""From a photo to landmarks: read, detect, crop, decode, draw."""

@@ -1,0 +1,76 @@
+"""Fetch a known model into ``weights/``: download to a temporary file, check its hash,
+convert it to NNabla ``.h5`` when it is a PyTorch checkpoint, and only then rename it."""
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Optional
+
+from ..errors import DownloadError
+from ..registry import KnownWeights, known_weights
+
+log = logging.getLogger(__name__)
+DEFAULT_DIR = "weights"
+
+
+def output_name(w: KnownWeights) -> str:
+    return f"{w.name}.h5" if w.needs_conversion else w.file_name
+
+
+def download(url: str, path: str, progress: bool = False) -> str:
+    """Download ``url`` to ``path`` (overwritten); returns the file's sha256."""
+    host = urllib.parse.urlparse(url).netloc or url
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            from tqdm import tqdm
+            with tqdm(total=total, unit="B", unit_scale=True, disable=None if progress else True,  # None: only on a terminal
+                      
+                      desc=os.path.basename(urllib.parse.urlparse(url).path)) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"could not reach {host}: {reason} (no network?)") from None
+    return digest.hexdigest()
+
+
+def fetch(name: str, dest_dir: str = DEFAULT_DIR, mirror: Optional[str] = None, check_hash: bool = True,
+          force: bool = False, allow_pickle: bool = False, progress: bool = False) -> str:
+    """Path of the NNabla ``.h5`` for the known model ``name``, fetched if not there yet.
+    ``mirror`` replaces the folder part of the URL (a local copy or an internal server)."""
+    from .convert import convert_checkpoint
+    from .loading import load_weights
+
+    w = known_weights(name)
+    os.makedirs(dest_dir, exist_ok=True)
+    target = os.path.join(dest_dir, output_name(w))
+    if os.path.exists(target) and not force:
+        log.info("%s: already there", target)
+        return target
+    url = f"{mirror.rstrip('/')}/{w.file_name}" if mirror else w.url
+    log.info("downloading %s", url)
+    # Everything lands in a hidden folder beside the target first; it vanishes on any error.
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest_dir) as staging:
+        downloaded = os.path.join(staging, w.file_name)
+        sha256 = download(url, downloaded, progress)
+        expected = w.sha256_prefix
+        if check_hash and expected and not sha256.startswith(expected):
+            raise DownloadError(
+                f"{w.file_name}: sha256 starts {sha256[:len(expected)]}, not {expected} as its name says; "
+                "the file may be corrupt or replaced (pass --no-check-hash to accept it)")
+        if w.needs_conversion:
+            convert_checkpoint(downloaded, target, arch=w.arch, force=True, allow_pickle=allow_pickle)
+        else:
+            load_weights(downloaded, arch=w.arch)  # refuse a file that does not fit before keeping it
+            os.replace(downloaded, target)
+    log.info("%s: ready", target)
+    return target

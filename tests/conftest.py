@@ -1,0 +1,40 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+SHARED = os.path.join(ROOT, "..", "shared")
+sys.path.insert(0, TESTS)
+
+
+def run_tool(script, *args, cwd=ROOT):
+    """Run one of the project's command lines as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    # Progress and log lines may come before it; the error itself is one line, and last.
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+@pytest.fixture(scope="session")
+def fan4():
+    import checkpoints
+    return checkpoints.authors_fan(4, "avg", seed=4)
+
+
+@pytest.fixture(scope="session")
+def depth_net():
+    import checkpoints
+    return checkpoints.authors_depth(seed=7)

@@ -1,0 +1,183 @@
+"""Every shipped checkpoint form converts through the command line, strictly and losslessly."""
+import hashlib
+import os
+from collections import OrderedDict
+
+import h5py
+import nnabla as nn
+import numpy as np
+import pytest
+import torch
+
+import checkpoints
+from conftest import SHARED, assert_one_line_error, run_tool
+from face_alignment.backends import NNablaNetwork
+from face_alignment.registry import ARCHITECTURES
+from face_alignment.weights import load_weights
+from face_alignment.weights.layout import expected_parameters
+
+CONVERT = "converters/convert_model_weights.py"
+CONVERT_DEPTH = "converters/convert_resnet_depth_weights.py"
+
+
+def published_layout(name):
+    """(name, shape) of every parameter of nnabla-examples' published .h5, from ../shared."""
+    rows = []
+    with open(os.path.join(SHARED, "reference", f"published-h5-{name}.tsv")) as f:
+        for line in f:
+            if not line.startswith("#"):
+                _, param, shape = line.rstrip("\n").split("\t")
+                rows.append((param, tuple(int(s) for s in shape.split("x"))))
+    return rows
+
+
+def torch_name(param):
+    """An independent spelling of the naming rule, for checking the converter's output."""
+    scope, layer, leaf = param.rsplit("/", 2)
+    leaf = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
+            "mean": "running_mean", "var": "running_var"}[leaf]
+    return scope.replace("/", ".") + "." + leaf
+
+
+def assert_same_values(h5_path, model):
+    """Round trip: nn.load_parameters reads the converted file and finds the source tensors."""
+    state = model.state_dict()
+    scope = OrderedDict()
+    with nn.parameter_scope("", scope):
+        nn.load_parameters(h5_path)
+        loaded = nn.get_parameters(grad_only=False)
+    assert len(loaded) == len([k for k in state if not k.endswith("num_batches_tracked")])
+    for param, var in loaded.items():
+        source = state[torch_name(param)].numpy()
+        if param.endswith("affine/W"):
+            source = source.T
+        assert np.array_equal(var.d, source.reshape(var.shape)), param
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def fan4_files(tmp_path_factory, fan4):
+    folder = tmp_path_factory.mktemp("fan4")
+    legacy = folder / "2DFAN4-11f355bf06.pth.tar"
+    scripted = folder / "2DFAN4-cd938726ad.zip"
+    checkpoints.save_legacy(fan4, legacy)
+    checkpoints.save_torchscript(fan4, scripted)
+    return legacy, scripted
+
+
+def test_our_layout_is_the_published_layout():
+    assert list(expected_parameters("fan", 4).items()) == published_layout("fan4")
+    assert list(expected_parameters("resnet_depth").items()) == published_layout("resnet_depth")
+
+
+def test_legacy_torchscript_and_published_h5_give_the_same_parameters(tmp_path, fan4, fan4_files):
+    legacy, scripted = fan4_files
+    with open(legacy, "rb") as f:
+        assert f.read(2) != b"PK"  # really the pre-zip format
+    from_legacy, from_script = tmp_path / "legacy.h5", tmp_path / "script.h5"
+    assert run_tool(CONVERT, "--pretrained-model", legacy, "--save-path", from_legacy).returncode == 0
+    assert run_tool(CONVERT, "--pretrained-model", scripted, "--save-path", from_script).returncode == 0
+
+    # A file in the published layout, as nnabla-examples' converter wrote it (with the
+    # BatchNorm step counters some of those files carry).
+    published = tmp_path / "2DFAN4_NNabla_model.h5"
+    state = fan4.state_dict()
+    with h5py.File(published, "w") as f:
+        for i, (param, shape) in enumerate(published_layout("fan4")):
+            f[param] = state[torch_name(param)].numpy().reshape(shape)
+            f[param].attrs["need_grad"] = True
+            f[param].attrs["index"] = i
+        f["bn1/bn/num_batches_tracked"] = np.array([1000])
+        f["bn1/bn/num_batches_tracked"].attrs["need_grad"] = False
+        f["bn1/bn/num_batches_tracked"].attrs["index"] = len(f)
+
+    for path in (from_legacy, from_script):
+        assert_same_values(str(path), fan4)
+        with h5py.File(path, "r") as f:
+            assert f.attrs["arch"] == "2DFAN4"
+            assert int(f.attrs["num_modules"]) == 4 and f.attrs["pooling"] == "avg"
+            assert sorted(k for k in f.attrs) == sorted(
+                ["arch", "kind", "num_modules", "pooling", "landmarks", "crop", "source_file", "source_sha256"])
+    with h5py.File(from_legacy, "r") as f:
+        assert f.attrs["source_sha256"] == sha256(legacy)
+
+    loaded = [load_weights(str(p), kind="fan", num_modules=4) for p in (from_legacy, from_script, published)]
+    assert loaded[2].arch == ARCHITECTURES["2DFAN4"]  # recognised by its published file name
+    for other in loaded[1:]:
+        assert list(other.params) == list(loaded[0].params)
+        for k in loaded[0].params:
+            assert np.array_equal(other.params[k], loaded[0].params[k]), k
+
+
+def test_published_layout_loads_unchanged_with_nn_load_parameters(tmp_path, fan4):
+    """The graph built in a scope filled by nn.load_parameters uses exactly those parameters."""
+    path = tmp_path / "published.h5"
+    state = fan4.state_dict()
+    with h5py.File(path, "w") as f:
+        for i, (param, shape) in enumerate(published_layout("fan4")):
+            f[param] = state[torch_name(param)].numpy().reshape(shape)
+            f[param].attrs["need_grad"] = True
+            f[param].attrs["index"] = i
+    scope = OrderedDict()
+    with nn.parameter_scope("", scope):
+        nn.load_parameters(str(path))
+        before = {k: v for k, v in nn.get_parameters(grad_only=False).items()}
+        from face_alignment.nets import fan
+        fan(nn.Variable((1, 3, 256, 256)))
+        after = nn.get_parameters(grad_only=False)
+    assert list(after) == list(before) and all(after[k] is before[k] for k in before)
+
+
+def test_depth_checkpoint_and_its_torchscript_twin(tmp_path, depth_net):
+    legacy = tmp_path / "depth-2a464da4ea.pth.tar"
+    scripted = tmp_path / "depth-6c4283c0e0.zip"
+    checkpoints.save_depth_checkpoint(depth_net, legacy)
+    checkpoints.save_torchscript(depth_net, scripted, channels=71)
+    for source in (legacy, scripted):
+        out = tmp_path / (source.name + ".h5")
+        result = run_tool(CONVERT_DEPTH, "--pretrained-model", source, "--save-path", out)
+        assert result.returncode == 0, result.stderr
+        assert_same_values(str(out), depth_net)
+        assert load_weights(str(out), kind="resnet_depth").arch.name == "ResNetDepth"
+        with h5py.File(out, "r") as f:
+            assert f["fc/affine/W"].shape == (2048, 68)
+
+
+@pytest.mark.parametrize("file_name, arch, num_modules, pooling", [
+    ("2dfan2.pth", "ibug-2dfan2", 2, "max"),
+    ("2dfan2_alt.pth", "ibug-2dfan2_alt", 2, "max"),
+    ("2dfan4.pth", "ibug-2dfan4", 4, "avg"),
+])
+def test_ibug_checkpoints_take_pooling_from_their_name(tmp_path, file_name, arch, num_modules, pooling):
+    model = checkpoints.authors_fan(num_modules, pooling, seed=11)
+    source = tmp_path / file_name
+    checkpoints.save_plain(model, source)
+    out = tmp_path / "out.h5"
+    assert run_tool(CONVERT, "--pretrained-model", source, "--save-path", out).returncode == 0
+    assert_same_values(str(out), model)
+    loaded = load_weights(str(out))
+    assert (loaded.arch.name, loaded.arch.num_modules, loaded.arch.pooling, loaded.arch.crop) == \
+        (arch, num_modules, pooling, "ibug")
+    if num_modules == 2:  # the recorded pooling reaches the graph: outputs match the max-pool reference
+        crops = np.random.RandomState(3).rand(1, 3, 256, 256).astype(np.float32)
+        ours = NNablaNetwork(loaded.arch, loaded.params)(crops)
+        assert checkpoints.relative_error(ours, checkpoints.torch_forward(model, crops)) <= 1e-4
+
+
+def test_arch_flag_names_a_renamed_file_and_is_required_without_it(tmp_path):
+    model = checkpoints.authors_fan(2, "max", seed=5)
+    source = tmp_path / "my_finetuned.pth"
+    checkpoints.save_plain(model, source)
+    out = tmp_path / "out.h5"
+    assert_one_line_error(run_tool(CONVERT, "--pretrained-model", source, "--save-path", out),
+                          str(source), "--arch")
+    assert not out.exists()
+    assert run_tool(CONVERT, "--pretrained-model", source, "--save-path", out, "--arch",
+                    "ibug-2dfan2").returncode == 0
+    assert load_weights(str(out)).arch.pooling == "max"
+    # An --arch that contradicts the weights is refused.
+    assert_one_line_error(run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "x.h5",
+                                   "--arch", "2DFAN4"), "2-module FAN", "2DFAN4")
