@@ -1,0 +1,177 @@
+"""Face detection with dlib: the HOG + linear SVM detector (fast, frontal faces) or the CNN
+(MMOD) detector (slower, also turned and tilted faces; needs its model file). dlib's cost
+grows with the pixel count, so each photo is detected on a copy shrunk until its longest
+side is at most ``max_side`` and the boxes are mapped back. Boxes come out as
+``[left, top, right, bottom, score]`` in the original image's 0-based pixel-centre
+coordinates (the same frame as landmarks), with right/bottom the last pixel inside the box
+as dlib reports it, sorted by score, best first. HOG scores are SVM margins and CNN scores
+are MMOD confidences: both are > 0 for a detection but are not comparable with each other."""
+import bz2
+import hashlib
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import dlib
+import numpy as np
+
+from ..errors import DownloadError, FaceAlignmentError, WeightsFileError
+from ..files import atomic_write
+
+CNN_MODEL_NAME = "mmod_human_face_detector.dat"
+DEFAULT_URL = "http://dlib.net/files/mmod_human_face_detector.dat.bz2"
+# SHA-256 of the decompressed model (729,940 bytes) that dlib publishes at DEFAULT_URL.
+DEFAULT_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"
+
+# Longest side the detectors see, from CPU times on the shared photos (2 cores, upsample 1).
+# HOG: ~0.2 s at 1024 px against ~0.8 s on a full 1920x1080 frame; its 80 px window, halved
+# by one upsample, still covers faces ~75 px wide in such a frame. CNN: 5-7 s at 640 px
+# against 23 s on the full 817x1024 Einstein photo (68 s on 1920x1080); it finds Einstein's
+# upturned ~90 px face from ~480 px on (missed at 320), so 640 keeps a margin.
+DEFAULT_MAX_SIDE = {"hog": 1024, "cnn": 640}
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_DOWNLOAD_CHUNK = 1 << 16
+
+
+def default_model_dirs() -> Tuple[str, str]:
+    """Folders searched for the CNN model when no path is given: ``weights/`` under the
+    current directory, then the repository's own ``weights/``."""
+    return (os.path.join(os.getcwd(), "weights"), os.path.join(_REPO_ROOT, "weights"))
+
+
+def find_cnn_model(path: Optional[str] = None,
+                   search_dirs: Optional[Sequence[str]] = None) -> str:
+    """Path of the CNN detector model: ``path`` if given, else the first
+    ``mmod_human_face_detector.dat`` in ``search_dirs``; WeightsFileError if there is none."""
+    if path is not None:
+        if not os.path.isfile(path):
+            raise WeightsFileError(f"{path}: CNN face detector model not found")
+        return path
+    # dict.fromkeys: drop the repeat when the current directory is the repository.
+    dirs = tuple(dict.fromkeys(default_model_dirs() if search_dirs is None else search_dirs))
+    for folder in dirs:
+        candidate = os.path.join(folder, CNN_MODEL_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+    raise WeightsFileError(
+        f"{CNN_MODEL_NAME}: not found in {', '.join(dirs)}; get {DEFAULT_URL} and decompress "
+        f"it into weights/, or call face_alignment.pipeline.detection."
+        f"download_cnn_detector('weights/{CNN_MODEL_NAME}')")
+
+
+def detection_scale(height: int, width: int, max_side: int) -> float:
+    """Factor (at most 1: never enlarge) that brings the longest side down to ``max_side``."""
+    return min(1.0, max_side / max(height, width))
+
+
+class FaceDetector:
+    """A dlib face detector built once and applied to many images with ``detect``."""
+
+    def __init__(self, kind: str = "hog", cnn_model_path: Optional[str] = None,
+                 max_side: Optional[int] = None, upsample: int = 1, min_score: float = 0.0):
+        """``kind`` is "hog" or "cnn"; ``max_side`` defaults per kind (DEFAULT_MAX_SIDE);
+        ``upsample`` is dlib's own pyramid upsampling, each step finds faces half as small
+        at four times the cost; detections scoring below ``min_score`` are dropped (for HOG
+        it is dlib's ``adjust_threshold``, so a negative value also yields weaker ones; the
+        CNN's own cut-off is fixed at 0)."""
+        if kind not in DEFAULT_MAX_SIDE:
+            raise FaceAlignmentError(f"{kind!r}: unknown face detector, expected 'hog' or 'cnn'")
+        if max_side is not None and max_side < 1:
+            raise FaceAlignmentError(f"max_side={max_side}: expected a positive pixel count")
+        if upsample < 0:
+            raise FaceAlignmentError(f"upsample={upsample}: expected 0 or more")
+        self.kind = kind
+        self.max_side = DEFAULT_MAX_SIDE[kind] if max_side is None else int(max_side)
+        self.upsample = int(upsample)
+        self.min_score = float(min_score)
+        if kind == "hog":
+            self._dlib = dlib.get_frontal_face_detector()
+        else:
+            model = find_cnn_model(cnn_model_path)
+            try:
+                self._dlib = dlib.cnn_face_detection_model_v1(model)
+            except RuntimeError as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+                raise WeightsFileError(
+                    f"{model}: not a dlib CNN face detector model ({reason})") from None
+
+    def detect(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Faces in an RGB uint8 (H, W, 3) image as an (N, 5) float64 array of
+        ``[left, top, right, bottom, score]`` in its own pixels, best score first."""
+        if not (isinstance(image_rgb, np.ndarray) and image_rgb.dtype == np.uint8
+                and image_rgb.ndim == 3 and image_rgb.shape[2] == 3):
+            shape = getattr(image_rgb, "shape", None)
+            dtype = getattr(image_rgb, "dtype", type(image_rgb).__name__)
+            raise FaceAlignmentError(
+                f"image: expected an RGB uint8 array of shape (H, W, 3), got {dtype} {shape}")
+        height, width = image_rgb.shape[:2]
+        scale = detection_scale(height, width, self.max_side)
+        small = image_rgb
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+            # The rounded size sets the true factors, per axis.
+            scale_xy = np.array([size[0] / width, size[1] / height])
+        else:
+            scale_xy = np.ones(2)
+        boxes = self._run(np.ascontiguousarray(small))
+        boxes = boxes[boxes[:, 4] >= self.min_score]
+        # Pixel centres: pixel i of the copy is centred on (i + 0.5) / s - 0.5 here.
+        factor = np.tile(scale_xy, 2)
+        boxes[:, :4] = (boxes[:, :4] + 0.5) / factor - 0.5
+        return boxes[np.argsort(-boxes[:, 4], kind="stable")]
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        """dlib's raw detections on ``image`` as an (N, 5) array in its pixels."""
+        if self.kind == "hog":
+            # run() rather than __call__ because it also returns the scores.
+            rects, scores, _ = self._dlib.run(image, self.upsample, self.min_score)
+        else:
+            found = self._dlib(image, self.upsample)
+            rects = [d.rect for d in found]
+            scores = [d.confidence for d in found]
+        rows = [(r.left(), r.top(), r.right(), r.bottom(), s) for r, s in zip(rects, scores)]
+        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def download_cnn_detector(dest_path: str, url: str = DEFAULT_URL,
+                          sha256: Optional[str] = DEFAULT_SHA256,
+                          timeout: float = 60.0) -> str:
+    """Download the bz2-compressed CNN model from ``url``, decompress it into ``dest_path``
+    (atomically: a failed download leaves nothing behind; the folder is created if need
+    be) and return ``dest_path``. The decompressed bytes must have the given SHA-256
+    (None skips the check); any failure of the download raises DownloadError."""
+    host = urllib.parse.urlsplit(url).netloc or url
+    decompressor = bz2.BZ2Decompressor()
+    digest = hashlib.sha256()
+    folder = os.path.dirname(os.path.abspath(dest_path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise FaceAlignmentError(f"{folder}: cannot create folder ({exc.strerror})") from None
+    with atomic_write(dest_path, force=True) as tmp_path:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, \
+                    open(tmp_path, "wb") as out:
+                while chunk := response.read(_DOWNLOAD_CHUNK):
+                    data = decompressor.decompress(chunk)
+                    digest.update(data)
+                    out.write(data)
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            raise DownloadError(f"could not reach {host}: {exc.reason} (no network?)") from None
+        except (OSError, EOFError) as exc:
+            # bz2 signals corrupt data with OSError; socket timeouts are OSErrors too.
+            raise DownloadError(f"{url}: download failed ({exc})") from None
+        if not decompressor.eof:
+            raise DownloadError(f"{url}: truncated download (bz2 stream incomplete)")
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise DownloadError(
+                f"{url}: SHA-256 {digest.hexdigest()} of the decompressed file, "
+                f"expected {sha256.lower()}")
+    return dest_path

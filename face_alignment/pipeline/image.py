@@ -1,0 +1,103 @@
+"""Reading images into the one form the pipeline works on: an RGB ``uint8`` array of shape
+(H, W, 3), C-contiguous. Files are decoded with OpenCV keeping their bit depth and their
+EXIF orientation; arrays are taken as RGB (or grey) already. Grey images gain three equal
+channels, alpha is dropped, 16-bit values are scaled to 8 bits by rounding ``v / 257`` (the
+nearest 8-bit value: it maps 0 and 65535 to 0 and 255 and undoes the usual ``v * 257``
+widening exactly) and floats in [0, 1] are scaled by 255 and rounded. ``list_images`` lists
+the images of a folder for batch runs."""
+import os
+from typing import List, Union
+
+import cv2
+import numpy as np
+
+from ..errors import FaceAlignmentError, ImageReadError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Lower-case suffixes that OpenCV decodes on every build we ship for.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+# ANYDEPTH keeps 16-bit data, ANYCOLOR keeps grey as grey. Unlike IMREAD_UNCHANGED this
+# still applies the EXIF orientation, so phone photos come out upright; alpha, which
+# IMREAD_UNCHANGED would add, is dropped anyway.
+_READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
+def read_image(image_or_path: Union[PathLike, np.ndarray]) -> np.ndarray:
+    """Return the image as a new RGB ``uint8`` (H, W, 3) C-contiguous array. A path is read
+    from disk (ImageReadError if missing or not an image); an array is taken as RGB, RGBA
+    or grey and converted (FaceAlignmentError if its shape or values do not fit)."""
+    if isinstance(image_or_path, np.ndarray):
+        return _to_rgb8(image_or_path, "image array")
+    if not isinstance(image_or_path, (str, os.PathLike)):
+        raise FaceAlignmentError(
+            f"{type(image_or_path).__name__}: expected an image path or a numpy array")
+    path = os.fspath(image_or_path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f"{path}: no such image file")
+    decoded = cv2.imread(path, _READ_FLAGS)
+    if decoded is None:
+        raise ImageReadError(f"{path}: not a readable image")
+    if decoded.ndim == 3:
+        # OpenCV decodes to BGR(A); the rest of the pipeline is RGB.
+        decoded = decoded[..., 2::-1] if decoded.shape[2] >= 3 else decoded
+    return _to_rgb8(decoded, path)
+
+
+def _to_rgb8(array: np.ndarray, name: str) -> np.ndarray:
+    """Channels to RGB, values to uint8; ``name`` is what error messages call the input."""
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        rgb = array[..., :3]
+    elif array.ndim == 2:
+        rgb = array[..., None]
+    else:
+        raise FaceAlignmentError(
+            f"{name}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got {array.shape}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise FaceAlignmentError(f"{name}: image has no pixels (shape {array.shape})")
+    rgb8 = _to_uint8(rgb, name)
+    if rgb8.shape[2] == 1:
+        rgb8 = np.repeat(rgb8, 3, axis=2)
+    # Copy even when nothing changed, so callers may draw on the result freely.
+    return np.array(rgb8, dtype=np.uint8, order="C", copy=True)
+
+
+def _to_uint8(values: np.ndarray, name: str) -> np.ndarray:
+    if values.dtype == np.uint8:
+        return values
+    if values.dtype == np.uint16:
+        return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(values.dtype, np.floating):
+        low, high = float(np.min(values)), float(np.max(values))
+        if not (0.0 <= low and high <= 1.0):  # also rejects NaN
+            raise FaceAlignmentError(
+                f"{name}: float image values must lie in [0, 1], got [{low:g}, {high:g}]")
+        return np.rint(values * 255.0).astype(np.uint8)
+    if values.dtype == np.bool_:
+        return values.astype(np.uint8) * np.uint8(255)
+    if np.issubdtype(values.dtype, np.integer):
+        low, high = int(np.min(values)), int(np.max(values))
+        if low < 0 or high > 255:
+            raise FaceAlignmentError(
+                f"{name}: {values.dtype} image values must lie in [0, 255], "
+                f"got [{low}, {high}]")
+        return values.astype(np.uint8)
+    raise FaceAlignmentError(f"{name}: unsupported image dtype {values.dtype}")
+
+
+def list_images(folder: PathLike, recursive: bool = False) -> List[str]:
+    """Paths of the image files in ``folder`` (by suffix, any case), sorted. Hidden files
+    and folders (names starting with '.') are skipped: they are mostly editor or OS debris
+    such as macOS ``._photo.jpg`` resource forks, which are not images."""
+    root = os.fspath(folder)
+    if not os.path.isdir(root):
+        raise FaceAlignmentError(f"{root}: not a folder")
+    found = []
+    for current, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        found.extend(os.path.join(current, f) for f in files
+                     if not f.startswith(".")
+                     and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    return sorted(found)
