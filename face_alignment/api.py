@@ -1,0 +1,200 @@
+"""The one object most users need: built once from a model, then one call per image.
+
+    fa = FaceAlignment("weights/2DFAN4.h5")
+    landmarks, scores, boxes = fa.get_landmarks_from_image("face.jpg")
+
+With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are found with dlib
+unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
+consecutive images) go through the network in batches.
+"""
+import logging
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .backends import NNablaNetwork, default_context_name, make_context
+from .errors import FaceAlignmentError
+from .pipeline.crop import FaceFrames, crop_faces
+from .pipeline.decode import DECODE_METHODS, decode
+from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
+from .pipeline.flip import flip_crops, unflip_heatmaps
+from .pipeline.image import read_image
+from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
+from .weights import load_weights
+
+log = logging.getLogger(__name__)
+NUM_LANDMARKS = 68
+
+
+class Prediction(NamedTuple):
+    """The faces of one image. Coordinates are in the image's pixels (the centre of the
+    top-left pixel is (0, 0), as in face-alignment); z is in the same unit."""
+
+    landmarks: np.ndarray  # (N, 68, 2) or (N, 68, 3) float64
+    scores: np.ndarray  # (N, 68) heatmap peak values
+    boxes: np.ndarray  # (N, 4) [left, top, right, bottom]
+
+    @classmethod
+    def empty(cls, dims: int) -> "Prediction":
+        return cls(np.zeros((0, NUM_LANDMARKS, dims)), np.zeros((0, NUM_LANDMARKS)), np.zeros((0, 4)))
+
+
+ImageInput = Union[str, np.ndarray]
+
+
+class FaceAlignment:
+    """FAN (and, for 3D, ResNetDepth) with a face detector, ready to landmark images.
+
+    ``model`` / ``depth_model``: NNabla ``.h5`` files (converted or published). ``decode``:
+    "centroid" (default: sub-pixel, from ibug's training code) or "argmax" (the authors');
+    ``integer_landmarks`` truncates argmax results to integers exactly as the authors' code
+    does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
+    "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn).
+    ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed).
+    """
+
+    def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
+                 network_size: Optional[int] = None, decode: Optional[str] = None, flip: bool = False,
+                 integer_landmarks: bool = False, detector: Optional[str] = None,
+                 cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
+                 context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
+                 reference_scale: float = 195.0, batch_size: int = 8):
+        context = context or default_context_name()
+        self.context = make_context(context, device_id, type_config)
+        fan_weights = load_weights(model, kind=FAN, num_modules=network_size, arch=arch)
+        self.arch = fan_weights.arch
+        self.fan = NNablaNetwork(self.arch, fan_weights.params, self.context)
+        self.depth = None
+        if depth_model is not None:
+            depth_weights = load_weights(depth_model, kind=RESNET_DEPTH)
+            self.depth = NNablaNetwork(depth_weights.arch, depth_weights.params, self.context)
+        self.decode = decode or self.arch.decode
+        if self.decode not in DECODE_METHODS:
+            raise FaceAlignmentError(f"decode {self.decode!r}: expected one of {', '.join(DECODE_METHODS)}")
+        if integer_landmarks and (self.decode != "argmax" or self.arch.crop != CROP_AUTHORS):
+            raise FaceAlignmentError("integer landmarks are the authors' rounding: they need decode='argmax' "
+                                     f"and the authors' crop ({self.arch.name} uses {self.arch.crop!r})")
+        if batch_size < 1:
+            raise FaceAlignmentError(f"batch size {batch_size}: expected 1 or more")
+        self.flip = flip
+        self.integer_landmarks = integer_landmarks
+        self.reference_scale = float(reference_scale)
+        self.batch_size = int(batch_size)
+        self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
+        self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
+        self._detector = None
+        log.info("%s (%s) on %s, %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D", context,
+                 self.decode, ", flip" if flip else "")
+
+    @property
+    def is_3d(self) -> bool:
+        return self.depth is not None
+
+    @property
+    def detector(self):
+        """The dlib detector, built on first use: callers who pass boxes never need it."""
+        if self._detector is None:
+            from .pipeline.detection import FaceDetector
+            self._detector = FaceDetector(self._detector_kind, **self._detector_options)
+        return self._detector
+
+    def detect_faces(self, image: np.ndarray) -> np.ndarray:
+        """(N, 4) boxes [left, top, right, bottom] of the faces dlib finds in an RGB image."""
+        return self.detector.detect(image)[:, :4]
+
+    def get_landmarks_from_image(self, image_or_path: ImageInput,
+                                 boxes: Optional[np.ndarray] = None) -> Prediction:
+        """Landmarks of every face in one image (array or path); ``boxes`` (N, 4) skip detection."""
+        return next(self.get_landmarks_from_images([image_or_path], None if boxes is None else [boxes]))
+
+    def get_landmarks_from_images(self, images: Iterable[ImageInput],
+                                  boxes: Optional[Sequence[Optional[np.ndarray]]] = None) -> Iterator[Prediction]:
+        """One Prediction per image, in order; faces of consecutive images share batches."""
+        for predictions in self.predict(images, boxes, (self.decode,)):
+            yield predictions[self.decode]
+
+    def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
+                decodes: Sequence[str] = ("centroid",)) -> Iterator[Dict[str, Prediction]]:
+        """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
+        (e.g. argmax and centroid, to compare them): one {method: Prediction} per image."""
+        for method in decodes:
+            if method not in DECODE_METHODS:
+                raise FaceAlignmentError(f"decode {method!r}: expected one of {', '.join(DECODE_METHODS)}")
+        pending: List[Tuple[np.ndarray, np.ndarray]] = []
+        for index, item in enumerate(images):
+            image = read_image(item)
+            given = None if boxes is None else boxes[index]
+            faces = self.detect_faces(image) if given is None else _as_boxes(given)
+            pending.append((image, faces))
+            if sum(len(f) for _, f in pending) >= self.batch_size:
+                yield from self._landmarks(pending, decodes)
+                pending = []
+        if pending:
+            yield from self._landmarks(pending, decodes)
+
+    # The steps below run once for a group of images, so the networks see full batches.
+
+    def _landmarks(self, group: List[Tuple[np.ndarray, np.ndarray]], decodes: Sequence[str]):
+        crops, frames = [], []
+        for image, faces in group:
+            image_crops, image_frames = crop_faces(image, faces, self.arch.crop, self.reference_scale)
+            crops.append(image_crops)
+            frames.append(image_frames)
+        crops = np.concatenate(crops) if crops else np.zeros((0, 3, 256, 256), np.float32)
+        heatmaps = self._heatmaps(crops)
+        per_method = {m: self._decode(heatmaps, crops, frames, m) for m in decodes}
+        start = 0
+        for (_, faces), image_frames in zip(group, frames):
+            end = start + len(faces)
+            yield {m: Prediction(points[start:end], scores[start:end], faces.copy())
+                   for m, (points, scores) in per_method.items()}
+            start = end
+
+    def _batches(self, array: np.ndarray):
+        for start in range(0, len(array), self.batch_size):
+            yield array[start:start + self.batch_size]
+
+    def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, NUM_LANDMARKS, 64, 64), np.float32)
+        out = []
+        for batch in self._batches(crops):
+            heatmaps = self.fan(batch)
+            if self.flip:
+                heatmaps = heatmaps + unflip_heatmaps(self.fan(flip_crops(batch)))
+            out.append(heatmaps)
+        return np.concatenate(out)
+
+    def _decode(self, heatmaps: np.ndarray, crops: np.ndarray, frames: List[FaceFrames], method: str):
+        points_hm, scores = decode(heatmaps, method)
+        integer = self.integer_landmarks and method == "argmax"
+        points, start = [], 0
+        for image_frames in frames:
+            end = start + len(image_frames)
+            points.append(image_frames.to_image(points_hm[start:end], integer=integer))
+            start = end
+        points = np.concatenate(points) if points else np.zeros((0, NUM_LANDMARKS, 2))
+        if self.is_3d and len(points):
+            depth_scale = np.concatenate([f.depth_scale for f in frames])
+            z = self._depth(crops, FaceFrames.to_crop(points_hm), exact_authors=(method == "argmax"))
+            points = np.concatenate([points, (z * depth_scale[:, None])[..., None]], axis=2)
+        return points, scores
+
+    def _depth(self, crops: np.ndarray, points_crop: np.ndarray, exact_authors: bool) -> np.ndarray:
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            end = start + self.batch_size
+            heatmaps = render_landmark_heatmaps(points_crop[start:end], exact_authors)
+            out.append(self.depth(depth_network_input(crops[start:end], heatmaps)))
+        return np.concatenate(out).astype(np.float64)
+
+
+def _as_boxes(boxes) -> np.ndarray:
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        return np.zeros((0, 4))
+    if boxes.ndim == 1:
+        boxes = boxes[None]
+    if boxes.ndim != 2 or boxes.shape[1] < 4:
+        raise FaceAlignmentError(f"boxes of shape {boxes.shape}: expected (N, 4) [left, top, right, bottom]")
+    return boxes[:, :4]

@@ -1,0 +1,204 @@
+"""``model_inference.py``: landmarks for photos, drawn and/or saved as JSON.
+
+Keeps every flag of nnabla-examples' script with its meaning, and adds what users of the
+PyTorch face-alignment package expect: several images or folders, JSON output, given boxes,
+a choice of decoding, flip augmentation and detector.
+"""
+import argparse
+import json
+import logging
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .backends import CONTEXTS, TYPE_CONFIGS, default_context_name
+from .cli_support import command_line
+from .errors import FaceAlignmentError
+from .files import atomic_write
+from .pipeline.decode import DECODE_METHODS
+
+log = logging.getLogger("face_alignment")
+
+# Where a model is looked for when no path is given: nnabla-examples' default file name in
+# the current folder, then what converters/fetch_weights.py puts in weights/.
+DEFAULT_MODELS = {
+    "2D": ("2DFAN4_NNabla_model.h5", "weights/2DFAN4.h5", "weights/2DFAN4_NNabla_model.h5"),
+    "3D": ("3DFAN4_NNabla_model.h5", "weights/3DFAN4.h5", "weights/3DFAN4_NNabla_model.h5"),
+    "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
+}
+FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="model_inference.py",
+        description="68 facial landmarks with FAN in NNabla: detect faces, crop, infer, decode, draw.")
+    p.add_argument("--model", "-m", help="FAN weights (.h5); default: 2DFAN4_NNabla_model.h5 here, or "
+                   "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
+    p.add_argument("--test-image", action="append", required=True, metavar="PATH",
+                   help="image file or folder of images; repeat for several")
+    p.add_argument("--output", help="picture to write (one image), or folder (several); default output.png, "
+                   "or nothing when only --save-json is asked for")
+    p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
+                   help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
+    p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
+                   "Resnet_Depth_NNabla_model.h5 here, or weights/depth.h5")
+    p.add_argument("--network-size", type=int, choices=(1, 2, 3, 4),
+                   help="hourglass modules; default: what the weight file holds")
+    p.add_argument("--arch", help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
+    p.add_argument("--reference-scale", type=float, default=195.0,
+                   help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
+    p.add_argument("--context", "-c", choices=CONTEXTS, default=default_context_name(),
+                   help="nnabla context (default: %(default)s; cudnn needs nnabla-ext-cuda)")
+    p.add_argument("--device-id", "-d", type=int, default=0, help="GPU id for cudnn")
+    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
+    p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
+                   help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
+    p.add_argument("--detector", choices=("hog", "cnn"),
+                   help="dlib face detector (default: hog on cpu, cnn on cudnn)")
+    p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
+                   "image, or {file name: [[l, t, r, b], ...]}")
+    p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
+    p.add_argument("--integer-landmarks", action="store_true",
+                   help="with --decode argmax: truncate to integers exactly as the authors' code")
+    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
+    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (default: %(default)s)")
+    p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def find_model(given: Optional[str], which: str) -> str:
+    if given:
+        return given
+    for candidate in DEFAULT_MODELS[which]:
+        if os.path.isfile(candidate):
+            return candidate
+    raise FaceAlignmentError(
+        f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; pass its path, "
+        f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}")
+
+
+def collect_images(paths: List[str]) -> List[str]:
+    from .pipeline.image import list_images
+
+    images = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = list_images(path)
+            if not found:
+                raise FaceAlignmentError(f"{path}: folder holds no images")
+            images.extend(found)
+        elif os.path.exists(path):
+            images.append(path)
+        else:
+            raise FaceAlignmentError(f"{path}: no such image or folder")
+    return images
+
+
+def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
+    """Boxes for each image from a JSON file; images it does not mention are detected."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
+    except ValueError as e:
+        raise FaceAlignmentError(f"{path}: not valid JSON ({e})") from None
+
+    def parse(value, where):
+        try:
+            boxes = np.asarray(value, dtype=np.float64).reshape(-1, 4)
+        except (TypeError, ValueError):
+            raise FaceAlignmentError(f"{path}: {where} is not a list of [left, top, right, bottom]") from None
+        if len(boxes) and not np.all(boxes[:, 2:] > boxes[:, :2]):
+            raise FaceAlignmentError(f"{path}: {where} has a box with right <= left or bottom <= top")
+        return boxes
+
+    if isinstance(data, list):
+        boxes = parse(data, "the list")
+        return [boxes for _ in images]
+    if isinstance(data, dict):
+        by_name = {name: parse(value, repr(name)) for name, value in data.items()}
+        return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
+    raise FaceAlignmentError(f"{path}: expected a list of boxes or an object mapping file names to boxes")
+
+
+def image_record(path: str, image_shape, prediction) -> Dict:
+    height, width = image_shape[:2]
+    return {"path": path, "width": int(width), "height": int(height),
+            "faces": [{"box": [float(v) for v in box],
+                       "landmarks": landmarks.astype(float).tolist(),
+                       "scores": scores.astype(float).tolist()}
+                      for box, landmarks, scores in zip(prediction.boxes, prediction.landmarks, prediction.scores)]}
+
+
+def write_json(path: str, document: Dict):
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump(document, f)
+
+
+def output_path(output: Optional[str], image: str, several: bool) -> str:
+    if not several:
+        return output
+    stem = os.path.splitext(os.path.basename(image))[0]
+    return os.path.join(output, f"{stem}_landmarks.png")
+
+
+@command_line
+def main(argv=None):
+    args = parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from .api import FaceAlignment
+    from .pipeline import draw
+    from .pipeline.image import read_image
+
+    images = collect_images(args.test_image)
+    several = len(images) > 1 or any(os.path.isdir(p) for p in args.test_image)
+    output = args.output
+    if output is None and not args.save_json:
+        output = "output" if several else "output.png"
+    if output and several:
+        os.makedirs(output, exist_ok=True)
+    boxes = read_boxes(args.boxes, images) if args.boxes else None
+
+    model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
+    depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
+    fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
+                       flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
+                       cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
+                       type_config=args.type_config, reference_scale=args.reference_scale,
+                       batch_size=args.batch_size)
+
+    # Each image is read once: kept here from reading until its landmarks come back.
+    loaded = {}
+
+    def reading():
+        for index, path in enumerate(images):
+            loaded[index] = read_image(path)
+            yield loaded[index]
+
+    records = []
+    progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
+    for index, prediction in enumerate(fa.get_landmarks_from_images(reading(), boxes)):
+        progress.update(1)
+        path, image = images[index], loaded.pop(index)
+        if len(prediction.boxes) == 0:
+            log.warning("%s: no face found", path)
+        records.append(image_record(path, image.shape, prediction))
+        if output:
+            faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
+            picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+            if args.caption:
+                picture = draw.caption(picture, args.caption)
+            target = output_path(output, path, several)
+            draw.save_image(target, picture)
+            log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+    progress.close()
+    if args.save_json:
+        write_json(args.save_json, {"images": records})
+        log.info("wrote %s", args.save_json)
+    return 0
