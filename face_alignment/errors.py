@@ -32,3 +32,8 @@ class BackendUnavailableError(FaceAlignmentError):
 
 class ImageReadError(FaceAlignmentError):
     """An image file that cannot be read."""
+
+
+class AnnotationError(FaceAlignmentError):
+    """A landmark annotation (.pts), annotation folder or prediction file that is missing,
+    unreadable or not in the expected shape."""
