@@ -132,6 +132,20 @@ class FaceAlignment:
         if pending:
             yield from self._landmarks(pending, decodes)
 
+    def predict_files(self, paths: Sequence[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
+                      decodes: Sequence[str] = ("centroid",)) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
+        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
+        each image is read once and held only until its landmarks come back."""
+        held = {}
+
+        def reading():
+            for index, path in enumerate(paths):
+                held[index] = read_image(path)
+                yield held[index]
+
+        for index, predictions in enumerate(self.predict(reading(), boxes, decodes)):
+            yield paths[index], held.pop(index), predictions
+
     # The steps below run once for a group of images, so the networks see full batches.
 
     def _landmarks(self, group: List[Tuple[np.ndarray, np.ndarray]], decodes: Sequence[str]):

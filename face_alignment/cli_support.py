@@ -1,4 +1,5 @@
 """What every command line shares: errors become one line on stderr and exit status 2."""
+import argparse
 import functools
 import logging
 import sys
@@ -6,6 +7,13 @@ import sys
 from .errors import FaceAlignmentError
 
 EXIT_BAD_INPUT = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage mistakes are reported like every other error: one line, status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
 
 
 def command_line(main):

@@ -4,6 +4,11 @@
     python -m face_alignment.evaluate --ground-truth FOLDER --predictions A.json [B.json ...]
         [--normalization interocular|interpupil|face-size] [--threshold 0.07] [--json]
         [--ced-plot out.png [--plot-size 800x600]] [--label NAME ...]
+    python -m face_alignment.evaluate --ground-truth FOLDER --model FAN.h5 [--decode both] ...
+
+With ``--model`` the model runs on the annotated images itself (faces found by dlib, or
+``--gt-boxes``: boxes around the annotated points) and ``--decode both`` scores argmax and
+centroid decoding of the same heatmaps side by side.
 
 With ``--json`` stdout is one JSON object: for a single predictions file the result object
 (``{"label", "normalization", "threshold", "images", "faces", "nme", "auc", "failure_rate",
@@ -16,20 +21,15 @@ import argparse
 import json
 import os
 import re
-import sys
-from typing import Any, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
 from .evaluation.metrics import FACE_SIZE
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes are reported like every other error: one line, status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
 
 
 def _plot_size(text: str) -> Tuple[int, int]:
@@ -40,16 +40,25 @@ def _plot_size(text: str) -> Tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = ArgumentParser(
         prog="python -m face_alignment.evaluate",
         description="Score predicted 68-point landmarks against iBUG .pts annotations.")
     parser.add_argument("--ground-truth", required=True, metavar="FOLDER",
                         help="images with .pts files of the same stem beside them "
                              "(name.pts or name_1.pts, name_2.pts, ...; subfolders included)")
-    # A model-running source (--model M.h5 [--decode argmax|centroid|both]) will join
-    # --predictions here, as a mutually exclusive alternative; see _documents below.
-    parser.add_argument("--predictions", required=True, nargs="+", metavar="JSON",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", nargs="+", metavar="JSON",
                         help="prediction documents as written by model_inference.py --save-json")
+    source.add_argument("--model", metavar="FAN.h5", help="run this model on the annotated images")
+    model = parser.add_argument_group("with --model")
+    model.add_argument("--decode", choices=("argmax", "centroid", "both"), default="centroid",
+                       help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
+    model.add_argument("--gt-boxes", action="store_true",
+                       help="crop around the annotated points instead of detecting faces")
+    model.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector")
+    model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
+    model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
+    model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="name of each predictions file in the report and the chart legend, "
                              "repeated once per file (default: the file's stem)")
@@ -66,12 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _documents(args: argparse.Namespace) -> List[Tuple[str, str, Any]]:
-    """(label, source, document) for each set of predictions to score.
-
-    Documents are read from the --predictions files. THIS IS WHERE a model-running source
-    will go: for --model, run the pipeline on the ground-truth images and yield one in-memory
-    document per decoding (labels e.g. "argmax", "centroid"); scoring is the same."""
+def _documents(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, Any]]:
+    """(label, source, document) for each set of predictions to score: read from the
+    --predictions files, or made by running --model (one document per decoding)."""
+    if args.model:
+        return _run_model(args, ground_truth)
     labels = args.label or [os.path.splitext(os.path.basename(p))[0] for p in args.predictions]
     if len(labels) != len(args.predictions):
         raise FaceAlignmentError(f"--label given {len(labels)} times for {len(args.predictions)} "
@@ -79,11 +87,31 @@ def _documents(args: argparse.Namespace) -> List[Tuple[str, str, Any]]:
     return [(label, path, read_predictions(path)) for label, path in zip(labels, args.predictions)]
 
 
+def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, Any]]:
+    from .api import FaceAlignment
+    from .document import image_record
+    from .evaluation import points_box
+
+    methods = ("argmax", "centroid") if args.decode == "both" else (args.decode,)
+    if args.label and len(args.label) != len(methods):
+        raise FaceAlignmentError(f"--label given {len(args.label)} times for {len(methods)} decoding(s)")
+    labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
+    images = list(ground_truth.values())
+    boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
+    fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
+                       cnn_detector_model=args.cnn_model)
+    records = {m: [] for m in methods}
+    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods):
+        for m in methods:
+            records[m].append(image_record(path, image.shape, predictions[m]))
+    return [(label, f"{args.model} ({m})", {"images": records[m]}) for label, m in zip(labels, methods)]
+
+
 def run(args: argparse.Namespace) -> None:
     ground_truth = load_ground_truth(args.ground_truth)
     results = [evaluate_document(document, ground_truth, args.normalization, args.threshold,
                                  source=source, label=label)
-               for label, source, document in _documents(args)]
+               for label, source, document in _documents(args, ground_truth)]
     if args.ced_plot:
         plot_ced([(result.label, result.errors) for result in results], args.ced_plot,
                  args.threshold, args.plot_size, x_label=f"NME ({args.normalization})")
@@ -96,15 +124,11 @@ def run(args: argparse.Namespace) -> None:
         print(f"\nCED curves written to {args.ced_plot}")
 
 
+@command_line
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except FaceAlignmentError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    run(build_parser().parse_args(argv))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

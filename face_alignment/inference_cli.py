@@ -4,7 +4,6 @@ Keeps every flag of nnabla-examples' script with its meaning, and adds what user
 PyTorch face-alignment package expect: several images or folders, JSON output, given boxes,
 a choice of decoding, flip augmentation and detector.
 """
-import argparse
 import json
 import logging
 import os
@@ -13,9 +12,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .backends import CONTEXTS, TYPE_CONFIGS, default_context_name
-from .cli_support import command_line
+from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
-from .files import atomic_write
+from .document import image_record, write_document
 from .pipeline.decode import DECODE_METHODS
 
 log = logging.getLogger("face_alignment")
@@ -30,8 +29,8 @@ DEFAULT_MODELS = {
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="model_inference.py",
         description="68 facial landmarks with FAN in NNabla: detect faces, crop, infer, decode, draw.")
     p.add_argument("--model", "-m", help="FAN weights (.h5); default: 2DFAN4_NNabla_model.h5 here, or "
@@ -126,20 +125,6 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     raise FaceAlignmentError(f"{path}: expected a list of boxes or an object mapping file names to boxes")
 
 
-def image_record(path: str, image_shape, prediction) -> Dict:
-    height, width = image_shape[:2]
-    return {"path": path, "width": int(width), "height": int(height),
-            "faces": [{"box": [float(v) for v in box],
-                       "landmarks": landmarks.astype(float).tolist(),
-                       "scores": scores.astype(float).tolist()}
-                      for box, landmarks, scores in zip(prediction.boxes, prediction.landmarks, prediction.scores)]}
-
-
-def write_json(path: str, document: Dict):
-    with atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump(document, f)
-
-
 def output_path(output: Optional[str], image: str, several: bool) -> str:
     if not several:
         return output
@@ -154,7 +139,6 @@ def main(argv=None):
 
     from .api import FaceAlignment
     from .pipeline import draw
-    from .pipeline.image import read_image
 
     images = collect_images(args.test_image)
     several = len(images) > 1 or any(os.path.isdir(p) for p in args.test_image)
@@ -173,19 +157,11 @@ def main(argv=None):
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size)
 
-    # Each image is read once: kept here from reading until its landmarks come back.
-    loaded = {}
-
-    def reading():
-        for index, path in enumerate(images):
-            loaded[index] = read_image(path)
-            yield loaded[index]
-
     records = []
     progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
-    for index, prediction in enumerate(fa.get_landmarks_from_images(reading(), boxes)):
+    for path, image, predictions in fa.predict_files(images, boxes, (fa.decode,)):
+        prediction = predictions[fa.decode]
         progress.update(1)
-        path, image = images[index], loaded.pop(index)
         if len(prediction.boxes) == 0:
             log.warning("%s: no face found", path)
         records.append(image_record(path, image.shape, prediction))
@@ -199,6 +175,6 @@ def main(argv=None):
             log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     progress.close()
     if args.save_json:
-        write_json(args.save_json, {"images": records})
+        write_document(args.save_json, records)
         log.info("wrote %s", args.save_json)
     return 0

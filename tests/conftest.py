@@ -11,9 +11,10 @@ sys.path.insert(0, TESTS)
 
 
 def run_tool(script, *args, cwd=ROOT):
-    """Run one of the project's command lines as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
+    """Run one of the project's command lines as a user would; returns the CompletedProcess.
+    ``script`` is a path from the repository root, or ``-m module``."""
+    command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
 def assert_one_line_error(result, *fragments):

@@ -1,15 +1,14 @@
 """Command lines for weights: convert a PyTorch checkpoint, fetch a known model."""
-import argparse
 import logging
 
-from ..cli_support import command_line
+from ..cli_support import ArgumentParser, command_line
 from ..registry import ARCHITECTURES, KNOWN_WEIGHTS, RESNET_DEPTH
 
 log = logging.getLogger("face_alignment")
 
 
 def _convert_parser(prog=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, description="Convert the authors' or ibug's PyTorch FAN / ResNetDepth weights to an NNabla .h5")
     p.add_argument("--pretrained-model", "-i", required=True, metavar="SRC",
                    help="checkpoint: .pth.tar (legacy), depth .pth.tar, TorchScript .zip, or ibug .pth")
@@ -46,7 +45,7 @@ def convert_depth_main(argv=None):
 def fetch_main(argv=None):
     from .fetch import DEFAULT_DIR, fetch
 
-    p = argparse.ArgumentParser(description="Download a known FAN model into weights/ and convert it to NNabla .h5")
+    p = ArgumentParser(description="Download a known FAN model into weights/ and convert it to NNabla .h5")
     p.add_argument("name", nargs="?", choices=list(KNOWN_WEIGHTS), metavar="NAME",
                    help="one of: " + ", ".join(KNOWN_WEIGHTS))
     p.add_argument("--list", action="store_true", help="list the known models and exit")

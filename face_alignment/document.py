@@ -1,0 +1,29 @@
+"""The results document that ``model_inference.py --save-json`` writes and
+``python -m face_alignment.evaluate`` reads::
+
+    {"images": [{"path": str, "width": int, "height": int,
+                 "faces": [{"box": [l, t, r, b],
+                            "landmarks": [[x, y] or [x, y, z] x 68],
+                            "scores": [68 floats]}]}]}
+
+Coordinates are in the original image's pixels, as floats.
+"""
+import json
+from typing import Dict, Sequence
+
+from .files import atomic_write
+
+
+def image_record(path: str, image_shape: Sequence[int], prediction) -> Dict:
+    """One entry of ``images`` for a :class:`face_alignment.api.Prediction`."""
+    height, width = image_shape[:2]
+    return {"path": path, "width": int(width), "height": int(height),
+            "faces": [{"box": [float(v) for v in box],
+                       "landmarks": landmarks.astype(float).tolist(),
+                       "scores": scores.astype(float).tolist()}
+                      for box, landmarks, scores in zip(prediction.boxes, prediction.landmarks, prediction.scores)]}
+
+
+def write_document(path: str, records) -> None:
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump({"images": list(records)}, f)

@@ -1,0 +1,46 @@
+"""evaluate --model runs the pipeline itself; its scores equal scoring model_inference.py's JSON."""
+import json
+import os
+
+import pytest
+
+import checkpoints
+from conftest import SHARED, run_tool
+from face_alignment.evaluation import load_ground_truth, points_box
+from face_alignment.weights.convert import convert_checkpoint
+
+FACES = os.path.join(SHARED, "data", "faces")
+
+
+@pytest.fixture(scope="module")
+def fan(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval_model")
+    checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=8), folder / "2dfan2.pth")
+    convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
+    return str(folder / "fan.h5")
+
+
+def test_decode_both_in_one_pass_matches_scoring_saved_predictions(tmp_path, fan):
+    result = run_tool("-m face_alignment.evaluate", "--ground-truth", FACES, "--model", fan,
+                      "--decode", "both", "--gt-boxes", "--json", "--ced-plot", tmp_path / "ced.png")
+    assert result.returncode == 0, result.stderr
+    both = json.loads(result.stdout)["results"]
+    assert [r["label"] for r in both] == ["fan argmax", "fan centroid"]
+    assert (tmp_path / "ced.png").exists()
+
+    truth = load_ground_truth(FACES)
+    boxes = {name: points_box(image.faces[0])[None].tolist() for name, image in truth.items()}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    for decoded in both:
+        method = decoded["label"].split()[-1]
+        saved = tmp_path / f"{method}.json"
+        made = run_tool("model_inference.py", "--model", fan, "--test-image", FACES, "--boxes",
+                        tmp_path / "boxes.json", "--decode", method, "--save-json", saved)
+        assert made.returncode == 0, made.stderr
+        scored = run_tool("-m face_alignment.evaluate", "--ground-truth", FACES, "--predictions", saved, "--json")
+        assert scored.returncode == 0, scored.stderr
+        scored = json.loads(scored.stdout)
+        assert scored["faces"] == decoded["faces"] == 2 and scored["missed"] == decoded["missed"] == 0
+        assert scored["nme"] == pytest.approx(decoded["nme"], rel=1e-9)
+        assert scored["auc"] == pytest.approx(decoded["auc"], rel=1e-9)
+    assert both[0]["nme"] != both[1]["nme"]  # two decodings of the same heatmaps really differ

@@ -1,0 +1,138 @@
+"""model_inference.py as a user runs it: JSON output, given boxes, folders, 3D, bad input."""
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+import checkpoints
+from conftest import SHARED, assert_one_line_error, run_tool
+from face_alignment.weights.convert import convert_checkpoint
+
+TOOL = "model_inference.py"
+FACES = os.path.join(SHARED, "data", "faces")
+BOXES = {"breakingbad.jpg": [[1180.0, 230.0, 1420.0, 520.0]], "einstein.jpg": [[250.0, 260.0, 600.0, 640.0]]}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, depth_net):
+    """A 2-module FAN (fast) and a ResNetDepth, random weights, converted from checkpoints."""
+    folder = tmp_path_factory.mktemp("cli_models")
+    checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=3), folder / "2dfan2.pth")
+    convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
+    checkpoints.save_depth_checkpoint(depth_net, folder / "depth-2a464da4ea.pth.tar")
+    convert_checkpoint(str(folder / "depth-2a464da4ea.pth.tar"), str(folder / "depth.h5"))
+    return str(folder / "fan.h5"), str(folder / "depth.h5")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in BOXES:
+        shutil.copy(os.path.join(FACES, name), folder / name)
+    return folder
+
+
+def check_document(document, dims):
+    """The documented --save-json shape, value by value."""
+    assert set(document) == {"images"}
+    for record in document["images"]:
+        assert set(record) == {"path", "width", "height", "faces"}
+        image = cv2.imread(record["path"])
+        assert (record["height"], record["width"]) == image.shape[:2]
+        for face in record["faces"]:
+            assert set(face) == {"box", "landmarks", "scores"}
+            assert len(face["box"]) == 4 and all(isinstance(v, float) for v in face["box"])
+            assert len(face["landmarks"]) == 68 and all(len(p) == dims for p in face["landmarks"])
+            assert all(isinstance(v, float) for p in face["landmarks"] for v in p)
+            assert len(face["scores"]) == 68 and all(isinstance(v, float) for v in face["scores"])
+
+
+def test_folder_with_boxes_json_and_pictures(tmp_path, models, photos):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps(BOXES))
+    out_json, out_dir = tmp_path / "result.json", tmp_path / "drawn"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", photos, "--boxes", boxes,
+                      "--save-json", out_json, "--output", out_dir)
+    assert result.returncode == 0, result.stderr
+    assert "2/2" in result.stderr  # the progress bar went through both images
+    document = json.loads(out_json.read_text())
+    check_document(document, dims=2)
+    assert [os.path.basename(r["path"]) for r in document["images"]] == sorted(BOXES)
+    for record in document["images"]:
+        [face] = record["faces"]
+        assert face["box"] == BOXES[os.path.basename(record["path"])][0]  # honoured, not detected
+        points = np.array(face["landmarks"])
+        left, top, right, bottom = face["box"]
+        size = right - left
+        # Landmarks lie in the crop around the box (random weights put them anywhere in it).
+        assert np.all(points[:, 0] > left - size) and np.all(points[:, 0] < right + size)
+    assert sorted(os.listdir(out_dir)) == ["breakingbad_landmarks.png", "einstein_landmarks.png"]
+    drawn = cv2.imread(str(out_dir / "einstein_landmarks.png"))
+    assert drawn.shape == cv2.imread(os.path.join(FACES, "einstein.jpg")).shape
+
+
+def test_box_list_applies_to_every_image_and_json_alone_draws_nothing(tmp_path, models):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[300, 300, 500, 520], [10, 10, 120, 140]]))
+    out_json = tmp_path / "r.json"
+    result = run_tool(TOOL, "-m", models[0], "--test-image", os.path.join(FACES, "einstein.jpg"),
+                      "--test-image", os.path.join(FACES, "breakingbad.jpg"), "--boxes", boxes,
+                      "--save-json", out_json, "--decode", "argmax", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out_json.read_text())
+    assert [len(r["faces"]) for r in document["images"]] == [2, 2]
+    assert document["images"][1]["faces"][1]["box"] == [10.0, 10.0, 120.0, 140.0]
+    assert sorted(os.listdir(tmp_path)) == ["boxes.json", "r.json"]  # nothing drawn
+
+
+def test_3d_landmarks_and_3d_view(tmp_path, models):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "out3d.png"
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps(BOXES))
+    result = run_tool(TOOL, "--landmarks-type-3D", "--model", models[0], "--resnet-depth-model", models[1],
+                      "--test-image", os.path.join(FACES, "einstein.jpg"), "--boxes", boxes,
+                      "--save-json", out_json, "--output", out_png)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out_json.read_text())
+    check_document(document, dims=3)
+    z = np.array(document["images"][0]["faces"][0]["landmarks"])[:, 2]
+    assert np.all(np.isfinite(z)) and z.std() > 0
+    picture = cv2.imread(str(out_png))
+    height, width = cv2.imread(os.path.join(FACES, "einstein.jpg")).shape[:2]
+    assert picture.shape[0] == height and picture.shape[1] > width  # the 3D view beside the photo
+
+
+def test_detection_and_no_face(tmp_path, models):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 300, 3), 128, np.uint8))
+    out_json = tmp_path / "r.json"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", blank,
+                      "--test-image", os.path.join(FACES, "breakingbad.jpg"), "--save-json", out_json)
+    assert result.returncode == 0, result.stderr
+    assert "blank.png: no face found" in result.stderr
+    document = json.loads(out_json.read_text())
+    assert document["images"][0]["faces"] == []
+    assert len(document["images"][1]["faces"]) >= 1  # HOG finds at least one of the two people
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, models):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    face = os.path.join(FACES, "einstein.jpg")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", text), "notes.jpg")
+    assert_one_line_error(run_tool(TOOL, "--model", tmp_path / "none.h5", "--test-image", face), "none.h5")
+    assert_one_line_error(run_tool(TOOL, "--model", models[1], "--test-image", face), "ResNetDepth", "FAN")
+    assert_one_line_error(run_tool(TOOL, "--test-image", face, cwd=tmp_path), "fetch_weights.py 2DFAN4")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", tmp_path / "missing.jpg"),
+                          "missing.jpg")
+    bad_boxes = tmp_path / "b.json"
+    bad_boxes.write_text('{"einstein.jpg": [[1, 2, 3]]}')
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--boxes", bad_boxes),
+                          "b.json")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--context", "cudnn"),
+                          "nnabla-ext-cuda")
+    assert not any(p.suffix == ".png" for p in tmp_path.iterdir())
