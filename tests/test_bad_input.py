@@ -134,3 +134,13 @@ def test_h5_that_is_not_hdf5(tmp_path):
         load_weights(str(tmp_path / "x.h5"))
     with pytest.raises(WeightsFileError, match=r"y\.h5: no such file"):
         load_weights(str(tmp_path / "y.h5"))
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    from face_alignment.files import atomic_write
+
+    with atomic_write(str(tmp_path / "a.txt")) as tmp:
+        open(tmp, "w").write("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o666 & ~mask
