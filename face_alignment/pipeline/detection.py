@@ -7,11 +7,7 @@ coordinates (the same frame as landmarks), with right/bottom the last pixel insi
 as dlib reports it, sorted by score, best first. HOG scores are SVM margins and CNN scores
 are MMOD confidences: both are > 0 for a detection but are not comparable with each other."""
 import bz2
-import hashlib
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -19,6 +15,7 @@ import dlib
 import numpy as np
 
 from ..errors import DownloadError, FaceAlignmentError, WeightsFileError
+from ..download import download
 from ..files import atomic_write
 
 CNN_MODEL_NAME = "mmod_human_face_detector.dat"
@@ -34,7 +31,6 @@ DEFAULT_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87f
 DEFAULT_MAX_SIDE = {"hog": 1024, "cnn": 640}
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_DOWNLOAD_CHUNK = 1 << 16
 
 
 def default_model_dirs() -> Tuple[str, str]:
@@ -145,33 +141,16 @@ def download_cnn_detector(dest_path: str, url: str = DEFAULT_URL,
     (atomically: a failed download leaves nothing behind; the folder is created if need
     be) and return ``dest_path``. The decompressed bytes must have the given SHA-256
     (None skips the check); any failure of the download raises DownloadError."""
-    host = urllib.parse.urlsplit(url).netloc or url
     decompressor = bz2.BZ2Decompressor()
-    digest = hashlib.sha256()
     folder = os.path.dirname(os.path.abspath(dest_path))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise FaceAlignmentError(f"{folder}: cannot create folder ({exc.strerror})") from None
     with atomic_write(dest_path, force=True) as tmp_path:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, \
-                    open(tmp_path, "wb") as out:
-                while chunk := response.read(_DOWNLOAD_CHUNK):
-                    data = decompressor.decompress(chunk)
-                    digest.update(data)
-                    out.write(data)
-        except urllib.error.HTTPError as exc:
-            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise DownloadError(f"could not reach {host}: {exc.reason} (no network?)") from None
-        except (OSError, EOFError) as exc:
-            # bz2 signals corrupt data with OSError; socket timeouts are OSErrors too.
-            raise DownloadError(f"{url}: download failed ({exc})") from None
+        digest = download(url, tmp_path, timeout=timeout, decompress=decompressor.decompress)
         if not decompressor.eof:
             raise DownloadError(f"{url}: truncated download (bz2 stream incomplete)")
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise DownloadError(
-                f"{url}: SHA-256 {digest.hexdigest()} of the decompressed file, "
-                f"expected {sha256.lower()}")
+        if sha256 is not None and digest != sha256.lower():
+            raise DownloadError(f"{url}: SHA-256 {digest} of the decompressed file, expected {sha256.lower()}")
     return dest_path

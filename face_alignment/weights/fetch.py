@@ -1,14 +1,11 @@
 """Fetch a known model into ``weights/``: download to a temporary file, check its hash,
 convert it to NNabla ``.h5`` when it is a PyTorch checkpoint, and only then rename it."""
-import hashlib
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Optional
 
+from ..download import download
 from ..errors import DownloadError
 from ..registry import KnownWeights, known_weights
 
@@ -18,29 +15,6 @@ DEFAULT_DIR = "weights"
 
 def output_name(w: KnownWeights) -> str:
     return f"{w.name}.h5" if w.needs_conversion else w.file_name
-
-
-def download(url: str, path: str, progress: bool = False) -> str:
-    """Download ``url`` to ``path`` (overwritten); returns the file's sha256."""
-    host = urllib.parse.urlparse(url).netloc or url
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            from tqdm import tqdm
-            with tqdm(total=total, unit="B", unit_scale=True, disable=None if progress else True,  # None: only on a terminal
-                      
-                      desc=os.path.basename(urllib.parse.urlparse(url).path)) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DownloadError(f"could not reach {host}: {reason} (no network?)") from None
-    return digest.hexdigest()
 
 
 def fetch(name: str, dest_dir: str = DEFAULT_DIR, mirror: Optional[str] = None, check_hash: bool = True,
