@@ -33,10 +33,10 @@ DEFAULT_MAX_SIDE = {"hog": 1024, "cnn": 640}
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def default_model_dirs() -> Tuple[str, str]:
-    """Folders searched for the CNN model when no path is given: ``weights/`` under the
-    current directory, then the repository's own ``weights/``."""
-    return (os.path.join(os.getcwd(), "weights"), os.path.join(_REPO_ROOT, "weights"))
+def default_model_dirs() -> Tuple[str, str, str]:
+    """Folders searched for the CNN model when no path is given: the current directory
+    (nnabla-examples' default), ``weights/`` under it, then the repository's ``weights/``."""
+    return (os.getcwd(), os.path.join(os.getcwd(), "weights"), os.path.join(_REPO_ROOT, "weights"))
 
 
 def find_cnn_model(path: Optional[str] = None,
