@@ -123,6 +123,8 @@ class FaceAlignment:
         pending: List[Tuple[np.ndarray, np.ndarray]] = []
         for index, item in enumerate(images):
             image = read_image(item)
+            if boxes is not None and index >= len(boxes):
+                raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
             faces = self.detect_faces(image) if given is None else _as_boxes(given)
             pending.append((image, faces))
@@ -158,7 +160,7 @@ class FaceAlignment:
         heatmaps = self._heatmaps(crops)
         per_method = {m: self._decode(heatmaps, crops, frames, m) for m in decodes}
         start = 0
-        for (_, faces), image_frames in zip(group, frames):
+        for _, faces in group:
             end = start + len(faces)
             yield {m: Prediction(points[start:end], scores[start:end], faces.copy())
                    for m, (points, scores) in per_method.items()}
