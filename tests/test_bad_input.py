@@ -144,3 +144,15 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_broken_h5_through_model_inference_is_one_line(tmp_path):
+    face = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "faces", "einstein.jpg")
+    params = _zeros("fan", 2)
+    _write_h5(tmp_path / "fan2.h5", params)
+    assert_one_line_error(run_tool("model_inference.py", "--model", tmp_path / "fan2.h5", "--network-size", "4",
+                                   "--test-image", face), "fan2.h5", "2-module FAN", "4-module FAN")
+    del params["l1/conv/b"]
+    _write_h5(tmp_path / "broken.h5", params)
+    assert_one_line_error(run_tool("model_inference.py", "--model", tmp_path / "broken.h5", "--test-image", face),
+                          "broken.h5", "missing: l1/conv/b")

@@ -31,8 +31,8 @@ def annotated_box(name):
     return np.floor([left - pad, top - pad, right + pad, bottom + pad])
 
 
-def authors_pipeline(image, box, fan, depth=None):
-    """Their get_landmarks_from_image for one face, flip off, their constants."""
+def authors_pipeline(image, box, fan, depth=None, flip=False):
+    """Their get_landmarks_from_image for one face, with their constants."""
     U = authors_reference.utils_module()
     d = box
     center = np.array([d[2] - (d[2] - d[0]) / 2.0, d[3] - (d[3] - d[1]) / 2.0])
@@ -41,7 +41,10 @@ def authors_pipeline(image, box, fan, depth=None):
     crop = U.crop(image, center, scale).transpose((2, 0, 1)).astype(np.float32) / 255.0
     inp = torch.from_numpy(crop[None])
     with torch.no_grad():
-        out = fan(inp)[-1].numpy()
+        out = fan(inp)[-1]
+        if flip:
+            out += U.flip(fan(U.flip(inp))[-1], is_label=True)
+        out = out.numpy()
         pts, pts_img, scores = U.get_preds_fromhm(out, center, scale)
         pts, pts_img = torch.from_numpy(pts).view(68, 2) * 4, torch.from_numpy(pts_img).view(68, 2)
         if depth is not None:
@@ -98,3 +101,15 @@ def test_float_argmax_is_within_a_pixel_and_2d_matches_3d_xy(models, reference):
         assert ours2d.landmarks.shape == (1, 68, 2)
         assert np.abs(ours2d.landmarks[0] - expected[:, :2]).max() < 1.0, name
         assert np.array_equal(ours2d.landmarks[0], ours3d.landmarks[0, :, :2])
+
+
+def test_flip_augmentation_matches_the_authors(models, fan4):
+    fa = FaceAlignment(models[0], decode="argmax", integer_landmarks=True, flip=True)
+    name = "einstein"
+    image = read_image(os.path.join(SHARED, "data", "faces", name + ".jpg"))
+    expected, scores = authors_pipeline(image, annotated_box(name), fan4, flip=True)
+    ours = _ours(fa, name)
+    assert np.array_equal(ours.landmarks[0], expected)
+    assert np.allclose(ours.scores[0], scores, rtol=1e-4, atol=1e-5)
+    unflipped = FaceAlignment(models[0], decode="argmax", integer_landmarks=True)
+    assert not np.array_equal(_ours(unflipped, name).landmarks[0], expected)  # flip changed the result
