@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from .backends import NNablaNetwork, default_context_name, make_context
+from .backends import default_backend, default_context_name, make_context, make_network
 from .errors import FaceAlignmentError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode
@@ -51,6 +51,8 @@ class FaceAlignment:
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
     "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn).
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed).
+    ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
+    on the CPU and caches its model beside the weight file on first use).
     """
 
     def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
@@ -58,16 +60,18 @@ class FaceAlignment:
                  integer_landmarks: bool = False, detector: Optional[str] = None,
                  cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
-                 reference_scale: float = 195.0, batch_size: int = 8):
+                 reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None):
         context = context or default_context_name()
         self.context = make_context(context, device_id, type_config)
+        self.backend = backend or default_backend(context)
         fan_weights = load_weights(model, kind=FAN, num_modules=network_size, arch=arch)
         self.arch = fan_weights.arch
-        self.fan = NNablaNetwork(self.arch, fan_weights.params, self.context)
+        self.fan = make_network(self.arch, fan_weights.params, self.backend, self.context, model)
         self.depth = None
         if depth_model is not None:
             depth_weights = load_weights(depth_model, kind=RESNET_DEPTH)
-            self.depth = NNablaNetwork(depth_weights.arch, depth_weights.params, self.context)
+            self.depth = make_network(depth_weights.arch, depth_weights.params, self.backend, self.context,
+                                      depth_model)
         self.decode = decode or self.arch.decode
         if self.decode not in DECODE_METHODS:
             raise FaceAlignmentError(f"decode {self.decode!r}: expected one of {', '.join(DECODE_METHODS)}")
@@ -83,8 +87,8 @@ class FaceAlignment:
         self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
         self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
         self._detector = None
-        log.info("%s (%s) on %s, %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D", context,
-                 self.decode, ", flip" if flip else "")
+        log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
+                 self.backend, context, self.decode, ", flip" if flip else "")
 
     @property
     def is_3d(self) -> bool:

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .backends import CONTEXTS, TYPE_CONFIGS, default_context_name
+from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
 from .document import image_record, write_document
@@ -50,6 +50,9 @@ def parser() -> ArgumentParser:
                    help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
     p.add_argument("--context", "-c", choices=CONTEXTS, default=default_context_name(),
                    help="nnabla context (default: %(default)s; cudnn needs nnabla-ext-cuda)")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
+                   "onnxruntime is CPU-only and exports its model beside the weights on first use)")
     p.add_argument("--device-id", "-d", type=int, default=0, help="GPU id for cudnn")
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
@@ -155,7 +158,7 @@ def main(argv=None):
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, backend=args.backend)
 
     records = []
     progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)

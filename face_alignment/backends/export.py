@@ -1,0 +1,165 @@
+"""Our networks as files other runtimes load: NNabla's ``.nnp`` and ONNX.
+
+``.nnp`` is written by ``nnabla.utils.save.save`` (network, executor and parameters in one
+archive). ONNX is converted from that ``.nnp`` by nnabla-converter's exporter, called in-process
+through its Python API (``NnpImporter`` then ``OnnxExporter``: the two steps ``nnabla_cli
+convert`` runs) so that the model can be edited before it is written, with no subprocess. The
+ONNX exporter needs only the ``onnx`` package: TensorFlow, which nnabla-converter also installs,
+is never imported. The converter fixes the batch size; :func:`export_onnx` makes it symbolic.
+"""
+import contextlib
+import importlib.util
+import io
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import nnabla as nn
+import numpy as np
+
+from ..errors import BackendUnavailableError, FaceAlignmentError, OutputExistsError
+from ..files import atomic_write
+from ..registry import Architecture
+from ..weights import load_weights
+from ..weights.layout import CROP_SIZE, build_graph, input_channels
+
+# Part of every ONNX cache key: bump it whenever the exported graph changes.
+EXPORT_VERSION = 1
+# The newest opset nnabla-converter 1.39 writes (it knows 6, 7, 9, 10, 11 and 13); onnxruntime
+# runs it, and opset 13's Resize is exactly FAN's nearest-neighbour upsampling.
+ONNX_OPSET = 13
+INPUT_NAME = "x"
+OUTPUT_NAME = "y"
+BATCH_DIM = "batch"
+CONVERTER_PACKAGE = "nnabla-converter==1.39.0"
+EXPORT_EXTRA = "pip install -e '.[export]'"
+
+# Ops whose attributes and constant inputs never hold the batch size, so a symbolic first
+# dimension on the graph's input and output is all a model made of them needs. Reshape is
+# handled on its own (its shape constant is rewritten); anything else stops the export.
+_BATCH_FREE_OPS = {"Conv", "BatchNormalization", "Relu", "AveragePool", "MaxPool", "Concat", "Add",
+                   "Resize", "Pad", "Constant", "Gemm", "Reshape"}
+
+
+def export_nnp(arch: Architecture, params: Dict[str, np.ndarray], path: str, force: bool = True) -> str:
+    """Write ``arch`` with ``params`` as an ``.nnp`` (input "x", output "y", any batch size)."""
+    from nnabla.utils.save import save
+
+    scope = OrderedDict()
+    with nn.parameter_scope("", scope), nn.auto_forward(False):
+        for name, value in params.items():
+            nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
+        x = nn.Variable((1, input_channels(arch.kind), CROP_SIZE, CROP_SIZE))
+        y = build_graph(arch.kind, x, arch.num_modules, arch.pooling)
+        variables = nn.get_parameters(grad_only=False)
+        # A parameter the graph had to create would be exported with random values.
+        if len(variables) != len(params):
+            raise FaceAlignmentError(f"{arch.name}: the parameters do not fit the graph "
+                                     f"({len(variables) - len(params)} created)")
+        contents = {
+            "networks": [{"name": arch.name, "batch_size": 1, "names": {INPUT_NAME: x},
+                          "outputs": {OUTPUT_NAME: y}}],
+            "executors": [{"name": "runtime", "network": arch.name, "data": [INPUT_NAME],
+                           "output": [OUTPUT_NAME]}],
+        }
+        # atomic_write keeps the extension, which is how save() picks the .nnp format.
+        with atomic_write(path, force) as tmp:
+            save(tmp, contents, variable_batch_size=True, parameters=variables)
+    return path
+
+
+def onnx_exporter_available() -> bool:
+    """Whether nnabla-converter's ONNX exporter and the onnx package are installed (checked
+    without importing them)."""
+    if importlib.util.find_spec("onnx") is None:
+        return False
+    package = os.path.dirname(nn.__file__)
+    return os.path.isfile(os.path.join(package, "utils", "converter", "onnx", "exporter.py"))
+
+
+def onnx_model(arch: Architecture, params: Dict[str, np.ndarray], dynamic_batch: bool = True,
+               opset: int = ONNX_OPSET):
+    """The ONNX ``ModelProto`` of ``arch`` with ``params``, checked by ``onnx.checker``."""
+    if not onnx_exporter_available():
+        raise BackendUnavailableError(
+            f"ONNX export needs nnabla-converter and onnx: pip install {CONVERTER_PACKAGE} "
+            f"(or the project's export extra: {EXPORT_EXTRA})")
+    import onnx
+    from nnabla.utils.converter.nnabla import NnpImporter
+    from nnabla.utils.converter.onnx import OnnxExporter
+
+    with tempfile.TemporaryDirectory(prefix="fan-export-") as folder:
+        nnp_path = export_nnp(arch, params, os.path.join(folder, "model.nnp"))
+        # The converter reports its progress with print(); keep it off our output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            nnp = NnpImporter(nnp_path, expand_network=True, executor_index=None).execute()
+            model = OnnxExporter(nnp, 1, -1, opset=str(opset)).export_model_proto()
+    if dynamic_batch:
+        _make_batch_symbolic(model, arch.name)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(arch: Architecture, params: Dict[str, np.ndarray], path: str, dynamic_batch: bool = True,
+                opset: int = ONNX_OPSET, force: bool = True) -> str:
+    """Write ``arch`` with ``params`` as ONNX (input "x", output "y"); with ``dynamic_batch``
+    the first dimension is symbolic ("batch"), otherwise it is 1."""
+    model = onnx_model(arch, params, dynamic_batch, opset)
+    with atomic_write(path, force) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(model.SerializeToString())
+    return path
+
+
+EXPORTERS = {".nnp": export_nnp, ".onnx": export_onnx}
+
+
+def export_model(weights_path: str, output_path: str, arch: Optional[str] = None,
+                 num_modules: Optional[int] = None, force: bool = False) -> Architecture:
+    """Export an ``.h5`` weight file to ``output_path``, as ``.nnp`` or ``.onnx`` by its
+    extension. Returns the architecture exported."""
+    extension = os.path.splitext(output_path)[1].lower()
+    if extension not in EXPORTERS:
+        raise FaceAlignmentError(f"{output_path}: unknown output format {extension or '(no extension)'!r}; "
+                                 f"expected {' or '.join(EXPORTERS)}")
+    if os.path.exists(output_path) and not force:
+        # Checked before the export, which takes seconds, rather than after it.
+        raise OutputExistsError(f"{output_path}: already exists (pass --force to overwrite)")
+    weights = load_weights(weights_path, num_modules=num_modules, arch=arch)
+    EXPORTERS[extension](weights.arch, weights.params, output_path)
+    return weights.arch
+
+
+def _make_batch_symbolic(model, name: str):
+    """Let the model take any batch: a symbolic first dimension on the input and output, and
+    Reshape shapes that keep the input's batch instead of a fixed number."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    unknown = sorted({n.op_type for n in graph.node} - _BATCH_FREE_OPS)
+    if unknown:
+        raise FaceAlignmentError(f"{name}: cannot make the batch size of an ONNX graph with "
+                                 f"{', '.join(unknown)} symbolic")
+    initializers = {i.name for i in graph.initializer}
+    for value in list(graph.input) + list(graph.output):
+        if value.name in initializers:
+            continue
+        first = value.type.tensor_type.shape.dim[0]
+        first.ClearField("dim_value")
+        first.dim_param = BATCH_DIM
+    # Shapes recorded for intermediate values carry the batch size the converter was given.
+    del graph.value_info[:]
+
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    for node in graph.node:
+        if node.op_type != "Reshape":
+            continue
+        source = constants.get(node.input[1])
+        if source is None:
+            raise FaceAlignmentError(f"{name}: Reshape {node.name} takes a computed shape")
+        tensor = next(a.t for a in source.attribute if a.name == "value")
+        shape = numpy_helper.to_array(tensor).copy()
+        if shape[0] > 0:
+            shape[0] = 0  # ONNX Reshape: 0 copies the input's dimension, here the batch
+            tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))

@@ -1,0 +1,208 @@
+"""The ONNX Runtime backend: same numbers as NNabla, a model cache keyed by the weights, and
+the backend choice in FaceAlignment and model_inference.py."""
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+
+import nnabla as nn
+import numpy as np
+import pytest
+
+import checkpoints
+from conftest import ROOT, SHARED, assert_one_line_error, run_tool
+from face_alignment.api import FaceAlignment
+from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, available_backends, default_backend,
+                                     make_network)
+from face_alignment.backends import onnx_net
+from face_alignment.errors import BackendUnavailableError
+from face_alignment.registry import ARCHITECTURES, FAN, Architecture
+from face_alignment.weights.convert import torch_to_nnabla
+from face_alignment.weights.h5 import write_h5
+from face_alignment.weights.loading import architecture_attrs, load_weights
+
+TOLERANCE = 1e-4
+EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
+EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
+FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
+
+
+def _params(model, num_modules):
+    return torch_to_nnabla({k: v.numpy() for k, v in model.state_dict().items()}, FAN, num_modules, "t")
+
+
+@pytest.fixture(scope="module")
+def fan1_params():
+    return _params(checkpoints.authors_fan(1, "avg", seed=31), 1)
+
+
+@pytest.fixture
+def fan1_h5(fan1_params, tmp_path, monkeypatch):
+    """A FAN-1 weight file in its own folder, and a user cache folder that is empty."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    path = folder / "fan1.h5"
+    write_h5(str(path), fan1_params, architecture_attrs(FAN1))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return np.random.RandomState(5).rand(3, 3, 256, 256).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fan1_reference(fan1_params, crops):
+    return NNablaNetwork(FAN1, fan1_params)(crops)
+
+
+def test_backends_installed_here_and_the_default_is_onnxruntime():
+    assert available_backends() == ("onnxruntime", "nnabla")
+    assert default_backend() == "onnxruntime"
+    assert default_backend("cpu") == "onnxruntime"
+    assert default_backend("cudnn") == "nnabla"  # ONNX Runtime is CPU-only here
+
+
+def test_exports_once_beside_the_weights_and_matches_nnabla(fan1_h5, crops, fan1_reference):
+    weights = load_weights(fan1_h5)
+    net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    folder = os.path.dirname(fan1_h5)
+    cached = [name for name in os.listdir(folder) if name.endswith(".onnx")]
+    assert len(cached) == 1 and cached[0].startswith("fan1.") and net.model_path == os.path.join(folder, cached[0])
+    assert net.input_channels == 3
+    for batch in (1, 3):
+        ours = net(crops[:batch])
+        assert ours.shape == (batch, 68, 64, 64)
+        assert checkpoints.relative_error(ours, fan1_reference[:batch]) <= TOLERANCE
+
+
+# Run in a fresh interpreter, so that what an earlier export imported does not count.
+_SECOND_RUN = """
+import json, sys
+import numpy as np
+from face_alignment.backends import make_network
+from face_alignment.weights.loading import load_weights
+weights = load_weights(sys.argv[1])
+net = make_network(weights.arch, weights.params, "onnxruntime", None, sys.argv[1])
+out = net(np.load(sys.argv[2]))
+np.save(sys.argv[3], out)
+exporters = ("onnx", "nnabla.utils.converter.onnx", "tensorflow", "tf2onnx")
+print(json.dumps({"model": net.model_path, "imported": [m for m in exporters if m in sys.modules]}))
+"""
+
+
+def test_second_run_uses_the_cache_with_onnxruntime_alone(fan1_h5, crops, fan1_reference, tmp_path):
+    weights = load_weights(fan1_h5)
+    first = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    before = os.stat(first.model_path)
+    np.save(tmp_path / "crops.npy", crops[:2])
+    result = subprocess.run([sys.executable, "-c", _SECOND_RUN, fan1_h5, str(tmp_path / "crops.npy"),
+                             str(tmp_path / "out.npy")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"model": first.model_path, "imported": []}
+    after = os.stat(first.model_path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert checkpoints.relative_error(np.load(tmp_path / "out.npy"), fan1_reference[:2]) <= TOLERANCE
+
+
+def test_cache_key_follows_the_weights_and_the_graph(fan1_h5, fan1_params, tmp_path):
+    changed = OrderedDict(fan1_params)
+    changed["conv1/conv/W"] = changed["conv1/conv/W"].copy()
+    changed["conv1/conv/W"][0, 0, 0, 0] += 1e-3
+    other = tmp_path / "other"
+    other.mkdir()
+    write_h5(str(other / "fan1.h5"), changed, architecture_attrs(FAN1))
+    with open(fan1_h5, "rb") as f:
+        (other / "copy.h5").write_bytes(f.read())
+
+    def key(path, arch=FAN1):
+        return os.path.basename(onnx_net.cache_candidates(arch, {}, str(path))[0]).split(".")[1]
+
+    assert key(fan1_h5) != key(other / "fan1.h5")  # changed weights
+    assert key(fan1_h5) == key(other / "copy.h5")  # the same bytes under another name
+    assert key(fan1_h5) != key(fan1_h5, Architecture("max", FAN, 1, "max"))  # another graph
+    candidates = onnx_net.cache_candidates(FAN1, {}, fan1_h5)
+    assert [os.path.dirname(c) for c in candidates] == [
+        os.path.dirname(fan1_h5), os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")]
+
+
+def test_corrupt_cache_is_rebuilt(fan1_h5, crops, fan1_reference, caplog):
+    weights = load_weights(fan1_h5)
+    path = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5).model_path
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with caplog.at_level(logging.WARNING):
+        net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    assert net.model_path == path
+    assert any("unreadable cached ONNX model" in r.getMessage() for r in caplog.records)
+    assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
+
+
+def test_unwritable_weights_folder_falls_back_to_the_user_cache(fan1_h5, crops, fan1_reference, monkeypatch):
+    weights_folder = os.path.dirname(fan1_h5)
+    # Tests may run as root, whom permissions do not stop: say the folder is read-only.
+    real = onnx_net._writable
+    monkeypatch.setattr(onnx_net, "_writable", lambda folder: folder != weights_folder and real(folder))
+    weights = load_weights(fan1_h5)
+    net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    cache = os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")
+    assert os.path.dirname(net.model_path) == cache
+    assert not [n for n in os.listdir(weights_folder) if n.endswith(".onnx")]
+    assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
+
+
+def test_backend_errors_are_one_line(fan1_params, monkeypatch):
+    cudnn = nn.Context(backend=["cudnn:float", "cuda:float", "cpu:float"], array_class="CudaCachedArray")
+    with pytest.raises(BackendUnavailableError) as caught:
+        make_network(FAN1, fan1_params, "onnxruntime", cudnn)
+    assert "cudnn" in str(caught.value) and "'nnabla'" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(BackendUnavailableError, match="'tensorrt' is not one of onnxruntime, nnabla"):
+        make_network(FAN1, fan1_params, "tensorrt")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(BackendUnavailableError, match="pip install onnxruntime"):
+        make_network(FAN1, fan1_params, "onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def fan2_h5(tmp_path_factory):
+    """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
+    path = tmp_path_factory.mktemp("fan2") / "2dfan2.h5"
+    arch = ARCHITECTURES["ibug-2dfan2"]
+    write_h5(str(path), _params(checkpoints.authors_fan(2, "max", seed=32), 2), architecture_attrs(arch))
+    return str(path)
+
+
+def test_face_alignment_landmarks_agree_across_backends(fan2_h5, caplog):
+    landmarks = {}
+    for backend in ("nnabla", "onnxruntime"):
+        with caplog.at_level(logging.INFO, logger="face_alignment"):
+            fa = FaceAlignment(fan2_h5, backend=backend, context="cpu")
+        assert f"on {backend} (cpu)" in caplog.text
+        assert type(fa.fan) is (NNablaNetwork if backend == "nnabla" else OnnxRuntimeNetwork)
+        for decode in ("centroid", "argmax"):
+            (prediction,) = fa.predict([EINSTEIN], [EINSTEIN_BOX], (decode,))
+            landmarks[backend, decode] = prediction[decode].landmarks
+    for decode in ("centroid", "argmax"):
+        ours, reference = landmarks["onnxruntime", decode], landmarks["nnabla", decode]
+        assert ours.shape == reference.shape == (1, 68, 2)
+        assert np.max(np.abs(ours - reference)) <= 0.01
+
+
+def test_model_inference_backend_flag(fan2_h5, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([EINSTEIN_BOX[0].tolist()]))
+    results = {}
+    for backend in ("nnabla", "onnxruntime"):
+        out = tmp_path / f"{backend}.json"
+        result = run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN, "--boxes", boxes,
+                          "--backend", backend, "--save-json", out)
+        assert result.returncode == 0, result.stderr
+        assert f"on {backend} (cpu)" in result.stderr
+        results[backend] = np.array(json.loads(out.read_text())["images"][0]["faces"][0]["landmarks"])
+    assert np.max(np.abs(results["onnxruntime"] - results["nnabla"])) <= 0.01
+    assert_one_line_error(run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN,
+                                   "--backend", "tensorrt"), "--backend", "tensorrt")
