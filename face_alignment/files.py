@@ -1,4 +1,5 @@
-"""Writing files so that a reader never sees half of one."""
+"""Files: writing them so that a reader never sees half of one, and their digests."""
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -33,3 +34,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -54,6 +54,21 @@ def assert_same_values(h5_path, model):
         assert np.array_equal(var.d, source.reshape(var.shape)), param
 
 
+def write_published_layout(path, model, step_counter=False):
+    """A file in the published layout, as nnabla-examples' converter wrote it (optionally with
+    the BatchNorm step counter some of those files carry)."""
+    state = model.state_dict()
+    with h5py.File(path, "w") as f:
+        for i, (param, shape) in enumerate(published_layout("fan4")):
+            f[param] = state[torch_name(param)].numpy().reshape(shape)
+            f[param].attrs["need_grad"] = True
+            f[param].attrs["index"] = i
+        if step_counter:
+            f["bn1/bn/num_batches_tracked"] = np.array([1000])
+            f["bn1/bn/num_batches_tracked"].attrs["need_grad"] = False
+            f["bn1/bn/num_batches_tracked"].attrs["index"] = len(f)
+
+
 def sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
@@ -81,18 +96,8 @@ def test_legacy_torchscript_and_published_h5_give_the_same_parameters(tmp_path, 
     assert run_tool(CONVERT, "--pretrained-model", legacy, "--save-path", from_legacy).returncode == 0
     assert run_tool(CONVERT, "--pretrained-model", scripted, "--save-path", from_script).returncode == 0
 
-    # A file in the published layout, as nnabla-examples' converter wrote it (with the
-    # BatchNorm step counters some of those files carry).
     published = tmp_path / "2DFAN4_NNabla_model.h5"
-    state = fan4.state_dict()
-    with h5py.File(published, "w") as f:
-        for i, (param, shape) in enumerate(published_layout("fan4")):
-            f[param] = state[torch_name(param)].numpy().reshape(shape)
-            f[param].attrs["need_grad"] = True
-            f[param].attrs["index"] = i
-        f["bn1/bn/num_batches_tracked"] = np.array([1000])
-        f["bn1/bn/num_batches_tracked"].attrs["need_grad"] = False
-        f["bn1/bn/num_batches_tracked"].attrs["index"] = len(f)
+    write_published_layout(published, fan4, step_counter=True)
 
     for path in (from_legacy, from_script):
         assert_same_values(str(path), fan4)
@@ -115,12 +120,7 @@ def test_legacy_torchscript_and_published_h5_give_the_same_parameters(tmp_path, 
 def test_published_layout_loads_unchanged_with_nn_load_parameters(tmp_path, fan4):
     """The graph built in a scope filled by nn.load_parameters uses exactly those parameters."""
     path = tmp_path / "published.h5"
-    state = fan4.state_dict()
-    with h5py.File(path, "w") as f:
-        for i, (param, shape) in enumerate(published_layout("fan4")):
-            f[param] = state[torch_name(param)].numpy().reshape(shape)
-            f[param].attrs["need_grad"] = True
-            f[param].attrs["index"] = i
+    write_published_layout(path, fan4)
     scope = OrderedDict()
     with nn.parameter_scope("", scope):
         nn.load_parameters(str(path))

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..files import sha256_of
 from ..registry import Architecture
 from ..weights.layout import input_channels
 from .export import EXPORT_VERSION, INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
@@ -74,14 +75,6 @@ def cache_key(arch: Architecture, weights_sha256: str, opset: int = ONNX_OPSET) 
     return hashlib.sha256(f"{weights_sha256}/{graph}".encode()).hexdigest()[:16]
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def params_sha256(params: Dict[str, np.ndarray]) -> str:
     """A digest of parameters that come from no file: names, shapes and float32 values."""
     digest = hashlib.sha256()
@@ -98,7 +91,7 @@ def cache_candidates(arch: Architecture, params: Dict[str, np.ndarray], weights_
     beside the weight file, then the cache folder."""
     if weights_path is not None:
         stem = os.path.splitext(os.path.basename(weights_path))[0]
-        key = cache_key(arch, file_sha256(weights_path))
+        key = cache_key(arch, sha256_of(weights_path))
         folders = [os.path.dirname(os.path.abspath(weights_path))]
     else:
         stem, key, folders = arch.name, cache_key(arch, params_sha256(params)), []

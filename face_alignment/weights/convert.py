@@ -6,7 +6,6 @@ Reads every form the weights were shipped in: legacy pre-zip ``torch.save`` stat
 every source tensor is used exactly once and every parameter of the graph is filled.
 Needs torch, which inference does not.
 """
-import hashlib
 import os
 import zipfile
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import CheckpointMismatchError, FaceAlignmentError, OutputExistsError, WeightsFileError
+from ..files import sha256_of
 from ..registry import (FAN, FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT,
                         RESNET_DEPTH, Architecture, architecture, weights_for_file)
 from .h5 import write_h5
@@ -30,14 +30,6 @@ def _torch():
         raise FaceAlignmentError(
             "reading PyTorch checkpoints needs torch: pip install -e '.[convert]'") from None
     return torch
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_torchscript(path: str) -> bool:
