@@ -3,14 +3,13 @@ photo, a 3D scatter plot of 3D landmarks beside it, a caption banner above a pic
 saving a picture atomically. Every function returns a new RGB uint8 image and leaves its
 input untouched. Lines are anti-aliased and drawn with sub-pixel precision; their width
 follows the image size, capped by the face size so small faces stay legible. Plots and
-text are rendered by matplotlib's Agg canvas (no display needed, Unicode text works)."""
+text are rendered by matplotlib's Agg canvas (no display needed, Unicode text works),
+imported only when a plot or a caption is drawn: its import alone takes about half a second."""
 import os
 from typing import Iterable, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..errors import FaceAlignmentError
 from ..files import atomic_write
@@ -101,9 +100,17 @@ def draw_landmarks(image_rgb: np.ndarray, faces: Iterable[Face]) -> np.ndarray:
     return canvas
 
 
-def _render(figure: Figure, width: int, height: int) -> np.ndarray:
-    """The figure as an RGB uint8 (height, width, 3) array."""
-    canvas = FigureCanvasAgg(figure)
+def _figure(width: int, height: int, **options):
+    """A matplotlib figure of ``width`` x ``height`` pixels, and its Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI, **options)
+    return figure, FigureCanvasAgg(figure)
+
+
+def _render(canvas, width: int, height: int) -> np.ndarray:
+    """The canvas's figure as an RGB uint8 (height, width, 3) array."""
     canvas.draw()
     pixels = np.asarray(canvas.buffer_rgba())[..., :3]
     if pixels.shape[:2] != (height, width):  # figsize * dpi can round one pixel off
@@ -127,7 +134,7 @@ def draw_3d_view(image_rgb: np.ndarray, landmarks3d_list: Iterable[Face],
     plot_width = height if size is None else int(size)
     if plot_width < 1:
         raise FaceAlignmentError(f"size={size}: expected a positive plot width in pixels")
-    figure = Figure(figsize=(plot_width / _DPI, height / _DPI), dpi=_DPI)
+    figure, canvas = _figure(plot_width, height)
     axes = figure.add_subplot(projection="3d")
     for landmarks, _ in parsed:
         for (_, indices, closed), colour in zip(LANDMARK_PARTS, PART_COLOURS):
@@ -146,7 +153,7 @@ def draw_3d_view(image_rgb: np.ndarray, landmarks3d_list: Iterable[Face],
     axes.set_ylabel("z")
     axes.set_zlabel("y")
     axes.view_init(elev=10, azim=-70)
-    plot = _render(figure, plot_width, height)
+    plot = _render(canvas, plot_width, height)
     return np.hstack([draw_landmarks(image, faces), plot])
 
 
@@ -157,9 +164,7 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     height, width = picture.shape[:2]
     banner_height = int(np.clip(round(0.06 * max(height, width)), 24, 96))
     background = np.array(CAPTION_BACKGROUND) / 255.0
-    figure = Figure(figsize=(width / _DPI, banner_height / _DPI), dpi=_DPI,
-                    facecolor=background)
-    canvas = FigureCanvasAgg(figure)
+    figure, canvas = _figure(width, banner_height, facecolor=background)
     points_per_pixel = 72.0 / _DPI
     label = figure.text(0.5, 0.5, text, ha="center", va="center",
                         color=np.array(CAPTION_TEXT) / 255.0,
@@ -167,7 +172,7 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     text_width = label.get_window_extent(renderer=canvas.get_renderer()).width
     if text_width > 0.96 * width:
         label.set_fontsize(label.get_fontsize() * 0.96 * width / text_width)
-    banner = _render(figure, width, banner_height)
+    banner = _render(canvas, width, banner_height)
     return np.vstack([banner, picture])
 
 
