@@ -20,7 +20,7 @@ from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
 from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
-from .weights import load_weights
+from .weights import open_weights
 
 log = logging.getLogger(__name__)
 NUM_LANDMARKS = 68
@@ -64,14 +64,11 @@ class FaceAlignment:
         context = context or default_context_name()
         self.context = make_context(context, device_id, type_config)
         self.backend = backend or default_backend(context)
-        fan_weights = load_weights(model, kind=FAN, num_modules=network_size, arch=arch)
+        # Both files are checked to hold the right networks, and every option, before any
+        # weight is read or any model exported: a mistake costs no wait.
+        fan_weights = open_weights(model, kind=FAN, num_modules=network_size, arch=arch)
+        depth_weights = None if depth_model is None else open_weights(depth_model, kind=RESNET_DEPTH)
         self.arch = fan_weights.arch
-        self.fan = make_network(self.arch, fan_weights.params, self.backend, self.context, model)
-        self.depth = None
-        if depth_model is not None:
-            depth_weights = load_weights(depth_model, kind=RESNET_DEPTH)
-            self.depth = make_network(depth_weights.arch, depth_weights.params, self.backend, self.context,
-                                      depth_model)
         self.decode = decode or self.arch.decode
         if self.decode not in DECODE_METHODS:
             raise FaceAlignmentError(f"decode {self.decode!r}: expected one of {', '.join(DECODE_METHODS)}")
@@ -84,6 +81,8 @@ class FaceAlignment:
         self.integer_landmarks = integer_landmarks
         self.reference_scale = float(reference_scale)
         self.batch_size = int(batch_size)
+        self.fan = make_network(fan_weights, self.backend, self.context)
+        self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context)
         self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
         self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
         self._detector = None

@@ -21,7 +21,8 @@ from face_alignment.errors import BackendUnavailableError
 from face_alignment.registry import ARCHITECTURES, FAN, Architecture
 from face_alignment.weights.convert import torch_to_nnabla
 from face_alignment.weights.h5 import write_h5
-from face_alignment.weights.loading import architecture_attrs, load_weights
+from face_alignment.weights import loading
+from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
 
 TOLERANCE = 1e-4
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
@@ -67,8 +68,7 @@ def test_backends_installed_here_and_the_default_is_onnxruntime():
 
 
 def test_exports_once_beside_the_weights_and_matches_nnabla(fan1_h5, crops, fan1_reference):
-    weights = load_weights(fan1_h5)
-    net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
     folder = os.path.dirname(fan1_h5)
     cached = [name for name in os.listdir(folder) if name.endswith(".onnx")]
     assert len(cached) == 1 and cached[0].startswith("fan1.") and net.model_path == os.path.join(folder, cached[0])
@@ -84,9 +84,8 @@ _SECOND_RUN = """
 import json, sys
 import numpy as np
 from face_alignment.backends import make_network
-from face_alignment.weights.loading import load_weights
-weights = load_weights(sys.argv[1])
-net = make_network(weights.arch, weights.params, "onnxruntime", None, sys.argv[1])
+from face_alignment.weights.loading import open_weights
+net = make_network(open_weights(sys.argv[1]), "onnxruntime")
 out = net(np.load(sys.argv[2]))
 np.save(sys.argv[3], out)
 exporters = ("onnx", "nnabla.utils.converter.onnx", "tensorflow", "tf2onnx")
@@ -95,8 +94,7 @@ print(json.dumps({"model": net.model_path, "imported": [m for m in exporters if 
 
 
 def test_second_run_uses_the_cache_with_onnxruntime_alone(fan1_h5, crops, fan1_reference, tmp_path):
-    weights = load_weights(fan1_h5)
-    first = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    first = OnnxRuntimeNetwork(open_weights(fan1_h5))
     before = os.stat(first.model_path)
     np.save(tmp_path / "crops.npy", crops[:2])
     result = subprocess.run([sys.executable, "-c", _SECOND_RUN, fan1_h5, str(tmp_path / "crops.npy"),
@@ -120,23 +118,43 @@ def test_cache_key_follows_the_weights_and_the_graph(fan1_h5, fan1_params, tmp_p
         (other / "copy.h5").write_bytes(f.read())
 
     def key(path, arch=FAN1):
-        return os.path.basename(onnx_net.cache_candidates(arch, {}, str(path))[0]).split(".")[1]
+        return os.path.basename(onnx_net.cache_candidates(Weights(arch, path=str(path)))[0]).split(".")[1]
 
     assert key(fan1_h5) != key(other / "fan1.h5")  # changed weights
     assert key(fan1_h5) == key(other / "copy.h5")  # the same bytes under another name
     assert key(fan1_h5) != key(fan1_h5, Architecture("max", FAN, 1, "max"))  # another graph
-    candidates = onnx_net.cache_candidates(FAN1, {}, fan1_h5)
+    candidates = onnx_net.cache_candidates(Weights(FAN1, path=fan1_h5))
     assert [os.path.dirname(c) for c in candidates] == [
         os.path.dirname(fan1_h5), os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")]
 
 
+def test_weights_without_a_file_are_keyed_by_their_values(fan1_params, tmp_path):
+    changed = OrderedDict(fan1_params)
+    changed["conv1/conv/b"] = changed["conv1/conv/b"] + 1e-3
+    [same] = onnx_net.cache_candidates(Weights(FAN1, OrderedDict(fan1_params)), str(tmp_path))
+    assert onnx_net.cache_candidates(Weights(FAN1, fan1_params), str(tmp_path)) == [same]
+    assert onnx_net.cache_candidates(Weights(FAN1, changed), str(tmp_path)) != [same]
+    assert os.path.dirname(same) == str(tmp_path) and os.path.basename(same).startswith(FAN1.name + ".")
+
+
+def test_a_cache_hit_reads_no_weight_values(fan1_h5, crops, fan1_reference, monkeypatch):
+    first = OnnxRuntimeNetwork(open_weights(fan1_h5))
+
+    def unexpected_read(path):
+        raise AssertionError(f"read {path}")
+
+    monkeypatch.setattr(loading, "read_h5", unexpected_read)
+    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
+    assert net.model_path == first.model_path
+    assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
+
+
 def test_corrupt_cache_is_rebuilt(fan1_h5, crops, fan1_reference, caplog):
-    weights = load_weights(fan1_h5)
-    path = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5).model_path
+    path = OnnxRuntimeNetwork(open_weights(fan1_h5)).model_path
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     with caplog.at_level(logging.WARNING):
-        net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+        net = OnnxRuntimeNetwork(open_weights(fan1_h5))
     assert net.model_path == path
     assert any("unreadable cached ONNX model" in r.getMessage() for r in caplog.records)
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
@@ -147,8 +165,7 @@ def test_unwritable_weights_folder_falls_back_to_the_user_cache(fan1_h5, crops, 
     # Tests may run as root, whom permissions do not stop: say the folder is read-only.
     real = onnx_net._writable
     monkeypatch.setattr(onnx_net, "_writable", lambda folder: folder != weights_folder and real(folder))
-    weights = load_weights(fan1_h5)
-    net = OnnxRuntimeNetwork(weights.arch, weights.params, fan1_h5)
+    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
     cache = os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")
     assert os.path.dirname(net.model_path) == cache
     assert not [n for n in os.listdir(weights_folder) if n.endswith(".onnx")]
@@ -158,13 +175,13 @@ def test_unwritable_weights_folder_falls_back_to_the_user_cache(fan1_h5, crops, 
 def test_backend_errors_are_one_line(fan1_params, monkeypatch):
     cudnn = nn.Context(backend=["cudnn:float", "cuda:float", "cpu:float"], array_class="CudaCachedArray")
     with pytest.raises(BackendUnavailableError) as caught:
-        make_network(FAN1, fan1_params, "onnxruntime", cudnn)
+        make_network(Weights(FAN1, fan1_params), "onnxruntime", cudnn)
     assert "cudnn" in str(caught.value) and "'nnabla'" in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(BackendUnavailableError, match="'tensorrt' is not one of onnxruntime, nnabla"):
-        make_network(FAN1, fan1_params, "tensorrt")
+        make_network(Weights(FAN1, fan1_params), "tensorrt")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime"):
-        make_network(FAN1, fan1_params, "onnxruntime")
+        make_network(Weights(FAN1, fan1_params), "onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +223,4 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
     assert np.max(np.abs(results["onnxruntime"] - results["nnabla"])) <= 0.01
     assert_one_line_error(run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN,
                                    "--backend", "tensorrt"), "--backend", "tensorrt")
+

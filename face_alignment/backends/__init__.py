@@ -1,12 +1,10 @@
 """Where networks run: NNabla (contexts cpu, cudnn) or ONNX Runtime (CPU), and export to
 ``.nnp`` / ONNX."""
 import importlib.util
-from typing import Dict, Optional, Tuple, Union
-
-import numpy as np
+from typing import Optional, Tuple, Union
 
 from ..errors import BackendUnavailableError
-from ..registry import Architecture
+from ..weights import Weights
 from .context import CONTEXTS, TYPE_CONFIGS, cuda_available, default_context_name, make_context
 from .export import export_model, export_nnp, export_onnx, onnx_exporter_available
 from .nnabla_net import NNablaNetwork
@@ -36,22 +34,20 @@ def default_backend(context: Optional[str] = None) -> str:
     return NNABLA
 
 
-def make_network(arch: Architecture, params: Dict[str, np.ndarray], backend: Optional[str] = None,
-                 context=None, weights_path: Optional[str] = None) -> Network:
+def make_network(weights: Weights, backend: Optional[str] = None, context=None) -> Network:
     """A callable network (float32 (B, C, 256, 256) in, heatmaps or depths out) on ``backend``
     (default: :func:`default_backend`). ``context``: an nnabla context from :func:`make_context`
-    (default cpu). ``weights_path``: the file ``params`` came from, which keys ONNX Runtime's
-    cached model."""
+    (default cpu)."""
     context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
     backend = backend or default_backend(context_name)
     if backend == NNABLA:
-        return NNablaNetwork(arch, params, context)
+        return NNablaNetwork(weights.arch, weights.params, context)
     if backend == ONNXRUNTIME:
         if context_name != "cpu":
             raise BackendUnavailableError(
                 f"backend 'onnxruntime' runs on the CPU here, not in context {context_name!r}; "
                 "use context 'cpu', or backend 'nnabla' for the GPU")
-        return OnnxRuntimeNetwork(arch, params, weights_path)
+        return OnnxRuntimeNetwork(weights)
     raise BackendUnavailableError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
 
 

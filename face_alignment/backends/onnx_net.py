@@ -10,13 +10,13 @@ onnx are imported only to export.
 import hashlib
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from ..files import sha256_of
 from ..registry import Architecture
+from ..weights import Weights
 from ..weights.layout import input_channels
 from .export import EXPORT_VERSION, INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
 
@@ -75,26 +75,16 @@ def cache_key(arch: Architecture, weights_sha256: str, opset: int = ONNX_OPSET) 
     return hashlib.sha256(f"{weights_sha256}/{graph}".encode()).hexdigest()[:16]
 
 
-def params_sha256(params: Dict[str, np.ndarray]) -> str:
-    """A digest of parameters that come from no file: names, shapes and float32 values."""
-    digest = hashlib.sha256()
-    for name, value in params.items():
-        value = np.ascontiguousarray(value, dtype=np.float32)
-        digest.update(f"{name}{value.shape}".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
-def cache_candidates(arch: Architecture, params: Dict[str, np.ndarray], weights_path: Optional[str],
-                     cache_dir: Optional[str] = None) -> List[str]:
+def cache_candidates(weights: Weights, cache_dir: Optional[str] = None) -> List[str]:
     """Where the ONNX model of these weights may be, in the order it is looked for and written:
     beside the weight file, then the cache folder."""
-    if weights_path is not None:
-        stem = os.path.splitext(os.path.basename(weights_path))[0]
-        key = cache_key(arch, sha256_of(weights_path))
-        folders = [os.path.dirname(os.path.abspath(weights_path))]
+    key = cache_key(weights.arch, weights.sha256)
+    folders = []
+    if weights.path is not None:
+        stem = os.path.splitext(os.path.basename(weights.path))[0]
+        folders.append(os.path.dirname(os.path.abspath(weights.path)))
     else:
-        stem, key, folders = arch.name, cache_key(arch, params_sha256(params)), []
+        stem = weights.arch.name
     folders.append(cache_dir or user_cache_dir())
     return [os.path.join(folder, f"{stem}.{key}.onnx") for folder in folders]
 
@@ -105,22 +95,21 @@ def _writable(folder: str) -> bool:
 
 class OnnxRuntimeNetwork:
     """A FAN or ResNetDepth in ONNX Runtime, callable on float32 batches (B, C, 256, 256) like
-    :class:`NNablaNetwork`. ``params`` must be the contents of ``weights_path`` when it is given:
-    the cached model is found by the file's hash."""
+    :class:`NNablaNetwork`. The cached model is found by the weights' sha256, so on a hit the
+    weight values are never read."""
 
-    def __init__(self, arch: Architecture, params: Dict[str, np.ndarray], weights_path: Optional[str] = None,
-                 cache_dir: Optional[str] = None, threads: Optional[int] = None):
+    def __init__(self, weights: Weights, cache_dir: Optional[str] = None, threads: Optional[int] = None):
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise BackendUnavailableError(f"backend 'onnxruntime' needs its package: pip install {ORT_PACKAGE}") \
                 from None
-        self.arch = arch
+        self.arch = weights.arch
         self._options = session_options(threads)
-        candidates = cache_candidates(arch, params, weights_path, cache_dir)
+        candidates = cache_candidates(weights, cache_dir)
         self.model_path, self._session = self._cached_session(candidates)
         if self._session is None:
-            self.model_path = self._export(arch, params, candidates)
+            self.model_path = self._export(weights, candidates)
             self._session = self._load(self.model_path)
 
     @property
@@ -149,15 +138,15 @@ class OnnxRuntimeNetwork:
         return None, None
 
     @staticmethod
-    def _export(arch: Architecture, params: Dict[str, np.ndarray], candidates: List[str]) -> str:
+    def _export(weights: Weights, candidates: List[str]) -> str:
         from .export import export_onnx
 
         target = next((p for p in candidates if _writable(os.path.dirname(p))), None)
         if target is None:
             target = candidates[-1]
             os.makedirs(os.path.dirname(target), exist_ok=True)
-        log.info("exporting %s to ONNX (once): %s", arch.name, target)
-        return export_onnx(arch, params, target)
+        log.info("exporting %s to ONNX (once): %s", weights.arch.name, target)
+        return export_onnx(weights.arch, weights.params, target)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -1,5 +1,5 @@
 """Weights: the expected layout, loading and validating .h5 files, converting PyTorch checkpoints, fetching."""
 from .layout import expected_parameters
-from .loading import LoadedWeights, load_weights
+from .loading import Weights, load_weights, open_weights
 
-__all__ = ["LoadedWeights", "expected_parameters", "load_weights"]
+__all__ = ["Weights", "expected_parameters", "load_weights", "open_weights"]

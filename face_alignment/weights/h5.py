@@ -6,7 +6,7 @@ architecture they fit is recorded as attributes of the file's root.
 """
 import os
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -14,23 +14,48 @@ from ..errors import WeightsFileError
 from ..files import atomic_write
 
 
-def read_h5(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, object]]:
-    """(parameters in file order, root attributes)."""
+def _open(path: str):
     import h5py
 
     if not os.path.isfile(path):
         raise WeightsFileError(f"{path}: no such file")
     try:
-        with h5py.File(path, "r") as f:
-            found = []
-            f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
+
+
+def _datasets(f) -> List[str]:
+    import h5py
+
+    found = []
+    f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _root_attrs(f) -> Dict[str, object]:
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
+
+
+def read_h5_names(path: str) -> Tuple[List[str], Dict[str, object]]:
+    """(parameter names, root attributes), reading no parameter values: enough to tell which
+    network a file holds."""
+    with _open(path) as f:
+        return _datasets(f), _root_attrs(f)
+
+
+def read_h5(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, object]]:
+    """(parameters in file order, root attributes)."""
+    try:
+        with _open(path) as f:
+            found = _datasets(f)
             order = {name: f[name].attrs.get("index", i) for i, name in enumerate(found)}
             params = OrderedDict(
                 (name, np.asarray(f[name][...], dtype=np.float32)) for name in sorted(found, key=order.get))
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError as e:
+            return params, _root_attrs(f)
+    except OSError as e:  # a file truncated after its header fails only when its data is read
         raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
-    return params, {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
 
 
 def write_h5(path: str, params: Dict[str, np.ndarray], attrs: Dict[str, object], force: bool = False):

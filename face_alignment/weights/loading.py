@@ -6,16 +6,18 @@ parameter names: the number of hourglass modules can be counted, the pooling can
 files are taken to follow the authors' FAN (average pooling, authors' crop).
 """
 import dataclasses
+import functools
+import hashlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from ..errors import CheckpointMismatchError
+from ..files import sha256_of
 from ..registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture, architecture, weights_for_file
-from .h5 import read_h5
+from .h5 import read_h5, read_h5_names
 from .layout import IGNORED_SUFFIX, check_layout, describe, infer_network
 
 ATTR_ARCH = "arch"
@@ -28,11 +30,42 @@ ATTR_SOURCE = "source_file"
 ATTR_SOURCE_SHA256 = "source_sha256"
 
 
-@dataclass
-class LoadedWeights:
-    path: str
-    arch: Architecture
-    params: "OrderedDict[str, np.ndarray]"
+class Weights:
+    """A network's architecture and its parameters, and the file they come from, if any.
+
+    From a file, the parameters are read and checked against the architecture on first use
+    of ``params``: a backend that finds a model already made from this very file (by its
+    ``sha256``) never needs them.
+    """
+
+    def __init__(self, arch: Architecture, params: Optional[Dict[str, np.ndarray]] = None,
+                 path: Optional[str] = None):
+        if params is None and path is None:
+            raise ValueError("Weights need parameters or a file")
+        self.arch = arch
+        self.path = path
+        self._params = None if params is None else OrderedDict(params)
+
+    @property
+    def params(self) -> "OrderedDict[str, np.ndarray]":
+        if self._params is None:
+            params, _ = read_h5(self.path)
+            params = OrderedDict((k, v) for k, v in params.items() if not k.endswith(IGNORED_SUFFIX))
+            check_layout(params, self.arch.kind, self.arch.num_modules, self.path)
+            self._params = params
+        return self._params
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The file's sha256; without a file, a digest of the parameters' names, shapes and values."""
+        if self.path is not None:
+            return sha256_of(self.path)
+        digest = hashlib.sha256()
+        for name, value in self.params.items():
+            value = np.ascontiguousarray(value, dtype=np.float32)
+            digest.update(f"{name}{value.shape}".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
 
 
 def architecture_attrs(arch: Architecture) -> dict:
@@ -54,13 +87,14 @@ def _architecture_from_attrs(attrs: dict) -> Optional[Architecture]:
     return Architecture(name=str(attrs[ATTR_ARCH]), **recorded)
 
 
-def load_weights(path: str, kind: Optional[str] = None, num_modules: Optional[int] = None,
-                 arch: Optional[str] = None) -> LoadedWeights:
-    """Read and validate ``path``. ``kind`` (FAN or RESNET_DEPTH) and ``num_modules`` are what
-    the caller needs; ``arch`` overrides what the file says about itself."""
-    params, attrs = read_h5(path)
-    params = OrderedDict((k, v) for k, v in params.items() if not k.endswith(IGNORED_SUFFIX))
-    found_kind, found_modules = infer_network(params, "/", path)
+def open_weights(path: str, kind: Optional[str] = None, num_modules: Optional[int] = None,
+                 arch: Optional[str] = None) -> Weights:
+    """The weights in ``path``, checked to be the network the caller needs from their names
+    alone; their values are read on first use. ``kind`` (FAN or RESNET_DEPTH) and
+    ``num_modules`` are what the caller needs; ``arch`` overrides what the file says about itself."""
+    names, attrs = read_h5_names(path)
+    names = [n for n in names if not n.endswith(IGNORED_SUFFIX)]
+    found_kind, found_modules = infer_network(names, "/", path)
 
     if arch is not None:
         resolved = architecture(arch)
@@ -86,5 +120,12 @@ def load_weights(path: str, kind: Optional[str] = None, num_modules: Optional[in
         raise CheckpointMismatchError(
             f"{path}: holds {describe(found_kind, found_modules)}, not the {resolved.name} "
             f"({describe(resolved.kind, resolved.num_modules)})")
-    check_layout(params, found_kind, found_modules, path)
-    return LoadedWeights(path, resolved, params)
+    return Weights(resolved, path=path)
+
+
+def load_weights(path: str, kind: Optional[str] = None, num_modules: Optional[int] = None,
+                 arch: Optional[str] = None) -> Weights:
+    """Like :func:`open_weights`, with every value read and checked now."""
+    weights = open_weights(path, kind, num_modules, arch)
+    _ = weights.params
+    return weights
