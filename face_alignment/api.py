@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from .backends import default_backend, default_context_name, make_context, make_network
+from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
 from .errors import FaceAlignmentError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode
@@ -50,7 +50,8 @@ class FaceAlignment:
     ``integer_landmarks`` truncates argmax results to integers exactly as the authors' code
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
     "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn).
-    ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed).
+    ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
+    except with ``backend="onnxruntime"``, which runs on the CPU).
     ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
     on the CPU and caches its model beside the weight file on first use).
     """
@@ -61,7 +62,8 @@ class FaceAlignment:
                  cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None):
-        context = context or default_context_name()
+        # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
+        context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
         self.backend = backend or default_backend(context)
         # Both files are checked to hold the right networks, and every option, before any

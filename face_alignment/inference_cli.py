@@ -48,8 +48,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--arch", help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
     p.add_argument("--reference-scale", type=float, default=195.0,
                    help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
-    p.add_argument("--context", "-c", choices=CONTEXTS, default=default_context_name(),
-                   help="nnabla context (default: %(default)s; cudnn needs nnabla-ext-cuda)")
+    p.add_argument("--context", "-c", choices=CONTEXTS,
+                   help=f"nnabla context (default: {default_context_name()}, or cpu with --backend onnxruntime; "
+                   "cudnn needs nnabla-ext-cuda)")
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")

@@ -224,3 +224,14 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
     assert_one_line_error(run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN,
                                    "--backend", "tensorrt"), "--backend", "tensorrt")
 
+
+def test_asking_for_onnxruntime_picks_the_cpu_context_on_a_cuda_machine(fan2_h5, monkeypatch):
+    import face_alignment.api as api
+
+    # As if nnabla's CUDA extension were installed: cudnn becomes the default context...
+    monkeypatch.setattr(api, "default_context_name", lambda: "cudnn")
+    with pytest.raises(BackendUnavailableError, match="nnabla-ext-cuda"):
+        FaceAlignment(fan2_h5)  # ...which this machine cannot make
+    # ...but ONNX Runtime, asked for by name, runs on the CPU without being told the context.
+    fa = FaceAlignment(fan2_h5, backend="onnxruntime")
+    assert fa.backend == "onnxruntime" and fa.context.backend[0].startswith("cpu")
