@@ -1,4 +1,5 @@
-"""Load an NNabla ``.h5`` weight file and decide which network it fits.
+"""Open an NNabla ``.h5`` weight file, decide which network it fits from its parameter names
+alone, and read (and check) its values when they are first needed.
 
 Files written by our converter carry their architecture as root attributes. Files without
 them (nnabla-examples' published ones) are recognised by file name, and otherwise by their
