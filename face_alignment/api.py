@@ -8,6 +8,7 @@ unless boxes are given; each image's faces (and, in ``get_landmarks_from_images`
 consecutive images) go through the network in batches.
 """
 import logging
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -68,8 +69,8 @@ class FaceAlignment:
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
         self.backend = backend or default_backend(context)
-        # Both files are checked to hold the right networks, and every option, before any
-        # weight is read or any model exported: a mistake costs no wait.
+        # Both files are checked to hold the right networks, and the options below, before any
+        # weight is read or any model exported: such a mistake costs no wait.
         fan_weights = open_weights(model, kind=FAN, num_modules=network_size, arch=arch)
         depth_weights = None if depth_model is None else open_weights(depth_model, kind=RESNET_DEPTH)
         self.arch = fan_weights.arch
@@ -90,10 +91,11 @@ class FaceAlignment:
         self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
         self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
         self._detector = None
+        self._detector_lock = threading.Lock()
         # With ONNX Runtime, which lets go of Python's GIL while it runs, images are read and
         # their faces detected in a worker thread, up to a batch ahead, while the current batch
-        # is inferred: about 10 % faster over 24 photos with HOG detection here. With NNabla's
-        # CPU context it gained nothing (21.3 s either way over 6 photos): serial there.
+        # is inferred: about 10 % faster over 24 photos with HOG detection here. With NNabla
+        # (measured on its CPU context) it gained nothing: 21.3 s either way over 6 photos.
         self._read_ahead = self.batch_size if self.backend == ONNXRUNTIME else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, context, self.decode, ", flip" if flip else "")
@@ -112,7 +114,8 @@ class FaceAlignment:
 
     def detect_faces(self, image: np.ndarray) -> np.ndarray:
         """(N, 4) boxes [left, top, right, bottom] of the faces dlib finds in an RGB image."""
-        return self.detector.detect(image)[:, :4]
+        with self._detector_lock:  # dlib's detectors are not safe to run from two threads at once
+            return self.detector.detect(image)[:, :4]
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
@@ -121,7 +124,9 @@ class FaceAlignment:
 
     def get_landmarks_from_images(self, images: Iterable[ImageInput],
                                   boxes: Optional[Sequence[Optional[np.ndarray]]] = None) -> Iterator[Prediction]:
-        """One Prediction per image, in order; faces of consecutive images share batches."""
+        """One Prediction per image, in order; faces of consecutive images share batches.
+        With the onnxruntime backend, a list or tuple of images is read, and its faces
+        detected, in a worker thread up to a batch ahead of the network."""
         for predictions in self.predict(images, boxes, (self.decode,)):
             yield predictions[self.decode]
 
@@ -129,11 +134,27 @@ class FaceAlignment:
                 decodes: Sequence[str] = ("centroid",)) -> Iterator[Dict[str, Prediction]]:
         """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image."""
+        for _, predictions in self._predict(images, boxes, decodes):
+            yield predictions
+
+    def predict_files(self, paths: Sequence[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
+                      decodes: Sequence[str] = ("centroid",)) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
+        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
+        each image is read once and held only until its landmarks come back."""
+        for path, (image, predictions) in zip(paths, self._predict(paths, boxes, decodes)):
+            yield path, image, predictions
+
+    def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
+                 decodes: Sequence[str]) -> Iterator[Tuple[np.ndarray, Dict[str, Prediction]]]:
         for method in decodes:
             if method not in DECODE_METHODS:
                 raise FaceAlignmentError(f"decode {method!r}: expected one of {', '.join(DECODE_METHODS)}")
+        # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
+        # caller's thread, where they may have to be (a database cursor), and cannot keep a
+        # worker waiting when the caller stops early.
+        ahead = min(self._read_ahead, len(images) - 1) if isinstance(images, (list, tuple)) else 0
         pending: List[Tuple[np.ndarray, np.ndarray]] = []
-        for image, faces in _run_ahead(self._faces(images, boxes), self._read_ahead):
+        for image, faces in _run_ahead(self._faces(images, boxes), ahead):
             pending.append((image, faces))
             if sum(len(f) for _, f in pending) >= self.batch_size:
                 yield from self._landmarks(pending, decodes)
@@ -150,20 +171,6 @@ class FaceAlignment:
             given = None if boxes is None else boxes[index]
             yield image, (self.detect_faces(image) if given is None else _as_boxes(given))
 
-    def predict_files(self, paths: Sequence[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      decodes: Sequence[str] = ("centroid",)) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
-        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
-        each image is read once and held only until its landmarks come back."""
-        held = {}
-
-        def reading():
-            for index, path in enumerate(paths):
-                held[index] = read_image(path)
-                yield held[index]
-
-        for index, predictions in enumerate(self.predict(reading(), boxes, decodes)):
-            yield paths[index], held.pop(index), predictions
-
     # The steps below run once for a group of images, so the networks see full batches.
 
     def _landmarks(self, group: List[Tuple[np.ndarray, np.ndarray]], decodes: Sequence[str]):
@@ -176,10 +183,10 @@ class FaceAlignment:
         heatmaps = self._heatmaps(crops)
         per_method = {m: self._decode(heatmaps, crops, frames, m) for m in decodes}
         start = 0
-        for _, faces in group:
+        for image, faces in group:
             end = start + len(faces)
-            yield {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                   for m, (points, scores) in per_method.items()}
+            yield image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
+                          for m, (points, scores) in per_method.items()}
             start = end
 
     def _batches(self, array: np.ndarray):

@@ -177,6 +177,8 @@ def test_backend_errors_are_one_line(fan1_params, monkeypatch):
     with pytest.raises(BackendUnavailableError) as caught:
         make_network(Weights(FAN1, fan1_params), "onnxruntime", cudnn)
     assert "cudnn" in str(caught.value) and "'nnabla'" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(TypeError, match="takes Weights"):
+        make_network(FAN1, fan1_params)  # the arguments before Weights existed
     with pytest.raises(BackendUnavailableError, match="'tensorrt' is not one of onnxruntime, nnabla"):
         make_network(Weights(FAN1, fan1_params), "tensorrt")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
@@ -227,11 +229,13 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
 
 def test_asking_for_onnxruntime_picks_the_cpu_context_on_a_cuda_machine(fan2_h5, monkeypatch):
     import face_alignment.api as api
+    from face_alignment.backends import context
 
     # As if nnabla's CUDA extension were installed: cudnn becomes the default context...
     monkeypatch.setattr(api, "default_context_name", lambda: "cudnn")
+    monkeypatch.setattr(context, "cuda_available", lambda: False)  # (even where it is installed)
     with pytest.raises(BackendUnavailableError, match="nnabla-ext-cuda"):
-        FaceAlignment(fan2_h5)  # ...which this machine cannot make
+        FaceAlignment(fan2_h5)  # ...which cannot be made here
     # ...but ONNX Runtime, asked for by name, runs on the CPU without being told the context.
     fa = FaceAlignment(fan2_h5, backend="onnxruntime")
     assert fa.backend == "onnxruntime" and fa.context.backend[0].startswith("cpu")

@@ -27,6 +27,10 @@ def _numbers(log, fail_at=None):
         yield i
 
 
+def _workers():
+    return [t for t in threading.enumerate() if t.name.startswith("face-alignment-read-ahead")]
+
+
 @pytest.mark.parametrize("depth", [0, 1, 3, 10])
 def test_items_come_in_order_from_one_worker(depth):
     log = []
@@ -34,6 +38,7 @@ def test_items_come_in_order_from_one_worker(depth):
     threads = set(log)
     assert len(threads) == 1
     assert (threads.pop() == threading.current_thread().name) == (depth == 0)
+    assert not _workers()
 
 
 def test_an_error_is_raised_after_the_items_before_it():
@@ -42,14 +47,17 @@ def test_an_error_is_raised_after_the_items_before_it():
         for item in _run_ahead(_numbers([], fail_at=4), 3):
             got.append(item)
     assert got == [0, 1, 2, 3]
+    assert not _workers()
 
 
-def test_stopping_early_reads_no_more_than_the_depth_ahead():
+def test_stopping_early_reads_no_more_than_the_depth_ahead_and_leaves_no_thread():
     log = []
     items = _run_ahead(_numbers(log), 2)
     assert next(items) == 0
-    items.close()  # waits for the worker
+    assert len(_workers()) == 1
+    items.close()
     assert len(log) <= 3
+    assert not _workers()
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +69,7 @@ def fan1_h5(tmp_path_factory):
     return str(path)
 
 
-def test_landmarks_with_detection_ahead_equal_those_image_by_image(fan1_h5, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    fa = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=2)
-    paths = [os.path.join(FACES, name) for name in ("breakingbad.jpg", "einstein.jpg", "breakingbad.jpg")]
-    one_by_one = [fa.get_landmarks_from_image(p) for p in paths]
-    assert [len(p.boxes) for p in one_by_one] == [2, 1, 2]  # HOG: both Breaking Bad faces, and Einstein
+def _detecting_threads(fa, monkeypatch):
     detect, threads = fa.detect_faces, []
 
     def detect_and_note_the_thread(image):
@@ -74,10 +77,32 @@ def test_landmarks_with_detection_ahead_equal_those_image_by_image(fan1_h5, tmp_
         return detect(image)
 
     monkeypatch.setattr(fa, "detect_faces", detect_and_note_the_thread)
-    together = list(fa.get_landmarks_from_images(paths))
+    return threads
+
+
+def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    paths = [os.path.join(FACES, name) for name in ("breakingbad.jpg", "einstein.jpg", "breakingbad.jpg")]
+    in_turn = FaceAlignment(fan1_h5, backend="nnabla", batch_size=2)
+    threads = _detecting_threads(in_turn, monkeypatch)
+    reference = list(in_turn.get_landmarks_from_images(paths))
+    assert threads == [threading.current_thread()] * 3  # NNabla: everything in this thread
+    assert [len(p.boxes) for p in reference] == [2, 1, 2]  # HOG: both Breaking Bad faces, and Einstein
+
+    ahead = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=2)
+    threads = _detecting_threads(ahead, monkeypatch)
+    results = list(ahead.get_landmarks_from_images(paths))
+    assert len(results) == len(reference)
+    for expected, got in zip(reference, results):
+        np.testing.assert_array_equal(got.boxes, expected.boxes)
+        assert np.max(np.abs(got.landmarks - expected.landmarks)) <= 0.01  # the backends' agreement
     assert len(threads) == 3 and threading.current_thread() not in threads
-    for alone, ahead in zip(one_by_one, together):
-        np.testing.assert_array_equal(alone.boxes, ahead.boxes)
-        np.testing.assert_allclose(alone.landmarks, ahead.landmarks, atol=1e-4)
+    assert not _workers()
+
+    # An iterator (not a list) stays in the caller's thread.
+    threads.clear()
+    list(ahead.get_landmarks_from_images(iter(paths)))
+    assert threads == [threading.current_thread()] * 3
     with pytest.raises(FaceAlignmentError, match="missing.jpg"):
-        list(fa.get_landmarks_from_images(paths[:1] + [str(tmp_path / "missing.jpg")]))
+        list(ahead.get_landmarks_from_images(paths[:1] + [str(tmp_path / "missing.jpg")]))
+    assert not _workers()

@@ -38,6 +38,9 @@ def make_network(weights: Weights, backend: Optional[str] = None, context=None) 
     """A callable network (float32 (B, C, 256, 256) in, heatmaps or depths out) on ``backend``
     (default: :func:`default_backend`). ``context``: an nnabla context from :func:`make_context`
     (default cpu)."""
+    if not isinstance(weights, Weights):
+        raise TypeError(f"make_network takes Weights (from open_weights or Weights(arch, params)), "
+                        f"not {type(weights).__name__}")
     context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
     backend = backend or default_backend(context_name)
     if backend == NNABLA:

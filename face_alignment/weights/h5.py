@@ -6,6 +6,7 @@ architecture they fit is recorded as attributes of the file's root.
 """
 import os
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -14,13 +15,16 @@ from ..errors import WeightsFileError
 from ..files import atomic_write
 
 
-def _open(path: str):
+@contextmanager
+def _reading(path: str):
+    """The open HDF5 file; any failure to read it, on opening or later, is one WeightsFileError."""
     import h5py
 
     if not os.path.isfile(path):
         raise WeightsFileError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r")
+        with h5py.File(path, "r") as f:
+            yield f
     except OSError as e:
         raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
 
@@ -41,21 +45,18 @@ def _root_attrs(f) -> Dict[str, object]:
 def read_h5_names(path: str) -> Tuple[List[str], Dict[str, object]]:
     """(parameter names, root attributes), reading no parameter values: enough to tell which
     network a file holds."""
-    with _open(path) as f:
+    with _reading(path) as f:
         return _datasets(f), _root_attrs(f)
 
 
 def read_h5(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, object]]:
     """(parameters in file order, root attributes)."""
-    try:
-        with _open(path) as f:
-            found = _datasets(f)
-            order = {name: f[name].attrs.get("index", i) for i, name in enumerate(found)}
-            params = OrderedDict(
-                (name, np.asarray(f[name][...], dtype=np.float32)) for name in sorted(found, key=order.get))
-            return params, _root_attrs(f)
-    except OSError as e:  # a file truncated after its header fails only when its data is read
-        raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
+    with _reading(path) as f:
+        found = _datasets(f)
+        order = {name: f[name].attrs.get("index", i) for i, name in enumerate(found)}
+        params = OrderedDict(
+            (name, np.asarray(f[name][...], dtype=np.float32)) for name in sorted(found, key=order.get))
+        return params, _root_attrs(f)
 
 
 def write_h5(path: str, params: Dict[str, np.ndarray], attrs: Dict[str, object], force: bool = False):

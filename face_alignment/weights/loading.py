@@ -32,17 +32,18 @@ ATTR_SOURCE_SHA256 = "source_sha256"
 
 
 class Weights:
-    """A network's architecture and its parameters, and the file they come from, if any.
+    """A network's architecture and its parameters: given, or in a file.
 
     From a file, the parameters are read and checked against the architecture on first use
     of ``params``: a backend that finds a model already made from this very file (by its
-    ``sha256``) never needs them.
+    ``sha256``) never needs them. Either ``params`` or ``path``, so that what ``sha256``
+    names is always what ``params`` holds.
     """
 
     def __init__(self, arch: Architecture, params: Optional[Dict[str, np.ndarray]] = None,
                  path: Optional[str] = None):
-        if params is None and path is None:
-            raise ValueError("Weights need parameters or a file")
+        if (params is None) == (path is None):
+            raise ValueError("Weights take parameters or a file, not both or neither")
         self.arch = arch
         self.path = path
         self._params = None if params is None else OrderedDict(params)
