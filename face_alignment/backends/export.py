@@ -12,7 +12,6 @@ import importlib.util
 import io
 import os
 import tempfile
-from collections import OrderedDict
 from typing import Dict, Optional
 
 import nnabla as nn
@@ -22,7 +21,7 @@ from ..errors import BackendUnavailableError, FaceAlignmentError, OutputExistsEr
 from ..files import atomic_write
 from ..registry import Architecture
 from ..weights import load_weights
-from ..weights.layout import CROP_SIZE, build_graph, input_channels
+from .nnabla_net import NNablaNetwork
 
 # Part of every ONNX cache key: bump it whenever the exported graph changes.
 EXPORT_VERSION = 1
@@ -46,26 +45,17 @@ def export_nnp(arch: Architecture, params: Dict[str, np.ndarray], path: str, for
     """Write ``arch`` with ``params`` as an ``.nnp`` (input "x", output "y", any batch size)."""
     from nnabla.utils.save import save
 
-    scope = OrderedDict()
-    with nn.parameter_scope("", scope), nn.auto_forward(False):
-        for name, value in params.items():
-            nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
-        x = nn.Variable((1, input_channels(arch.kind), CROP_SIZE, CROP_SIZE))
-        y = build_graph(arch.kind, x, arch.num_modules, arch.pooling)
-        variables = nn.get_parameters(grad_only=False)
-        # A parameter the graph had to create would be exported with random values.
-        if len(variables) != len(params):
-            raise FaceAlignmentError(f"{arch.name}: the parameters do not fit the graph "
-                                     f"({len(variables) - len(params)} created)")
-        contents = {
-            "networks": [{"name": arch.name, "batch_size": 1, "names": {INPUT_NAME: x},
-                          "outputs": {OUTPUT_NAME: y}}],
-            "executors": [{"name": "runtime", "network": arch.name, "data": [INPUT_NAME],
-                           "output": [OUTPUT_NAME]}],
-        }
+    network = NNablaNetwork(arch, params)
+    x, y = network.graph(1)
+    contents = {
+        "networks": [{"name": arch.name, "batch_size": 1, "names": {INPUT_NAME: x}, "outputs": {OUTPUT_NAME: y}}],
+        "executors": [{"name": "runtime", "network": arch.name, "data": [INPUT_NAME], "output": [OUTPUT_NAME]}],
+    }
+    # save() reads the network's parameters from the current scope.
+    with network.parameter_scope():
         # atomic_write keeps the extension, which is how save() picks the .nnp format.
         with atomic_write(path, force) as tmp:
-            save(tmp, contents, variable_batch_size=True, parameters=variables)
+            save(tmp, contents, variable_batch_size=True, parameters=nn.get_parameters(grad_only=False))
     return path
 
 

@@ -5,8 +5,9 @@ from typing import Dict
 import nnabla as nn
 import numpy as np
 
+from ..errors import FaceAlignmentError
 from ..registry import Architecture
-from ..weights.layout import build_graph, input_channels
+from ..weights.layout import CROP_SIZE, build_graph, input_channels
 from .context import make_context
 
 
@@ -27,22 +28,29 @@ class NNablaNetwork:
     def input_channels(self) -> int:
         return input_channels(self.arch.kind)
 
-    def _graph(self, batch_size: int):
+    def parameter_scope(self):
+        """nnabla's parameter scope holding exactly this network's parameters (what
+        ``nnabla.utils.save`` reads the network's parameters from)."""
+        return nn.parameter_scope("", self._scope)
+
+    def graph(self, batch_size: int):
+        """(input, output) variables of the graph for ``batch_size``, built on first use."""
         if batch_size not in self._graphs:
-            with nn.parameter_scope("", self._scope), nn.context_scope(self.context), nn.auto_forward(False):
-                x = nn.Variable((batch_size, self.input_channels, 256, 256))
+            with self.parameter_scope(), nn.context_scope(self.context), nn.auto_forward(False):
+                x = nn.Variable((batch_size, self.input_channels, CROP_SIZE, CROP_SIZE))
                 y = build_graph(self.arch.kind, x, self.arch.num_modules, self.arch.pooling)
                 y.persistent = True
-                count = len(nn.get_parameters(grad_only=False))
-            # Any parameter the graph had to create would be random: the layout check upstream
-            # makes this impossible, and this keeps it so.
-            assert count == self._num_params, f"graph created {count - self._num_params} parameters"
+                created = len(nn.get_parameters(grad_only=False)) - self._num_params
+            # A parameter the graph had to create would hold random values.
+            if created:
+                raise FaceAlignmentError(f"{self.arch.name}: the parameters do not fit the graph "
+                                         f"({created} created)")
             self._graphs[batch_size] = (x, y)
         return self._graphs[batch_size]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch, dtype=np.float32)
-        x, y = self._graph(batch.shape[0])
+        x, y = self.graph(batch.shape[0])
         x.d = batch
         y.forward(clear_buffer=True)
         return np.array(y.d, copy=True)
