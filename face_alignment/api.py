@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
 from .errors import FaceAlignmentError
-from .pipeline.crop import FaceFrames, crop_faces
+from .pipeline.crop import CROP_SIZE, HEATMAP_SIZE, FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode
 from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
 from .pipeline.flip import flip_crops, unflip_heatmaps
@@ -179,7 +179,7 @@ class FaceAlignment:
             image_crops, image_frames = crop_faces(image, faces, self.arch.crop, self.reference_scale)
             crops.append(image_crops)
             frames.append(image_frames)
-        crops = np.concatenate(crops) if crops else np.zeros((0, 3, 256, 256), np.float32)
+        crops = np.concatenate(crops) if crops else np.zeros((0, 3, CROP_SIZE, CROP_SIZE), np.float32)
         heatmaps = self._heatmaps(crops)
         per_method = {m: self._decode(heatmaps, crops, frames, m) for m in decodes}
         start = 0
@@ -195,7 +195,7 @@ class FaceAlignment:
 
     def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
-            return np.zeros((0, NUM_LANDMARKS, 64, 64), np.float32)
+            return np.zeros((0, NUM_LANDMARKS, HEATMAP_SIZE, HEATMAP_SIZE), np.float32)
         out = []
         for batch in self._batches(crops):
             heatmaps = self.fan(batch)
@@ -220,11 +220,8 @@ class FaceAlignment:
         return points, scores
 
     def _depth(self, crops: np.ndarray, points_crop: np.ndarray, exact_authors: bool) -> np.ndarray:
-        out = []
-        for start in range(0, len(crops), self.batch_size):
-            end = start + self.batch_size
-            heatmaps = render_landmark_heatmaps(points_crop[start:end], exact_authors)
-            out.append(self.depth(depth_network_input(crops[start:end], heatmaps)))
+        out = [self.depth(depth_network_input(batch, render_landmark_heatmaps(points, exact_authors)))
+               for batch, points in zip(self._batches(crops), self._batches(points_crop))]
         return np.concatenate(out).astype(np.float64)
 
 
