@@ -92,10 +92,8 @@ def our_command(models: Dict, backend: str, dims: str, images: str, boxes: str, 
     command = [PYTHON, os.path.join(ROOT, "model_inference.py"), "--model", model]
     if dims == "3D":
         command += ["--landmarks-type-3D", "--resnet-depth-model", models["depth_h5"]]
-    command += ["--test-image", images, "--boxes", boxes, "--save-json", out_json, "--no-progress"]
-    if models["cli_has_backend"]:
-        command += ["--backend", backend]
-    return command
+    return command + ["--test-image", images, "--boxes", boxes, "--save-json", out_json, "--no-progress",
+                      "--backend", backend]
 
 
 def authors_command(models: Dict, dims: str, num_modules: int, images: str, boxes: str, out_json: str) -> Command:
@@ -172,7 +170,7 @@ def measure(args: argparse.Namespace, scratch: str) -> Tuple[Dict, List[str]]:
     unknown = set(backends) - set(models["backends"])
     if unknown:
         raise SystemExit(f"error: backends {sorted(unknown)} not available (available: {models['backends']})")
-    log(f"backends: {', '.join(backends)}; model_inference.py --backend: {models['cli_has_backend']}")
+    log(f"backends: {', '.join(backends)}")
 
     n, w, runs = args.num_modules, args.warmup, args.runs
     raw: Dict[str, Dict[str, Dict[str, List[float]]]] = {key: {} for key in report.SECTIONS}

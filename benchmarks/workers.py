@@ -5,12 +5,10 @@ A fresh process per measurement keeps the two implementations apart: ours never 
 Timings are returned as lists of seconds, one per timed run, after ``warmup`` untimed runs.
 """
 import dataclasses
-import inspect
 import os
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 TORCH_THREADS = 2
@@ -30,10 +28,6 @@ def _timed(action: Callable[[], object], warmup: int, runs: int) -> List[float]:
 def _sample_batch(batch_size: int) -> np.ndarray:
     # The network's cost does not depend on the pixel values; a fixed input keeps runs alike.
     return np.random.RandomState(0).rand(batch_size, 3, 256, 256).astype(np.float32)
-
-
-def read_rgb(path: str) -> np.ndarray:
-    return np.ascontiguousarray(cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -84,12 +78,9 @@ def prepare_models(folder: str, num_modules: int, with_3d: bool) -> Dict[str, ob
         _convert_fan(paths["fan3d_checkpoint"], paths["fan3d_h5"], "3DFAN4", num_modules)
         convert_checkpoint(paths["depth_checkpoint"], paths["depth_h5"])
 
-    from face_alignment import backends
-    from face_alignment.inference_cli import parser
+    from face_alignment.backends import available_backends
 
-    listed = getattr(backends, "available_backends", None)
-    return dict(paths, backends=list(listed()) if listed else ["nnabla"],
-                cli_has_backend="--backend" in parser()._option_string_actions)
+    return dict(paths, backends=list(available_backends()))
 
 
 # ----------------------------------------------------------------------------- ours
@@ -98,11 +89,7 @@ def prepare_models(folder: str, num_modules: int, with_3d: bool) -> Dict[str, ob
 def _our_aligner(fan_h5: str, depth_h5: Optional[str], backend: str):
     from face_alignment.api import FaceAlignment
 
-    # Until the backend choice lands in the API there is one backend, NNabla's.
-    accepts_backend = "backend" in inspect.signature(FaceAlignment).parameters
-    if not accepts_backend and backend != "nnabla":
-        raise ValueError(f"FaceAlignment has no backend option, cannot run {backend!r}")
-    return FaceAlignment(fan_h5, depth_h5, **({"backend": backend} if accepts_backend else {}))
+    return FaceAlignment(fan_h5, depth_h5, backend=backend)
 
 
 def our_bare_forward(fan_h5: str, backend: str, batch_sizes: Sequence[int], warmup: int,
@@ -116,8 +103,10 @@ def our_bare_forward(fan_h5: str, backend: str, batch_sizes: Sequence[int], warm
 def our_steady_state(fan_h5: str, depth_h5: Optional[str], backend: str, images: Sequence[str],
                      boxes: Sequence[Sequence[Sequence[float]]], warmup: int, runs: int) -> List[float]:
     """Seconds per pass of ``get_landmarks_from_images`` over the decoded images."""
+    from face_alignment.pipeline.image import read_image
+
     aligner = _our_aligner(fan_h5, depth_h5, backend)
-    pixels = [read_rgb(p) for p in images]
+    pixels = [read_image(p) for p in images]
     face_boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
     dims = 3 if depth_h5 else 2
 
@@ -155,7 +144,7 @@ def authors_steady_state(fan_checkpoint: str, depth_checkpoint: Optional[str], n
     from authors_pipeline import AuthorsPipeline
 
     pipeline = AuthorsPipeline(fan_checkpoint, depth_checkpoint, num_modules, TORCH_THREADS)
-    pixels = [read_rgb(p) for p in images]
+    pixels = [pipeline.read(p) for p in images]
     dims = 3 if depth_checkpoint else 2
 
     def one_pass():
