@@ -1,13 +1,7 @@
-"""Predicted landmarks: the JSON document that ``model_inference.py --save-json`` writes.
-
-Shape (coordinates in the original image's pixels, 0-based as in :mod:`.pts`)::
-
-    {"images": [{"path": str, "width": int, "height": int,
-                 "faces": [{"box": [left, top, right, bottom],
-                            "landmarks": [[x, y] or [x, y, z], ... 68 points],
-                            "scores": [68 floats]}]}]}
-
-Only x and y are used; z, if present, is ignored.
+"""Predicted landmarks: reading and checking the document that ``model_inference.py
+--save-json`` writes, whose shape :mod:`face_alignment.document` defines (coordinates in the
+original image's pixels, 0-based as in :mod:`.pts`). Only x and y are used; z, if present,
+is ignored.
 """
 import json
 import os
