@@ -24,6 +24,7 @@ LEFT_EYE = slice(42, 48)
 def normalizer(truth: np.ndarray, normalization: str = FACE_SIZE) -> np.ndarray:
     """The distance errors are divided by, for ground truth of shape ``(..., 68, 2)``; the
     result has shape ``(...)``."""
+    checked_normalization(normalization)
     truth = np.asarray(truth, dtype=np.float64)[..., :2]
     if normalization == INTEROCULAR:
         corner_a, corner_b = OUTER_EYE_CORNERS
@@ -31,11 +32,8 @@ def normalizer(truth: np.ndarray, normalization: str = FACE_SIZE) -> np.ndarray:
     if normalization == INTERPUPIL:
         return np.linalg.norm(truth[..., RIGHT_EYE, :].mean(axis=-2)
                               - truth[..., LEFT_EYE, :].mean(axis=-2), axis=-1)
-    if normalization == FACE_SIZE:
-        extent = truth.max(axis=-2) - truth.min(axis=-2)
-        return np.sqrt(extent[..., 0] * extent[..., 1])
-    raise FaceAlignmentError(f"normalization {normalization!r}: expected one of "
-                             f"{', '.join(NORMALIZATIONS)}")
+    extent = truth.max(axis=-2) - truth.min(axis=-2)  # FACE_SIZE
+    return np.sqrt(extent[..., 0] * extent[..., 1])
 
 
 def nme(predicted: np.ndarray, truth: np.ndarray, normalization: str = FACE_SIZE) -> np.ndarray:
@@ -57,7 +55,14 @@ def _errors(errors: np.ndarray) -> np.ndarray:
     return errors
 
 
-def _threshold(threshold: float) -> float:
+def checked_normalization(normalization: str) -> str:
+    if normalization not in NORMALIZATIONS:
+        raise FaceAlignmentError(f"normalization {normalization!r}: expected one of "
+                                 f"{', '.join(NORMALIZATIONS)}")
+    return normalization
+
+
+def checked_threshold(threshold: float) -> float:
     if not (np.isfinite(threshold) and threshold > 0):
         raise FaceAlignmentError(f"threshold {threshold!r}: expected a positive number")
     return float(threshold)
@@ -69,7 +74,7 @@ def ced_curve(errors: np.ndarray, max_error: float = 0.07) -> Tuple[np.ndarray, 
     ``drawstyle="steps-post"``). ``error`` starts at 0, lists every error in range and ends at
     ``max_error``."""
     errors = np.sort(_errors(errors))
-    max_error = _threshold(max_error)
+    max_error = checked_threshold(max_error)
     corners = np.concatenate(([0.0], errors[errors <= max_error], [max_error]))
     return corners, np.searchsorted(errors, corners, side="right") / errors.size
 
@@ -82,10 +87,10 @@ def auc(errors: np.ndarray, threshold: float = 0.07) -> float:
     it on, so the area is the mean over faces of ``threshold - error`` (0 when the error is
     above the threshold)."""
     errors = _errors(errors)
-    threshold = _threshold(threshold)
+    threshold = checked_threshold(threshold)
     return float(np.clip(1.0 - errors / threshold, 0.0, 1.0).mean())
 
 
 def failure_rate(errors: np.ndarray, threshold: float = 0.07) -> float:
     """Share of faces whose error is above ``threshold`` (missed faces included)."""
-    return float((_errors(errors) > _threshold(threshold)).mean())
+    return float((_errors(errors) > checked_threshold(threshold)).mean())

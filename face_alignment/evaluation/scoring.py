@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..errors import AnnotationError, FaceAlignmentError
+from ..errors import AnnotationError
 from . import metrics
 from .ground_truth import AnnotatedImage
 from .matching import MISSED, match_faces, points_box
@@ -115,11 +115,9 @@ def evaluate_document(document: Any, ground_truth: Mapping[str, AnnotatedImage],
     Images are paired by file name. An annotated image the document does not list has all
     its faces missed; predicted images without annotations are ignored. ``source`` names the
     document in error messages, ``label`` names the result (default: ``source``)."""
-    if normalization not in metrics.NORMALIZATIONS:
-        raise FaceAlignmentError(f"normalization {normalization!r}: expected one of "
-                              f"{', '.join(metrics.NORMALIZATIONS)}")
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise FaceAlignmentError(f"threshold {threshold!r}: expected a positive number")
+    # Checked before the document is parsed, so a bad option is reported first.
+    metrics.checked_normalization(normalization)
+    threshold = metrics.checked_threshold(threshold)
     predictions = parse_predictions(document, source)
     if not ground_truth:
         raise AnnotationError(f"{source}: no ground-truth images to score against")
@@ -129,4 +127,4 @@ def evaluate_document(document: Any, ground_truth: Mapping[str, AnnotatedImage],
     images: List[ImageResult] = [_score_image(truth, predictions.get(name), normalization)
                                  for name, truth in sorted(ground_truth.items())]
     return EvaluationResult(label=source if label is None else label, normalization=normalization,
-                            threshold=float(threshold), images=tuple(images))
+                            threshold=threshold, images=tuple(images))
