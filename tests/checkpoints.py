@@ -57,6 +57,13 @@ def save_plain(model, path):
     torch.save(model.state_dict(), path)
 
 
+def nnabla_params(model, kind, num_modules=None):
+    """The model's weights as NNabla parameters, mapped by the converter users run."""
+    from face_alignment.weights.convert import torch_to_nnabla
+
+    return torch_to_nnabla({k: v.numpy() for k, v in model.state_dict().items()}, kind, num_modules, "test")
+
+
 def torch_forward(model, batch):
     with torch.no_grad():
         out = model(torch.from_numpy(batch))

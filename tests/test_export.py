@@ -16,7 +16,6 @@ from face_alignment.backends import NNablaNetwork, export_nnp, export_onnx
 from face_alignment.backends.export import BATCH_DIM, ONNX_OPSET, _make_batch_symbolic
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture
-from face_alignment.weights.convert import torch_to_nnabla
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
 
@@ -25,20 +24,16 @@ TOOL = "export_model.py"
 NETWORKS = ("fan1-avg", "fan2-max", "fan4-avg", "depth")
 
 
-def _state(model):
-    return {k: v.numpy() for k, v in model.state_dict().items()}
-
-
 @pytest.fixture(scope="module")
 def networks(fan4, depth_net):
     """name -> (architecture, parameters) for random-weight networks of every shape we export."""
     fan1 = checkpoints.authors_fan(1, "avg", seed=21)
     fan2 = checkpoints.authors_fan(2, "max", seed=22)
     return {
-        "fan1-avg": (Architecture("test-fan1-avg", FAN, 1, "avg"), torch_to_nnabla(_state(fan1), FAN, 1, "t")),
-        "fan2-max": (Architecture("test-fan2-max", FAN, 2, "max"), torch_to_nnabla(_state(fan2), FAN, 2, "t")),
-        "fan4-avg": (ARCHITECTURES["2DFAN4"], torch_to_nnabla(_state(fan4), FAN, 4, "t")),
-        "depth": (ARCHITECTURES["ResNetDepth"], torch_to_nnabla(_state(depth_net), RESNET_DEPTH, None, "t")),
+        "fan1-avg": (Architecture("test-fan1-avg", FAN, 1, "avg"), checkpoints.nnabla_params(fan1, FAN, 1)),
+        "fan2-max": (Architecture("test-fan2-max", FAN, 2, "max"), checkpoints.nnabla_params(fan2, FAN, 2)),
+        "fan4-avg": (ARCHITECTURES["2DFAN4"], checkpoints.nnabla_params(fan4, FAN, 4)),
+        "depth": (ARCHITECTURES["ResNetDepth"], checkpoints.nnabla_params(depth_net, RESNET_DEPTH)),
     }
 
 

@@ -19,7 +19,6 @@ from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, availabl
 from face_alignment.backends import onnx_net
 from face_alignment.errors import BackendUnavailableError
 from face_alignment.registry import ARCHITECTURES, FAN, Architecture
-from face_alignment.weights.convert import torch_to_nnabla
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights import loading
 from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
@@ -30,13 +29,9 @@ EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
 FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
 
 
-def _params(model, num_modules):
-    return torch_to_nnabla({k: v.numpy() for k, v in model.state_dict().items()}, FAN, num_modules, "t")
-
-
 @pytest.fixture(scope="module")
 def fan1_params():
-    return _params(checkpoints.authors_fan(1, "avg", seed=31), 1)
+    return checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=31), FAN, 1)
 
 
 @pytest.fixture
@@ -191,7 +186,8 @@ def fan2_h5(tmp_path_factory):
     """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
     path = tmp_path_factory.mktemp("fan2") / "2dfan2.h5"
     arch = ARCHITECTURES["ibug-2dfan2"]
-    write_h5(str(path), _params(checkpoints.authors_fan(2, "max", seed=32), 2), architecture_attrs(arch))
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(2, "max", seed=32), FAN, 2)
+    write_h5(str(path), params, architecture_attrs(arch))
     return str(path)
 
 

@@ -5,20 +5,15 @@ import pytest
 import checkpoints
 from face_alignment.backends import NNablaNetwork
 from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture
-from face_alignment.weights.convert import torch_to_nnabla
 
 TOLERANCE = 1e-4  # max abs difference / max abs reference
-
-
-def _state(model):
-    return {k: v.numpy() for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("num_modules, pooling", [(1, "avg"), (1, "max"), (2, "avg"), (2, "max"), (4, "max")])
 def test_fan_heatmaps_match_authors(num_modules, pooling):
     model = checkpoints.authors_fan(num_modules, pooling, seed=num_modules)
     arch = Architecture(f"test-fan{num_modules}-{pooling}", FAN, num_modules, pooling)
-    net = NNablaNetwork(arch, torch_to_nnabla(_state(model), FAN, num_modules, "test"))
+    net = NNablaNetwork(arch, checkpoints.nnabla_params(model, FAN, num_modules))
     crops = np.random.RandomState(num_modules).rand(2, 3, 256, 256).astype(np.float32)
     reference = checkpoints.torch_forward(model, crops)
     ours = net(crops)
@@ -27,7 +22,7 @@ def test_fan_heatmaps_match_authors(num_modules, pooling):
 
 
 def test_fan4_heatmaps_match_authors_and_graph_is_reused_across_batch_sizes(fan4):
-    net = NNablaNetwork(ARCHITECTURES["2DFAN4"], torch_to_nnabla(_state(fan4), FAN, 4, "test"))
+    net = NNablaNetwork(ARCHITECTURES["2DFAN4"], checkpoints.nnabla_params(fan4, FAN, 4))
     crops = np.random.RandomState(0).rand(3, 3, 256, 256).astype(np.float32)
     reference = checkpoints.torch_forward(fan4, crops)
     batch = net(crops)
@@ -40,7 +35,7 @@ def test_fan4_heatmaps_match_authors_and_graph_is_reused_across_batch_sizes(fan4
 
 
 def test_resnet_depth_matches_authors(depth_net):
-    net = NNablaNetwork(ARCHITECTURES["ResNetDepth"], torch_to_nnabla(_state(depth_net), RESNET_DEPTH, None, "t"))
+    net = NNablaNetwork(ARCHITECTURES["ResNetDepth"], checkpoints.nnabla_params(depth_net, RESNET_DEPTH))
     inputs = np.random.RandomState(1).rand(2, 71, 256, 256).astype(np.float32)
     reference = checkpoints.torch_forward(depth_net, inputs)
     ours = net(inputs)

@@ -12,7 +12,6 @@ from conftest import SHARED
 from face_alignment.api import FaceAlignment, _run_ahead
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.registry import ARCHITECTURES, FAN
-from face_alignment.weights.convert import torch_to_nnabla
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
 
@@ -63,9 +62,9 @@ def test_stopping_early_reads_no_more_than_the_depth_ahead_and_leaves_no_thread(
 @pytest.fixture(scope="module")
 def fan1_h5(tmp_path_factory):
     arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
-    state = {k: v.numpy() for k, v in checkpoints.authors_fan(1, "avg", seed=3).state_dict().items()}
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
     path = tmp_path_factory.mktemp("ahead") / "fan1.h5"
-    write_h5(str(path), torch_to_nnabla(state, FAN, 1, "test"), architecture_attrs(arch))
+    write_h5(str(path), params, architecture_attrs(arch))
     return str(path)
 
 
