@@ -16,17 +16,18 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 import numpy as np
 
 from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
+from .boxes import as_boxes
 from .errors import FaceAlignmentError
-from .pipeline.crop import CROP_SIZE, HEATMAP_SIZE, FaceFrames, crop_faces
-from .pipeline.decode import DECODE_METHODS, decode
+from .pipeline.crop import FaceFrames, crop_faces
+from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
 from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
 from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
+from .shapes import CROP_SIZE, HEATMAP_SIZE, NUM_LANDMARKS, RGB_CHANNELS
 from .weights import open_weights
 
 log = logging.getLogger(__name__)
-NUM_LANDMARKS = 68
 
 
 class Prediction(NamedTuple):
@@ -131,21 +132,24 @@ class FaceAlignment:
             yield predictions[self.decode]
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                decodes: Sequence[str] = ("centroid",)) -> Iterator[Dict[str, Prediction]]:
+                decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:
         """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
-        (e.g. argmax and centroid, to compare them): one {method: Prediction} per image."""
+        (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
+        ``decodes`` defaults to the decoding this object was built with. In 3D every
+        decoding shares one z: ResNetDepth runs once per face (see ``_depth``)."""
         for _, predictions in self._predict(images, boxes, decodes):
             yield predictions
 
     def predict_files(self, paths: Sequence[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      decodes: Sequence[str] = ("centroid",)) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
+                      decodes: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
         """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
         each image is read once and held only until its landmarks come back."""
         for path, (image, predictions) in zip(paths, self._predict(paths, boxes, decodes)):
             yield path, image, predictions
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Sequence[str]) -> Iterator[Tuple[np.ndarray, Dict[str, Prediction]]]:
+                 decodes: Optional[Sequence[str]]) -> Iterator[Tuple[np.ndarray, Dict[str, Prediction]]]:
+        decodes = (self.decode,) if decodes is None else decodes
         for method in decodes:
             if method not in DECODE_METHODS:
                 raise FaceAlignmentError(f"decode {method!r}: expected one of {', '.join(DECODE_METHODS)}")
@@ -169,7 +173,7 @@ class FaceAlignment:
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
-            yield image, (self.detect_faces(image) if given is None else _as_boxes(given))
+            yield image, (self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}"))
 
     # The steps below run once for a group of images, so the networks see full batches.
 
@@ -179,9 +183,10 @@ class FaceAlignment:
             image_crops, image_frames = crop_faces(image, faces, self.arch.crop, self.reference_scale)
             crops.append(image_crops)
             frames.append(image_frames)
-        crops = np.concatenate(crops) if crops else np.zeros((0, 3, CROP_SIZE, CROP_SIZE), np.float32)
+        crops = np.concatenate(crops) if crops else np.zeros((0, RGB_CHANNELS, CROP_SIZE, CROP_SIZE), np.float32)
         heatmaps = self._heatmaps(crops)
-        per_method = {m: self._decode(heatmaps, crops, frames, m) for m in decodes}
+        z = self._depth(crops, heatmaps, frames) if self.is_3d and len(crops) else None
+        per_method = {m: self._decode(heatmaps, frames, m, z) for m in decodes}
         start = 0
         for image, faces in group:
             end = start + len(faces)
@@ -204,7 +209,7 @@ class FaceAlignment:
             out.append(heatmaps)
         return np.concatenate(out)
 
-    def _decode(self, heatmaps: np.ndarray, crops: np.ndarray, frames: List[FaceFrames], method: str):
+    def _decode(self, heatmaps: np.ndarray, frames: List[FaceFrames], method: str, z: Optional[np.ndarray]):
         points_hm, scores = decode(heatmaps, method)
         integer = self.integer_landmarks and method == "argmax"
         points, start = [], 0
@@ -213,16 +218,19 @@ class FaceAlignment:
             points.append(image_frames.to_image(points_hm[start:end], integer=integer))
             start = end
         points = np.concatenate(points) if points else np.zeros((0, NUM_LANDMARKS, 2))
-        if self.is_3d and len(points):
-            depth_scale = np.concatenate([f.depth_scale for f in frames])
-            z = self._depth(crops, FaceFrames.to_crop(points_hm), exact_authors=(method == "argmax"))
-            points = np.concatenate([points, (z * depth_scale[:, None])[..., None]], axis=2)
+        if z is not None:
+            points = np.concatenate([points, z[..., None]], axis=2)
         return points, scores
 
-    def _depth(self, crops: np.ndarray, points_crop: np.ndarray, exact_authors: bool) -> np.ndarray:
-        out = [self.depth(depth_network_input(batch, render_landmark_heatmaps(points, exact_authors)))
+    def _depth(self, crops: np.ndarray, heatmaps: np.ndarray, frames: List[FaceFrames]) -> np.ndarray:
+        """(N, 68) z of every landmark in image units. ResNetDepth sees what the authors feed
+        it, and what it was trained on: the crop and Gaussians drawn at the authors' argmax
+        points, whichever decoding gives x and y. So z is one answer per face."""
+        points_crop = FaceFrames.to_crop(decode_argmax(heatmaps)[0])
+        out = [self.depth(depth_network_input(batch, render_landmark_heatmaps(points)))
                for batch, points in zip(self._batches(crops), self._batches(points_crop))]
-        return np.concatenate(out).astype(np.float64)
+        depth_scale = np.concatenate([f.depth_scale for f in frames])
+        return np.concatenate(out).astype(np.float64) * depth_scale[:, None]
 
 
 _END = object()
@@ -248,13 +256,3 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
-
-def _as_boxes(boxes) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.size == 0:
-        return np.zeros((0, 4))
-    if boxes.ndim == 1:
-        boxes = boxes[None]
-    if boxes.ndim != 2 or boxes.shape[1] < 4:
-        raise FaceAlignmentError(f"boxes of shape {boxes.shape}: expected (N, 4) [left, top, right, bottom]")
-    return boxes[:, :4]

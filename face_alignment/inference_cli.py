@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
+from .boxes import as_boxes
 from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
 from .document import image_record, write_document
@@ -112,13 +113,7 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         raise FaceAlignmentError(f"{path}: not valid JSON ({e})") from None
 
     def parse(value, where):
-        try:
-            boxes = np.asarray(value, dtype=np.float64).reshape(-1, 4)
-        except (TypeError, ValueError):
-            raise FaceAlignmentError(f"{path}: {where} is not a list of [left, top, right, bottom]") from None
-        if len(boxes) and not np.all(boxes[:, 2:] > boxes[:, :2]):
-            raise FaceAlignmentError(f"{path}: {where} has a box with right <= left or bottom <= top")
-        return boxes
+        return as_boxes(value, f"{path}: {where}")
 
     if isinstance(data, list):
         boxes = parse(data, "the list")

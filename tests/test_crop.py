@@ -215,8 +215,8 @@ def test_empty_and_bad_input():
     crops, frames = crop_faces(image, np.zeros((0, 4)))
     assert crops.shape == (0, 3, 256, 256) and len(frames) == 0
     assert frames.to_image(np.zeros((0, 68, 2)), integer=True).shape == (0, 68, 2)
-    with pytest.raises(FaceAlignmentError, match=r"boxes of shape \(4,\)"):
-        crop_faces(image, np.array([1.0, 2, 30, 40]))
+    with pytest.raises(FaceAlignmentError, match=r"boxes: shape \(3,\)"):
+        crop_faces(image, np.array([1.0, 2, 30]))
     with pytest.raises(FaceAlignmentError, match="no area"):
         crop_faces(image, np.array([[10.0, 10, 10, 40]]))
     with pytest.raises(FaceAlignmentError, match="NaN"):

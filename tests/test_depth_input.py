@@ -43,7 +43,7 @@ def test_exact_equals_authors_for_argmax_points():
     # Peaks on and next to the borders, where the authors' clipping is irregular.
     heatmaps[0, np.arange(6), [0, 1, 2, 63, 62, 1], [1, 0, 63, 63, 61, 1]] = 2.0
     points = decode_argmax(heatmaps)[0] * 4
-    ours = render_landmark_heatmaps(points, exact_authors=True)
+    ours = render_landmark_heatmaps(points)
     assert ours.dtype == np.float32 and ours.shape == (2, 68, 256, 256)
     np.testing.assert_array_equal(ours, authors_heatmaps(points))
 
@@ -51,67 +51,34 @@ def test_exact_equals_authors_for_argmax_points():
 def test_exact_equals_authors_on_edges_and_sub_pixel_points():
     rng = np.random.default_rng(1)
     points = edge_points(rng)
-    np.testing.assert_array_equal(render_landmark_heatmaps(points, exact_authors=True),
+    np.testing.assert_array_equal(render_landmark_heatmaps(points),
                                   authors_heatmaps(points))
     fractional = rng.uniform(-3, 262, (1, 68, 2)).astype(np.float32)
-    np.testing.assert_array_equal(render_landmark_heatmaps(fractional, exact_authors=True),
+    np.testing.assert_array_equal(render_landmark_heatmaps(fractional),
                                   authors_heatmaps(fractional))
 
 
-def test_sub_pixel_equals_exact_for_integer_points_off_the_top_left_edges():
-    rng = np.random.default_rng(2)
-    points = rng.integers(7, 264, (2, 68, 2)).astype(np.float32)
-    points[0, :len(EDGES)] = np.where(np.array(EDGES)[:, None] >= 7, np.array(EDGES)[:, None], 7)
-    points = np.round(points)
-    np.testing.assert_array_equal(render_landmark_heatmaps(points, exact_authors=False),
-                                  render_landmark_heatmaps(points, exact_authors=True))
-
-
-def test_top_left_edge_shift_is_exact_only():
+def test_top_left_edge_shift_is_the_authors():
     # Their clipping moves the kernel when its first tap is at or left of column 0.
     xs = np.array([2.0, 5.0, 6.0, 7.0, 20.0])
     points = np.stack([xs, np.full_like(xs, 100.0)], 1)[None].astype(np.float32)
-    exact = render_landmark_heatmaps(points, exact_authors=True)[0, :, 99]
-    smooth = render_landmark_heatmaps(points, exact_authors=False)[0, :, 99]
+    exact = render_landmark_heatmaps(points)[0, :, 99]
     np.testing.assert_array_equal(exact.argmax(1), [3, 6, 6, 6, 19])
-    np.testing.assert_array_equal(smooth.argmax(1), xs - 1)
     np.testing.assert_array_equal(authors_heatmaps(np.pad(points, ((0, 0), (0, 63), (0, 0)),
                                                           constant_values=-1))[0, :5, 99], exact)
-
-
-def test_sub_pixel_gaussian_sits_at_p_minus_one_with_sigma_3_25():
-    rng = np.random.default_rng(3)
-    points = rng.uniform(20, 236, (1, 68, 2))
-    maps = render_landmark_heatmaps(points, exact_authors=False)[0].astype(np.float64)
-    landmarks = np.arange(68)
-    for axis in (0, 1):
-        # Along a line through the nearest pixel, log-values are a parabola (Gaussian).
-        peak = np.round(points[0] - 1).astype(int)
-        line = maps[landmarks, peak[:, 1], :] if axis == 0 else maps[landmarks, :, peak[:, 0]]
-        centre = peak[:, axis]
-        left, mid, right = (np.log(line[landmarks, centre + k]) for k in (-1, 0, 1))
-        curvature = left - 2 * mid + right  # = -1 / sigma^2
-        vertex = centre + (left - right) / (2 * curvature)
-        np.testing.assert_allclose(vertex, points[0, :, axis] - 1, atol=1e-4)
-        np.testing.assert_allclose(np.sqrt(-1 / curvature), 3.25, rtol=1e-4)
-    # Cut where the centre is more than 6 px away: 12 or 13 taps per axis.
-    support = np.count_nonzero(maps.max(axis=1), axis=1)
-    expected = (np.floor(points[0, :, 0] - 1 + 6) - np.ceil(points[0, :, 0] - 1 - 6) + 1)
-    np.testing.assert_array_equal(support, expected)
 
 
 def test_missing_points_give_empty_maps():
     points = np.full((1, 68, 2), 50.0, np.float32)
     points[0, :4] = [[0, 50], [50, 0], [-1, -1], [np.float32(-1e-6), 50]]
-    for exact in (True, False):
-        maps = render_landmark_heatmaps(points, exact_authors=exact)
-        assert not maps[0, :4].any() and maps[0, 4:].max() == 1.0
+    maps = render_landmark_heatmaps(points)
+    assert not maps[0, :4].any() and maps[0, 4:].max() == 1.0
 
 
 def test_depth_network_input():
     rng = np.random.default_rng(4)
     crops = rng.random((2, 3, 256, 256)).astype(np.float32)
-    maps = render_landmark_heatmaps(rng.uniform(1, 255, (2, 68, 2)), exact_authors=False)
+    maps = render_landmark_heatmaps(rng.uniform(1, 255, (2, 68, 2)))
     stacked = depth_network_input(crops, maps)
     assert stacked.shape == (2, 71, 256, 256) and stacked.dtype == np.float32
     np.testing.assert_array_equal(stacked[:, :3], crops)
@@ -120,4 +87,4 @@ def test_depth_network_input():
         depth_network_input(crops, maps[:1])
     assert "\n" not in str(caught.value)
     with pytest.raises(FaceAlignmentError, match=r"points of shape \(68, 2\)"):
-        render_landmark_heatmaps(np.zeros((68, 2)), exact_authors=True)
+        render_landmark_heatmaps(np.zeros((68, 2)))

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..registry import Architecture
-from ..weights.layout import CROP_SIZE, build_graph, input_channels
+from ..nets import build_graph, input_channels
+from ..shapes import CROP_SIZE
 from .context import make_context
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import BackendUnavailableError
 from ..registry import Architecture
 from ..weights import Weights
-from ..weights.layout import input_channels
+from ..nets import input_channels
 from .export import EXPORT_VERSION, INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,23 @@
 """NNabla graphs of FAN and ResNetDepth: plain functions over nn.parameter_scope."""
+from ..registry import FAN, RESNET_DEPTH
+from ..shapes import RGB_CHANNELS
 from .fan import fan
-from .resnet_depth import resnet_depth
+from .resnet_depth import IN_CHANNELS, resnet_depth
 
-__all__ = ["fan", "resnet_depth"]
+
+def build_graph(kind: str, x, num_modules: int = 4, pooling: str = "avg"):
+    """The output variable of network ``kind`` (registry.FAN or RESNET_DEPTH) for input ``x``,
+    with parameters from the current parameter scope."""
+    if kind == FAN:
+        return fan(x, num_modules=num_modules, pooling=pooling)
+    if kind == RESNET_DEPTH:
+        return resnet_depth(x)
+    raise ValueError(f"unknown network kind {kind!r}")
+
+
+def input_channels(kind: str) -> int:
+    """Channels of the network's input: RGB for FAN, RGB plus landmark maps for ResNetDepth."""
+    return IN_CHANNELS if kind == RESNET_DEPTH else RGB_CHANNELS
+
+
+__all__ = ["build_graph", "fan", "input_channels", "resnet_depth"]

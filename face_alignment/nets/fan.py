@@ -6,9 +6,9 @@ the next one. The authors' 2D/3D-FAN use average pooling; ibug's 2-module varian
 """
 import nnabla.functions as F
 
+from ..shapes import NUM_LANDMARKS
 from .layers import batch_norm, conv, pool2x2
 
-NUM_LANDMARKS = 68
 HOURGLASS_DEPTH = 4
 FEATURES = 256
 

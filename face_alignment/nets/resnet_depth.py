@@ -5,12 +5,12 @@ input is the 256x256 crop stacked with 68 heatmaps rendered at the 2D landmarks.
 """
 import nnabla.functions as F
 
+from ..shapes import NUM_LANDMARKS, RGB_CHANNELS
 from .layers import affine, batch_norm, conv
 
 LAYERS = (3, 8, 36, 3)
 EXPANSION = 4
-IN_CHANNELS = 3 + 68
-NUM_OUTPUTS = 68
+IN_CHANNELS = RGB_CHANNELS + NUM_LANDMARKS  # the crop, then one Gaussian map per landmark
 
 
 def bottleneck(x, scope, in_channels, planes, stride):
@@ -37,4 +37,4 @@ def resnet_depth(x):
             h = bottleneck(h, f"layer{layer}/{b}", channels, planes, stride)
             channels = planes * EXPANSION
     h = F.average_pooling(h, (7, 7))
-    return affine(F.reshape(h, (h.shape[0], -1)), "fc", NUM_OUTPUTS)
+    return affine(F.reshape(h, (h.shape[0], -1)), "fc", NUM_LANDMARKS)

@@ -17,11 +17,11 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
 from ..registry import CROP_AUTHORS, CROP_IBUG
+from ..shapes import CROP_SIZE, HEATMAP_SIZE
 
-CROP_SIZE = 256
-HEATMAP_SIZE = 64
 AUTHORS_REFERENCE_SCALE = 195.0
 AUTHORS_CENTER_SHIFT = 0.12  # of the box height, upwards
 AUTHORS_SCALE_UNIT = 200.0  # a face of scale 1 is 200 pixels across
@@ -84,7 +84,7 @@ class FaceFrames:
 def face_frames(boxes: np.ndarray, convention: str = CROP_AUTHORS,
                 reference_scale: float = AUTHORS_REFERENCE_SCALE) -> FaceFrames:
     """The crop geometry of (N, 4) boxes [left, top, right, bottom], without cropping."""
-    boxes = _as_boxes(boxes)
+    boxes = as_boxes(boxes)
     if convention == CROP_AUTHORS:
         return _authors_frames(boxes, float(reference_scale))
     if convention == CROP_IBUG:
@@ -103,21 +103,6 @@ def crop_faces(image: np.ndarray, boxes: np.ndarray, convention: str = CROP_AUTH
             f"image of shape {image.shape} and dtype {image.dtype}; expected RGB uint8 (H, W, 3)")
     frames = face_frames(boxes, convention, reference_scale)
     return _cut_windows(image, frames.windows), frames
-
-
-def _as_boxes(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise FaceAlignmentError(
-            f"boxes of shape {boxes.shape}; expected (N, 4) [left, top, right, bottom]")
-    if not np.all(np.isfinite(boxes)):
-        raise FaceAlignmentError("boxes with NaN or infinite values; expected finite pixels")
-    empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    if np.any(empty):
-        raise FaceAlignmentError(
-            f"box {boxes[np.argmax(empty)].tolist()} has no area; expected right > left "
-            "and bottom > top")
-    return boxes
 
 
 def _authors_frames(boxes: np.ndarray, reference_scale: float) -> FaceFrames:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..files import atomic_write
+from ..shapes import NUM_LANDMARKS
 from .image import read_image
 
 # The iBUG 68-point scheme as (part, point indices, drawn as a closed loop). Left and right
@@ -28,7 +29,6 @@ LANDMARK_PARTS: Tuple[Tuple[str, Tuple[int, ...], bool], ...] = (
     ("outer_lips", tuple(range(48, 60)), True),
     ("inner_lips", tuple(range(60, 68)), True),
 )
-NUM_LANDMARKS = 68
 
 # One RGB colour per part, in LANDMARK_PARTS order; paired parts share a colour.
 PART_COLOURS: Tuple[Tuple[int, int, int], ...] = (

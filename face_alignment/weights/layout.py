@@ -11,29 +11,16 @@ from typing import Dict, Iterable, Optional, Tuple
 import nnabla as nn
 import numpy as np
 
-from .. import nets
-from ..nets.resnet_depth import IN_CHANNELS
 from ..errors import CheckpointMismatchError
+from ..nets import build_graph, input_channels
 from ..registry import FAN, RESNET_DEPTH
+from ..shapes import CROP_SIZE
 
-CROP_SIZE = 256
 # BatchNorm's step counter is training state, absent from nnabla-examples' layout.
 IGNORED_SUFFIX = "num_batches_tracked"
 
 Shape = Tuple[int, ...]
 _LEAF_ORDER = ("W", "b", "gamma", "beta", "mean", "var")
-
-
-def build_graph(kind: str, x: "nn.Variable", num_modules: int = 4, pooling: str = "avg"):
-    if kind == FAN:
-        return nets.fan(x, num_modules=num_modules, pooling=pooling)
-    if kind == RESNET_DEPTH:
-        return nets.resnet_depth(x)
-    raise ValueError(f"unknown network kind {kind!r}")
-
-
-def input_channels(kind: str) -> int:
-    return IN_CHANNELS if kind == RESNET_DEPTH else 3
 
 
 @functools.lru_cache(maxsize=None)
