@@ -7,6 +7,9 @@ import pytest
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 SHARED = os.path.join(ROOT, "..", "shared")
+# Where nnabla's CUDA extension is installed, cudnn is the default context: tests that mean
+# the CPU say so.
+CPU = ("--context", "cpu")
 sys.path.insert(0, TESTS)
 
 

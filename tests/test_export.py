@@ -19,7 +19,7 @@ from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architectu
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
 
-TOLERANCE = 1e-4  # max abs difference / max abs reference, as in test_parity
+TOLERANCE = checkpoints.NETWORK_TOLERANCE
 TOOL = "export_model.py"
 NETWORKS = ("fan1-avg", "fan2-max", "fan4-avg", "depth")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from conftest import ROOT, SHARED, assert_one_line_error, run_tool
+from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, available_backends, default_backend,
                                      make_network)
@@ -23,7 +23,7 @@ from face_alignment.weights.h5 import write_h5
 from face_alignment.weights import loading
 from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
 
-TOLERANCE = 1e-4
+TOLERANCE = checkpoints.NETWORK_TOLERANCE
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
 FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
@@ -214,7 +214,7 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
     for backend in ("nnabla", "onnxruntime"):
         out = tmp_path / f"{backend}.json"
         result = run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN, "--boxes", boxes,
-                          "--backend", backend, "--save-json", out)
+                          "--backend", backend, "--save-json", out, *CPU)
         assert result.returncode == 0, result.stderr
         assert f"on {backend} (cpu)" in result.stderr
         results[backend] = np.array(json.loads(out.read_text())["images"][0]["faces"][0]["landmarks"])

@@ -6,7 +6,7 @@ import checkpoints
 from face_alignment.backends import NNablaNetwork
 from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture
 
-TOLERANCE = 1e-4  # max abs difference / max abs reference
+TOLERANCE = checkpoints.NETWORK_TOLERANCE
 
 
 @pytest.mark.parametrize("num_modules, pooling", [(1, "avg"), (1, "max"), (2, "avg"), (2, "max"), (4, "max")])

@@ -11,6 +11,8 @@ import checkpoints
 from conftest import SHARED
 from face_alignment.api import FaceAlignment, _run_ahead
 from face_alignment.errors import FaceAlignmentError
+from face_alignment.evaluation.matching import box_iou, points_box
+from face_alignment.evaluation.pts import read_pts
 from face_alignment.registry import ARCHITECTURES, FAN
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
@@ -82,11 +84,15 @@ def _detecting_threads(fa, monkeypatch):
 def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     paths = [os.path.join(FACES, name) for name in ("breakingbad.jpg", "einstein.jpg", "breakingbad.jpg")]
-    in_turn = FaceAlignment(fan1_h5, backend="nnabla", batch_size=2)
+    in_turn = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", batch_size=2)
     threads = _detecting_threads(in_turn, monkeypatch)
     reference = list(in_turn.get_landmarks_from_images(paths))
     assert threads == [threading.current_thread()] * 3  # NNabla: everything in this thread
-    assert [len(p.boxes) for p in reference] == [2, 1, 2]  # HOG: both Breaking Bad faces, and Einstein
+    # Detection really ran: the annotated Breaking Bad face is among HOG's boxes. (What HOG
+    # finds in einstein.jpg is a false positive, so nothing is said about it.)
+    truth = points_box(read_pts(os.path.join(FACES, "breakingbad.pts")))
+    for found in (reference[0], reference[2]):
+        assert box_iou(truth, found.boxes).max() > 0.5
 
     ahead = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=2)
     threads = _detecting_threads(ahead, monkeypatch)
