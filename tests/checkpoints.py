@@ -33,6 +33,14 @@ def authors_fan(num_modules=4, pooling="avg", seed=0):
     return _randomise_batch_norms(model, seed + 1)
 
 
+def ibug_fan(name="2dfan2", seed=0):
+    """ibug's FAN in configuration ``name`` (2dfan2, 2dfan2_alt, 2dfan4), built by their fan.py."""
+    import ibug_reference
+
+    torch.manual_seed(seed)
+    return _randomise_batch_norms(ibug_reference.fan(name), seed + 1)
+
+
 def authors_depth(seed=0):
     torch.manual_seed(seed)
     return _randomise_batch_norms(authors_reference.resnet_module().ResNetDepth(), seed + 1)

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +31,17 @@ def assert_one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
     return errors[0]
+
+
+def annotated_box(name):
+    """The box around a shared photo's annotated points (iBUG .pts, 1-based), widened a little
+    as a detector's box would be."""
+    with open(os.path.join(SHARED, "data", "faces", name + ".pts")) as f:
+        lines = f.read().split("{")[1].split("}")[0].split()
+    points = np.array(lines, dtype=np.float64).reshape(68, 2) - 1
+    (left, top), (right, bottom) = points.min(0), points.max(0)
+    pad = 0.05 * (right - left)
+    return np.floor([left - pad, top - pad, right + pad, bottom + pad])
 
 
 @pytest.fixture(scope="session")

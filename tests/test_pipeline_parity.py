@@ -18,7 +18,7 @@ import torch
 
 import authors_reference
 import checkpoints
-from conftest import SHARED
+from conftest import SHARED, annotated_box
 from face_alignment.api import FaceAlignment
 from face_alignment.pipeline.image import read_image
 from face_alignment.weights.convert import convert_checkpoint
@@ -27,17 +27,6 @@ PHOTOS = ("breakingbad", "einstein")
 BACKENDS = ("nnabla", "onnxruntime")
 LANDMARK_CHANNEL_GAIN = 300.0  # on conv1's weights for the 68 landmark channels of ResNetDepth
 Z_TOLERANCE = 1e-5  # of max |z|
-
-
-def annotated_box(name):
-    """The box around a photo's annotated points (iBUG .pts, 1-based), widened a little as a
-    detector's box would be."""
-    with open(os.path.join(SHARED, "data", "faces", name + ".pts")) as f:
-        lines = f.read().split("{")[1].split("}")[0].split()
-    points = np.array(lines, dtype=np.float64).reshape(68, 2) - 1
-    (left, top), (right, bottom) = points.min(0), points.max(0)
-    pad = 0.05 * (right - left)
-    return np.floor([left - pad, top - pad, right + pad, bottom + pad])
 
 
 def authors_pipeline(image, box, fan, depth=None, flip=False):
