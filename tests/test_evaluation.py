@@ -194,6 +194,64 @@ def test_same_file_name_in_two_subfolders_is_an_error(tmp_path):
         load_ground_truth(str(tmp_path))
 
 
+def test_every_image_type_of_the_project_is_ground_truth(tmp_path):
+    """takeo.ppm (a Netpbm copy of a shared photo) and the rest of the project's types count."""
+    from face_alignment.pipeline.image import IMAGE_EXTENSIONS
+
+    photo = cv2.imread(os.path.join(FACES, "einstein.jpg"))
+    assert cv2.imwrite(str(tmp_path / "takeo.ppm"), photo)
+    write_pts(str(tmp_path / "takeo.pts"), read_pts(os.path.join(FACES, "einstein.pts")))
+    for extension in sorted(IMAGE_EXTENSIONS - {".ppm"}):
+        (tmp_path / f"x{extension[1:]}{extension.upper()}").write_bytes(b"")  # pairing reads no pixels
+        write_pts(str(tmp_path / f"x{extension[1:]}.pts"), synthetic_face())
+    truth = load_ground_truth(str(tmp_path))
+    assert sorted(truth) == sorted(["takeo.ppm"] + [f"x{e[1:]}{e.upper()}" for e in IMAGE_EXTENSIONS - {".ppm"}])
+    np.testing.assert_allclose(truth["takeo.ppm"].faces[0], read_pts(os.path.join(FACES, "einstein.pts")),
+                               atol=1e-6)
+    assert truth.unevaluated == ()
+
+
+def test_annotations_without_a_readable_image_are_reported_not_dropped(tmp_path, caplog):
+    _image(tmp_path / "a.png")
+    write_pts(str(tmp_path / "a.pts"), synthetic_face())
+    (tmp_path / "anim.gif").write_bytes(b"GIF89a")  # a type OpenCV does not read
+    write_pts(str(tmp_path / "anim.pts"), synthetic_face())
+    write_pts(str(tmp_path / "lonely.pts"), synthetic_face())  # no image at all
+    (tmp_path / "group.heic").write_bytes(b"")
+    write_pts(str(tmp_path / "group_1.pts"), synthetic_face())  # 300W numbering, image unreadable
+    write_pts(str(tmp_path / "b.PTS"), synthetic_face())
+    _image(tmp_path / "b.png")
+
+    with caplog.at_level("WARNING", logger="face_alignment"):
+        truth = load_ground_truth(str(tmp_path))
+
+    assert sorted(truth) == ["a.png"]
+    reasons = {os.path.basename(path): reason for path, reason in truth.unevaluated}
+    assert sorted(reasons) == ["anim.pts", "b.PTS", "group_1.pts", "lonely.pts"]
+    assert reasons["anim.pts"].startswith("its image anim.gif is not of a type read here (expected one of ")
+    assert ".ppm" in reasons["anim.pts"]
+    assert reasons["group_1.pts"].startswith("its image group.heic is not of a type read here")
+    assert reasons["lonely.pts"] == "no image of the same stem beside it"
+    assert reasons["b.PTS"] == "expected the suffix '.pts', got '.PTS'"
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [f"warning: {tmp_path / name}: not evaluated: {reasons[name]}" for name in sorted(reasons)]
+
+    # Scoring carries them into the result and its JSON.
+    result = evaluate_document(document(("a.png", [predicted_face(synthetic_face())])), truth, "face-size", 0.07)
+    assert result.to_json()["unevaluated"] == [{"annotation": str(tmp_path / name), "reason": reasons[name]}
+                                               for name in sorted(reasons)]
+
+
+def test_a_folder_whose_only_annotations_lack_images_says_why(tmp_path):
+    (tmp_path / "takeo.gif").write_bytes(b"GIF89a")
+    write_pts(str(tmp_path / "takeo.pts"), synthetic_face())
+    with pytest.raises(AnnotationError) as raised:
+        load_ground_truth(str(tmp_path))
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path}: no annotated images") and "\n" not in message
+    assert f"{tmp_path / 'takeo.pts'}: its image takeo.gif is not of a type read here" in message
+
+
 # --- NME under each normalisation --------------------------------------------------------------
 
 @pytest.mark.parametrize("normalization, normaliser", [
