@@ -456,7 +456,8 @@ def test_only_path_faces_and_landmarks_are_needed():
     and the face 5 px off, (3, 4), is found whichever comes first."""
     truth = synthetic_face()
     for faces in ([truth + [3.0, 4.0], truth - [700.0, 0.0]], [truth - [700.0, 0.0], truth + [3.0, 4.0]]):
-        doc = {"images": [{"path": "elsewhere/a.png", "faces": [{"landmarks": f.tolist()} for f in faces]},
+        doc = {"images": [{"path": "elsewhere/a.png", "faces": [{"landmarks": f.tolist(), **extra}
+                                                                for f, extra in zip(faces, ({}, {"box": None}))]},
                           {"path": "b.png", "faces": []}]}
         result = evaluate_document(doc, {"a.png": annotated("a.png", truth), "b.png": annotated("b.png", truth)},
                                    "face-size", 0.07)

@@ -4,9 +4,9 @@ original image's pixels, 0-based as in :mod:`.pts`).
 
 Evaluation needs only each image's ``path`` and ``faces``, and each face's ``landmarks``
 (x and y; z, if present, is ignored): documents converted from other tools may leave out
-everything else, and only those fields are refused if missing or malformed. A face's ``box``,
-if given, is checked and used to pair it with an annotated face; without one the box around
-its landmarks is used. ``width``, ``height`` and ``scores`` are not read.
+everything else, and only those fields are refused if missing or malformed. A face's
+``box``, if given (not null), is checked and used to pair it with an annotated face; without
+one the box around its landmarks is used. ``width``, ``height`` and ``scores`` are not read.
 """
 import json
 import os
@@ -64,7 +64,7 @@ def _parse_face(face: Any, source: str, where: str) -> Tuple[np.ndarray, np.ndar
         _field(face, "landmarks", source, where),
         lambda s: len(s) == 2 and s[0] == N_POINTS and s[1] in (2, 3), source,
         f"{where}.landmarks", f"{N_POINTS} points [x, y] or [x, y, z] of finite numbers")[:, :2]
-    if "box" not in face:
+    if face.get("box") is None:  # absent, or null as some tools write it
         return points_box(landmarks), landmarks
     box = _finite_array(face["box"], lambda s: s == (4,), source,
                         f"{where}.box", "[left, top, right, bottom] (4 finite numbers)")
