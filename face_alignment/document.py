@@ -6,7 +6,9 @@
                             "landmarks": [[x, y] or [x, y, z] x 68],
                             "scores": [68 floats]}]}]}
 
-Coordinates are in the original image's pixels, as floats.
+Coordinates are in the original image's pixels, as floats. ``python -m face_alignment.evaluate``
+needs only ``path``, ``faces`` and each face's ``landmarks`` (and checks ``box`` when it is
+there): documents converted from other tools may leave the rest out.
 """
 import json
 from typing import Dict, Sequence

@@ -12,8 +12,10 @@ centroid decoding of the same heatmaps side by side.
 
 With ``--json`` stdout is one JSON object: for a single predictions file the result object
 (``{"label", "normalization", "threshold", "images", "faces", "nme", "auc", "failure_rate",
-"missed", "per_image": [...]}``), for several ``{"results": [object, ...]}`` in the order the
-files were given. Unknown values (e.g. the NME of a missed face) are null.
+"missed", "per_image": [...], "unevaluated": [{"annotation", "reason"}, ...]}``), for several
+``{"results": [object, ...]}`` in the order the files were given. Unknown values (e.g. the NME
+of a missed face) are null. ``unevaluated`` lists the .pts files that annotate no image of a
+type read here; each is also named in a warning on stderr.
 
 Errors print one line, ``error: <message>``, on stderr and exit with status 2.
 """

@@ -6,7 +6,7 @@ A :class:`KnownWeights` entry says where a weight file lives, what format it is 
 architecture it fits. Code elsewhere looks things up here instead of branching on names.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Optional
 
 from .errors import UnknownArchitectureError
@@ -130,16 +130,37 @@ def known_weights(name: str) -> KnownWeights:
             f"unknown model {name!r}; expected one of {', '.join(KNOWN_WEIGHTS)}") from None
 
 
+def _stem(file_name: str) -> str:
+    """"2DFAN4-11f355bf06.pth.tar" -> "2DFAN4", "2dfan2_alt.pth" -> "2dfan2_alt"."""
+    return re.split(r"[-.]", file_name, maxsplit=1)[0]
+
+
 def weights_for_file(file_name: str) -> Optional[KnownWeights]:
-    """The published weights a file name belongs to: the exact name, or the same stem with
-    another hash or extension ("2DFAN4-11f355bf06.pth.tar", "2DFAN4.pth.tar",
-    "2dfan2_alt.pth"). Case matters: "2DFAN4" is the authors', "2dfan4" is ibug's."""
+    """The published weights a file's name says it holds: the exact published name, else the
+    longest published stem the name starts with, followed by anything but a letter or digit
+    ("2DFAN4-rand.pth.tar", "2DFAN4.h5", "2dfan2_alt-finetuned.pth", but not "2DFAN40.pth").
+    Case matters: "2DFAN4" is the authors', "2dfan4" is ibug's."""
     for w in KNOWN_WEIGHTS.values():
         if w.file_name == file_name:
             return w
-    for w in KNOWN_WEIGHTS.values():
-        stem = re.split(r"[-.]", w.file_name, maxsplit=1)[0]
-        if re.fullmatch(re.escape(stem) + r"(-[0-9a-f]+)?(\.[A-Za-z0-9]+)+", file_name):
-            if w.format != FORMAT_NNABLA_H5 or w.file_name == file_name:
-                return w
-    return None
+    named = [w for w in KNOWN_WEIGHTS.values()
+             if re.match(re.escape(_stem(w.file_name)) + r"(?![A-Za-z0-9])", file_name)]
+    return max(named, key=lambda w: len(_stem(w.file_name)), default=None)
+
+
+# What a FAN whose name says nothing is taken to be, by its number of hourglass modules:
+# nnabla-examples' converter takes any FAN-4 for the authors' 2DFAN4, and ibug's two FAN-2
+# files (2dfan2, 2dfan2_alt) share one configuration.
+DEFAULT_FAN = {4: "2DFAN4", 2: "ibug-2dfan2"}
+
+
+def default_architecture(kind: str, num_modules: Optional[int]) -> Architecture:
+    """The architecture weights of ``kind`` (and ``num_modules``) are taken to be when nothing
+    names it: ResNetDepth, :data:`DEFAULT_FAN`, or for a module count nobody published the
+    authors' FAN with that many hourglasses."""
+    if kind == RESNET_DEPTH:
+        return ARCHITECTURES["ResNetDepth"]
+    if num_modules in DEFAULT_FAN:
+        return ARCHITECTURES[DEFAULT_FAN[num_modules]]
+    return replace(ARCHITECTURES["2DFAN4"], name=f"FAN{num_modules}", num_modules=num_modules,
+                   description=f"authors' FAN, {num_modules} hourglasses")

@@ -18,7 +18,11 @@ def run_tool(script, *args, cwd=ROOT):
     """Run one of the project's command lines as a user would; returns the CompletedProcess.
     ``script`` is a path from the repository root, or ``-m module``."""
     command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    # A script in a subfolder (converters/, benchmarks/) would otherwise import the package
+    # the venv has installed, which may be another checkout's: test this one's.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH")))))
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env=env)
 
 
 def assert_one_line_error(result, *fragments):

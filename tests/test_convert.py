@@ -167,17 +167,121 @@ def test_ibug_checkpoints_take_pooling_from_their_name(tmp_path, file_name, arch
         assert checkpoints.relative_error(ours, checkpoints.torch_forward(model, crops)) <= checkpoints.NETWORK_TOLERANCE
 
 
-def test_arch_flag_names_a_renamed_file_and_is_required_without_it(tmp_path):
+def published_h5_contents(path):
+    """(name, shape, values) of every parameter of an .h5, in the order of its ``index``
+    attributes, as nnabla's load_parameters orders them."""
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        names.sort(key=lambda name: int(f[name].attrs["index"]))
+        return [(name, f[name].shape, f[name][...]) for name in names]
+
+
+def notes(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+
+
+@pytest.mark.parametrize("file_name, says_which", [("my-model.pth.tar", False), ("2DFAN4-rand.pth.tar", True),
+                                                   ("2DFAN4.pth.tar", True)])
+def test_any_name_converts_an_authors_fan4_exactly_as_nnabla_examples(tmp_path, fan4, file_name, says_which):
+    """nnabla-examples' converter takes a checkpoint of any name: names, shapes and order are
+    those of its published files, values the source tensors renamed and reshaped by hand."""
+    source = tmp_path / file_name
+    checkpoints.save_legacy(fan4, source)
+    out = tmp_path / "out.h5"
+    result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", out)
+    assert result.returncode == 0, result.stderr
+
+    state = fan4.state_dict()
+    contents = published_h5_contents(out)
+    assert [(name, shape) for name, shape, _ in contents] == published_layout("fan4")
+    for name, shape, values in contents:
+        assert np.array_equal(values, state[torch_name(name)].numpy().reshape(shape)), name
+    with h5py.File(out, "r") as f:
+        assert f.attrs["arch"] == "2DFAN4" and f.attrs["crop"] == "authors" and f.attrs["pooling"] == "avg"
+    if says_which:
+        assert notes(result) == []
+    else:  # one line says what was assumed and how to choose otherwise; no error
+        [note] = notes(result)
+        assert str(source) in note and "4-module FAN as 2DFAN4" in note and "--arch" in note
+        assert "error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_fan2_named_nothing_converts_as_ibug_2dfan2_and_arch_chooses_another(tmp_path):
     model = checkpoints.authors_fan(2, "max", seed=5)
     source = tmp_path / "my_finetuned.pth"
     checkpoints.save_plain(model, source)
     out = tmp_path / "out.h5"
-    assert_one_line_error(run_tool(CONVERT, "--pretrained-model", source, "--save-path", out),
-                          str(source), "--arch")
-    assert not out.exists()
-    assert run_tool(CONVERT, "--pretrained-model", source, "--save-path", out, "--arch",
-                    "ibug-2dfan2").returncode == 0
-    assert load_weights(str(out)).arch.pooling == "max"
+    result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", out)
+    assert result.returncode == 0, result.stderr
+    [note] = notes(result)
+    assert str(source) in note and "2-module FAN as ibug-2dfan2" in note and "--arch" in note
+    assert_same_values(str(out), model)
+    arch = load_weights(str(out)).arch
+    assert (arch.name, arch.pooling, arch.crop) == ("ibug-2dfan2", "max", "ibug")
+
+    chosen = tmp_path / "alt.h5"
+    result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", chosen, "--arch", "ibug-2dfan2_alt")
+    assert result.returncode == 0 and notes(result) == [], result.stderr
+    assert load_weights(str(chosen)).arch.name == "ibug-2dfan2_alt"
     # An --arch that contradicts the weights is refused.
     assert_one_line_error(run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "x.h5",
                                    "--arch", "2DFAN4"), "2-module FAN", "2DFAN4")
+
+
+@pytest.mark.parametrize("file_name, arch", [
+    # Every published stem, with other suffixes and other extensions.
+    ("2DFAN4-rand.pth.tar", "2DFAN4"), ("2DFAN4.zip", "2DFAN4"), ("2DFAN4_NNabla_model (1).h5", "2DFAN4"),
+    ("3DFAN4-finetuned.pth.tar", "3DFAN4"), ("3DFAN4.h5", "3DFAN4"),
+    ("depth-rand.pth.tar", "ResNetDepth"), ("depth.h5", "ResNetDepth"),
+    ("2dfan2.pth.tar", "ibug-2dfan2"), ("2dfan2-300w.pth", "ibug-2dfan2"),
+    ("2dfan2_alt.h5", "ibug-2dfan2_alt"), ("2dfan2_alt-v2.pth", "ibug-2dfan2_alt"),
+    ("2dfan4_ft.pth", "ibug-2dfan4"),
+    # Names that only look alike say nothing.
+    ("2DFAN40.pth.tar", None), ("depthwise.pth", None), ("2dfan4", "ibug-2dfan4"), ("my-2DFAN4.pth.tar", None),
+    ("2dfan2_alternative.pth", "ibug-2dfan2"),
+])
+def test_a_name_starting_with_a_published_stem_is_that_model(file_name, arch):
+    from face_alignment.registry import weights_for_file
+
+    known = weights_for_file(file_name)
+    assert (known and known.arch) == arch
+
+
+def test_a_name_that_says_another_model_than_the_weights_is_refused(tmp_path):
+    model = checkpoints.authors_fan(2, "max", seed=6)
+    source = tmp_path / "2dfan4-mine.pth"
+    checkpoints.save_plain(model, source)
+    assert_one_line_error(run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "out.h5"),
+                          str(source), "holds a 2-module FAN", "ibug-2dfan4", "its name", "--arch")
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("file_name, num_modules, pooling", [
+    ("fan.pth", 4, "avg"), ("fan.pth", 2, "max"), ("2dfan2_alt-x.pth", 2, "max"), ("3DFAN4-x.pth", 4, "avg"),
+    ("fan.pth", 1, "avg")])
+def test_converting_and_loading_give_one_answer(tmp_path, caplog, file_name, num_modules, pooling):
+    """A checkpoint converted under a name, and an .h5 without recorded architecture (as
+    nnabla-examples writes them) under the same name, are taken to be the same model."""
+    from face_alignment.weights.convert import convert_checkpoint
+
+    model = checkpoints.authors_fan(num_modules, pooling, seed=num_modules)
+    source = tmp_path / file_name
+    checkpoints.save_plain(model, source)
+    converted = convert_checkpoint(str(source), str(tmp_path / "out.h5"))
+
+    bare = tmp_path / "bare" / (os.path.splitext(file_name)[0] + ".h5")
+    bare.parent.mkdir()
+    with h5py.File(bare, "w") as f:  # names and shapes only, no root attributes
+        for i, (name, shape) in enumerate(expected_parameters("fan", num_modules).items()):
+            f[name] = model.state_dict()[torch_name(name)].numpy().reshape(shape)
+            f[name].attrs["index"] = i
+    caplog.clear()
+    loaded = load_weights(str(bare)).arch
+    assert loaded == converted
+    assert loaded.num_modules == num_modules and loaded.pooling == pooling
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("note: ")]
+    if file_name == "fan.pth":
+        assert len(said) == 1 and str(bare) in said[0] and f"as {loaded.name}" in said[0]
+    else:
+        assert said == []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from face_alignment.evaluation import read_pts, write_pts
+from face_alignment.pipeline.image import IMAGE_EXTENSIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACES = os.path.join(ROOT, "..", "shared", "data", "faces")
@@ -200,3 +201,85 @@ def test_bad_options(tmp_path, synthetic_folder, extra, fragment):
 
 def test_missing_required_option(synthetic_folder):
     assert_one_line_error(run_cli("--ground-truth", synthetic_folder), "--predictions")
+
+
+# --- Other image types, other tools' predictions --------------------------------------------------
+
+def pts_points_by_hand(path):
+    """The 68 'x y' lines between the braces of an iBUG .pts file, as written (1-based)."""
+    lines = open(path).read().splitlines()
+    start = lines.index("{") + 1
+    return np.array([[float(v) for v in line.split()] for line in lines[start:start + 68]])
+
+
+@pytest.fixture
+def takeo_folder(tmp_path):
+    """takeo.ppm, a Netpbm copy of einstein.jpg, with einstein's annotation as takeo.pts; and
+    two annotations that annotate nothing readable: one alone, one beside a GIF."""
+    import shutil
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "takeo.ppm"), cv2.imread(os.path.join(FACES, "einstein.jpg")))
+    shutil.copy(os.path.join(FACES, "einstein.pts"), folder / "takeo.pts")
+    shutil.copy(os.path.join(FACES, "einstein.pts"), folder / "lonely.pts")
+    (folder / "old.gif").write_bytes(b"GIF89a")
+    shutil.copy(os.path.join(FACES, "einstein.pts"), folder / "old.pts")
+    return folder
+
+
+def minimal_predictions(path, points):
+    """What a user converting another tool's output may write: path and landmarks only."""
+    with open(path, "w") as f:
+        json.dump({"images": [{"path": "from/another/tool/takeo.ppm", "faces": [{"landmarks": points.tolist()}]}]}, f)
+    return str(path)
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (3.0, 4.0)])
+def test_ppm_ground_truth_and_minimal_predictions(tmp_path, takeo_folder, shift):
+    annotated = pts_points_by_hand(takeo_folder / "takeo.pts")
+    # Predictions are 0-based: the annotation's points minus 1, moved by ``shift`` (5 px or 0).
+    predictions = minimal_predictions(tmp_path / "other-tool.json", annotated - 1.0 + shift)
+    completed = run_cli("--ground-truth", takeo_folder, "--predictions", predictions, "--json")
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+
+    width, height = annotated.max(0) - annotated.min(0)
+    expected = np.hypot(*shift) / np.sqrt(width * height)  # face-size normalisation
+    assert [os.path.basename(e["path"]) for e in report["per_image"]] == ["takeo.ppm"]
+    assert report["faces"] == 1 and report["missed"] == 0
+    if shift == (0.0, 0.0):
+        assert report["nme"] == 0.0 and report["auc"] == 1.0
+    else:
+        assert report["nme"] == pytest.approx(expected, rel=1e-9) and expected > 0.01
+
+    # The annotations that annotate nothing readable: named on stderr and in the report.
+    old, lonely = str(takeo_folder / "old.pts"), str(takeo_folder / "lonely.pts")
+    assert completed.stderr.splitlines() == [
+        f"warning: {lonely}: not evaluated: no image of the same stem beside it",
+        f"warning: {old}: not evaluated: its image old.gif is not of a type read here (expected one of "
+        + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")"]
+    assert [u["annotation"] for u in report["unevaluated"]] == [lonely, old]
+
+    table = run_cli("--ground-truth", takeo_folder, "--predictions", predictions)
+    assert table.returncode == 0, table.stderr
+    assert "  not evaluated       2  (annotation files without a readable image)" in table.stdout.splitlines()
+    assert table.stdout.splitlines()[2].split() == ["takeo.ppm", "1", f"{expected:.4f}", "0"]
+
+
+@pytest.mark.parametrize("face, fragment", [
+    ({}, "images[0].faces[0]: expected an object with a 'landmarks' field"),
+    ({"landmarks": [[1.0, 2.0]] * 67}, "images[0].faces[0].landmarks: expected 68 points"),
+    ({"landmarks": [[1.0, 2.0]] * 68, "box": [5, 5, 1, 1]}, "images[0].faces[0].box: expected left <= right"),
+])
+def test_minimal_predictions_missing_or_malformed_what_evaluation_needs(tmp_path, synthetic_folder, face, fragment):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"images": [{"path": "a.png", "faces": [face]}]}))
+    assert_one_line_error(run_cli("--ground-truth", synthetic_folder, "--predictions", bad), str(bad), fragment)
+
+
+def test_predictions_entry_without_a_path(tmp_path, synthetic_folder):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"images": [{"faces": []}]}))
+    assert_one_line_error(run_cli("--ground-truth", synthetic_folder, "--predictions", bad),
+                          str(bad), "images[0]: expected an object with a 'path' field")

@@ -194,6 +194,64 @@ def test_same_file_name_in_two_subfolders_is_an_error(tmp_path):
         load_ground_truth(str(tmp_path))
 
 
+def test_every_image_type_of_the_project_is_ground_truth(tmp_path):
+    """takeo.ppm (a Netpbm copy of a shared photo) and the rest of the project's types count."""
+    from face_alignment.pipeline.image import IMAGE_EXTENSIONS
+
+    photo = cv2.imread(os.path.join(FACES, "einstein.jpg"))
+    assert cv2.imwrite(str(tmp_path / "takeo.ppm"), photo)
+    write_pts(str(tmp_path / "takeo.pts"), read_pts(os.path.join(FACES, "einstein.pts")))
+    for extension in sorted(IMAGE_EXTENSIONS - {".ppm"}):
+        (tmp_path / f"x{extension[1:]}{extension.upper()}").write_bytes(b"")  # pairing reads no pixels
+        write_pts(str(tmp_path / f"x{extension[1:]}.pts"), synthetic_face())
+    truth = load_ground_truth(str(tmp_path))
+    assert sorted(truth) == sorted(["takeo.ppm"] + [f"x{e[1:]}{e.upper()}" for e in IMAGE_EXTENSIONS - {".ppm"}])
+    np.testing.assert_allclose(truth["takeo.ppm"].faces[0], read_pts(os.path.join(FACES, "einstein.pts")),
+                               atol=1e-6)
+    assert truth.unevaluated == ()
+
+
+def test_annotations_without_a_readable_image_are_reported_not_dropped(tmp_path, caplog):
+    _image(tmp_path / "a.png")
+    write_pts(str(tmp_path / "a.pts"), synthetic_face())
+    (tmp_path / "anim.gif").write_bytes(b"GIF89a")  # a type OpenCV does not read
+    write_pts(str(tmp_path / "anim.pts"), synthetic_face())
+    write_pts(str(tmp_path / "lonely.pts"), synthetic_face())  # no image at all
+    (tmp_path / "group.heic").write_bytes(b"")
+    write_pts(str(tmp_path / "group_1.pts"), synthetic_face())  # 300W numbering, image unreadable
+    write_pts(str(tmp_path / "b.PTS"), synthetic_face())
+    _image(tmp_path / "b.png")
+
+    with caplog.at_level("WARNING", logger="face_alignment"):
+        truth = load_ground_truth(str(tmp_path))
+
+    assert sorted(truth) == ["a.png"]
+    reasons = {os.path.basename(path): reason for path, reason in truth.unevaluated}
+    assert sorted(reasons) == ["anim.pts", "b.PTS", "group_1.pts", "lonely.pts"]
+    assert reasons["anim.pts"].startswith("its image anim.gif is not of a type read here (expected one of ")
+    assert ".ppm" in reasons["anim.pts"]
+    assert reasons["group_1.pts"].startswith("its image group.heic is not of a type read here")
+    assert reasons["lonely.pts"] == "no image of the same stem beside it"
+    assert reasons["b.PTS"] == "expected the suffix '.pts', got '.PTS'"
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [f"warning: {tmp_path / name}: not evaluated: {reasons[name]}" for name in sorted(reasons)]
+
+    # Scoring carries them into the result and its JSON.
+    result = evaluate_document(document(("a.png", [predicted_face(synthetic_face())])), truth, "face-size", 0.07)
+    assert result.to_json()["unevaluated"] == [{"annotation": str(tmp_path / name), "reason": reasons[name]}
+                                               for name in sorted(reasons)]
+
+
+def test_a_folder_whose_only_annotations_lack_images_says_why(tmp_path):
+    (tmp_path / "takeo.gif").write_bytes(b"GIF89a")
+    write_pts(str(tmp_path / "takeo.pts"), synthetic_face())
+    with pytest.raises(AnnotationError) as raised:
+        load_ground_truth(str(tmp_path))
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path}: no annotated images") and "\n" not in message
+    assert f"{tmp_path / 'takeo.pts'}: its image takeo.gif is not of a type read here" in message
+
+
 # --- NME under each normalisation --------------------------------------------------------------
 
 @pytest.mark.parametrize("normalization, normaliser", [
@@ -356,12 +414,15 @@ BAD_DOCUMENTS = {
     "images_not_list": ({"images": {}}, "images: expected a list"),
     "no_path": (_broken(lambda image, face: image.pop("path")),
                 "images[0]: expected an object with a 'path' field"),
-    "zero_width": (_broken(lambda image, face: image.update(width=0)),
-                   "images[0].width: expected a positive integer"),
-    "string_height": (_broken(lambda image, face: image.update(height="480")),
-                      "images[0].height: expected a positive integer"),
     "faces_not_list": (_broken(lambda image, face: image.update(faces=None)),
                        "images[0].faces: expected a list"),
+    "no_faces": (_broken(lambda image, face: image.pop("faces")),
+                 "images[0]: expected an object with a 'faces' field"),
+    "no_landmarks": (_broken(lambda image, face: face.pop("landmarks")),
+                     f"{FACE_0}: expected an object with a 'landmarks' field"),
+    "face_not_object": (_broken(lambda image, face: image.update(faces=[[1, 2]])),
+                        f"{FACE_0}: expected an object with a 'landmarks' field"),
+    "empty_path": (_broken(lambda image, face: image.update(path="")), "images[0].path: expected a file path"),
     "short_box": (_broken(lambda image, face: face.update(box=[0, 0, 1])), f"{FACE_0}.box: expected"),
     "inverted_box": (_broken(lambda image, face: face.update(box=[10, 0, 1, 5])), "left <= right"),
     "67_landmarks": (_broken(lambda image, face: face["landmarks"].pop()),
@@ -372,9 +433,6 @@ BAD_DOCUMENTS = {
     "string_coordinate": (_set_x_of_point_5("12"), f"{FACE_0}.landmarks: expected 68"),
     "null_coordinate": (_set_x_of_point_5(None), f"{FACE_0}.landmarks: expected 68"),
     "nan_coordinate": (_set_x_of_point_5(float("nan")), f"{FACE_0}.landmarks: expected 68"),
-    "no_scores": (_broken(lambda image, face: face.pop("scores")),
-                  f"{FACE_0}: expected an object with a 'scores' field"),
-    "short_scores": (_broken(lambda image, face: face.update(scores=[1.0])), f"{FACE_0}.scores: expected 68"),
     "duplicate_names": ({"images": [document(("a.png", []))["images"][0]] * 2},
                         "images[1].path: file name 'a.png' appears twice"),
     "no_name_matches": (document(("other.png", [predicted_face(synthetic_face())])),
@@ -390,6 +448,27 @@ def test_document_of_another_shape_is_a_one_line_error(case):
         evaluate_document(doc, truth, "face-size", 0.07, source="preds.json")
     message = str(raised.value)
     assert message.startswith("preds.json: ") and expected in message and "\n" not in message
+
+
+def test_only_path_faces_and_landmarks_are_needed():
+    """Documents converted from other tools: no width, height, box or scores. Without a box the
+    face is paired by the box around its landmarks: the decoy, 700 px away, overlaps nothing,
+    and the face 5 px off, (3, 4), is found whichever comes first."""
+    truth = synthetic_face()
+    for faces in ([truth + [3.0, 4.0], truth - [700.0, 0.0]], [truth - [700.0, 0.0], truth + [3.0, 4.0]]):
+        doc = {"images": [{"path": "elsewhere/a.png", "faces": [{"landmarks": f.tolist(), **extra}
+                                                                for f, extra in zip(faces, ({}, {"box": None}))]},
+                          {"path": "b.png", "faces": []}]}
+        result = evaluate_document(doc, {"a.png": annotated("a.png", truth), "b.png": annotated("b.png", truth)},
+                                   "face-size", 0.07)
+        assert result.images[0].errors.tolist() == [pytest.approx(5.0 / FACE_SIZE, rel=1e-12)]
+        assert result.images[1].missed == 1
+
+
+def test_fields_evaluation_does_not_read_are_not_checked():
+    doc = _broken(lambda image, face: (image.update(width=0, height="480"), face.update(scores=[1.0])))
+    result = evaluate_document(doc, {"a.png": annotated("a.png", synthetic_face())}, "face-size", 0.07)
+    assert result.nme == 0.0
 
 
 def test_good_document_with_3d_landmarks_and_integers_is_accepted():

@@ -145,3 +145,36 @@ def test_list_images_filters_sorts_and_recurses(tmp_path):
     assert {".jpg", ".png"} <= IMAGE_EXTENSIONS
     with pytest.raises(FaceAlignmentError):
         list_images(tmp_path / "nowhere")
+
+
+def test_the_issue_s_types_are_listed():
+    assert {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"} <= IMAGE_EXTENSIONS
+    assert all(e == e.lower() and e.startswith(".") for e in IMAGE_EXTENSIONS)
+
+
+# Formats that keep pixels exactly; the others are compared loosely.
+_LOSSY = {".jpg", ".jpeg", ".jpe", ".jp2", ".webp"}
+
+
+@pytest.mark.parametrize("extension", sorted(IMAGE_EXTENSIONS))
+def test_every_listed_type_is_read(tmp_path, extension):
+    """Each suffix listed is one OpenCV writes and read_image reads back: listing a type
+    nothing can decode would send users' files to an error instead of the evaluation."""
+    # Smooth, so that lossy codecs keep it close; red, green and blue differ, so that a
+    # channel swap shows.
+    y, x = np.mgrid[0:64, 0:80]
+    rgb = np.stack((x * 3, y * 4, np.full_like(x, 200) - y), axis=2).astype(np.uint8)
+    if extension == ".pgm":  # grey only
+        rgb = np.repeat(rgb[..., :1], 3, axis=2)
+    if extension == ".pbm":  # black and white only
+        rgb = np.repeat((rgb[..., :1] > 127).astype(np.uint8) * 255, 3, axis=2)
+    written = rgb[..., 0] if extension in (".pgm", ".pbm") else rgb[..., ::-1]
+    path = str(tmp_path / f"picture{extension.upper() if extension == '.ppm' else extension}")
+    assert cv2.imwrite(path, written)
+    image = read_image(path)
+    _assert_rgb8(image, 64, 80)
+    if extension in _LOSSY:
+        assert np.abs(image.astype(int) - rgb).mean() < 4
+    else:
+        np.testing.assert_array_equal(image, rgb)
+    assert list_images(tmp_path) == [path]

@@ -1,7 +1,12 @@
 """Predicted landmarks: reading and checking the document that ``model_inference.py
 --save-json`` writes, whose shape :mod:`face_alignment.document` defines (coordinates in the
-original image's pixels, 0-based as in :mod:`.pts`). Only x and y are used; z, if present,
-is ignored.
+original image's pixels, 0-based as in :mod:`.pts`).
+
+Evaluation needs only each image's ``path`` and ``faces``, and each face's ``landmarks``
+(x and y; z, if present, is ignored): documents converted from other tools may leave out
+everything else, and only those fields are refused if missing or malformed. A face's
+``box``, if given (not null), is checked and used to pair it with an annotated face; without
+one the box around its landmarks is used. ``width``, ``height`` and ``scores`` are not read.
 """
 import json
 import os
@@ -11,6 +16,7 @@ from typing import Any, Callable, Dict, Tuple
 import numpy as np
 
 from ..errors import AnnotationError
+from .matching import points_box
 from .pts import N_POINTS
 
 
@@ -18,7 +24,7 @@ from .pts import N_POINTS
 class PredictedImage:
     name: str  # file name of ``path``, the key that ground truth is matched by
     path: str
-    boxes: np.ndarray  # (faces, 4) left, top, right, bottom
+    boxes: np.ndarray  # (faces, 4) left, top, right, bottom: as given, or around the landmarks
     landmarks: np.ndarray  # (faces, 68, 2) x, y
 
 
@@ -53,29 +59,23 @@ def _field(entry: Any, key: str, source: str, where: str) -> Any:
     return entry[key]
 
 
-def _positive_int(value: Any, source: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise AnnotationError(f"{source}: {where}: expected a positive integer, got {value!r}")
-    return value
-
-
 def _parse_face(face: Any, source: str, where: str) -> Tuple[np.ndarray, np.ndarray]:
-    box = _finite_array(_field(face, "box", source, where), lambda s: s == (4,), source,
+    landmarks = _finite_array(
+        _field(face, "landmarks", source, where),
+        lambda s: len(s) == 2 and s[0] == N_POINTS and s[1] in (2, 3), source,
+        f"{where}.landmarks", f"{N_POINTS} points [x, y] or [x, y, z] of finite numbers")[:, :2]
+    if face.get("box") is None:  # absent, or null as some tools write it
+        return points_box(landmarks), landmarks
+    box = _finite_array(face["box"], lambda s: s == (4,), source,
                         f"{where}.box", "[left, top, right, bottom] (4 finite numbers)")
     if box[2] < box[0] or box[3] < box[1]:
         raise AnnotationError(f"{source}: {where}.box: expected left <= right and top <= bottom, "
                               f"got {box.tolist()}")
-    landmarks = _finite_array(
-        _field(face, "landmarks", source, where),
-        lambda s: len(s) == 2 and s[0] == N_POINTS and s[1] in (2, 3), source,
-        f"{where}.landmarks", f"{N_POINTS} points [x, y] or [x, y, z] of finite numbers")
-    _finite_array(_field(face, "scores", source, where), lambda s: s == (N_POINTS,), source,
-                  f"{where}.scores", f"{N_POINTS} finite numbers")
-    return box, landmarks[:, :2]
+    return box, landmarks
 
 
 def parse_predictions(document: Any, source: str = "predictions") -> Dict[str, PredictedImage]:
-    """Check that ``document`` has the shape above and index its images by file name.
+    """Check what evaluation needs of ``document`` (see above) and index its images by file name.
     ``source`` names the document in error messages (usually its file)."""
     images = _field(document, "images", source, "top level")
     if not isinstance(images, list):
@@ -86,8 +86,6 @@ def parse_predictions(document: Any, source: str = "predictions") -> Dict[str, P
         path = _field(image, "path", source, where)
         if not isinstance(path, str) or not path:
             raise AnnotationError(f"{source}: {where}.path: expected a file path, got {path!r}")
-        _positive_int(_field(image, "width", source, where), source, f"{where}.width")
-        _positive_int(_field(image, "height", source, where), source, f"{where}.height")
         faces = _field(image, "faces", source, where)
         if not isinstance(faces, list):
             raise AnnotationError(f"{source}: {where}.faces: expected a list, "

@@ -11,7 +11,8 @@ def _number(value: float) -> str:
 
 def format_table(result: EvaluationResult) -> str:
     """Per image: name, annotated faces, mean NME of the faces found, missed faces; then the
-    overall NME, AUC, failure rate and missed count. NMEs and rates are fractions."""
+    overall NME, AUC, failure rate, missed count and how many annotation files annotate no
+    image. NMEs and rates are fractions."""
     name_width = max([len("image")] + [len(image.name) for image in result.images])
     lines: List[str] = [
         f"{result.label}: NME normalised by {result.normalization}, threshold {result.threshold:g}",
@@ -26,6 +27,7 @@ def format_table(result: EvaluationResult) -> str:
         f"  failure rate        {_number(result.failure_rate)}"
         f"  (NME > {result.threshold:g} or missed)",
         f"  missed              {result.missed}",
+        f"  not evaluated       {len(result.unevaluated)}  (annotation files without a readable image)",
     ]
     return "\n".join(lines)
 

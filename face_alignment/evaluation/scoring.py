@@ -56,6 +56,8 @@ class EvaluationResult:
     normalization: str
     threshold: float
     images: Tuple[ImageResult, ...]
+    # Annotation files of the ground truth that annotate no image, as (path, reason).
+    unevaluated: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def errors(self) -> np.ndarray:
@@ -85,7 +87,8 @@ class EvaluationResult:
                 "threshold": self.threshold, "images": len(self.images),
                 "faces": int(self.errors.size), "nme": _json_number(self.nme),
                 "auc": self.auc, "failure_rate": self.failure_rate, "missed": self.missed,
-                "per_image": [image.to_json() for image in self.images]}
+                "per_image": [image.to_json() for image in self.images],
+                "unevaluated": [{"annotation": path, "reason": reason} for path, reason in self.unevaluated]}
 
 
 def _score_image(truth: AnnotatedImage, predicted: Optional[PredictedImage],
@@ -113,8 +116,10 @@ def evaluate_document(document: Any, ground_truth: Mapping[str, AnnotatedImage],
     :func:`~.ground_truth.load_ground_truth`).
 
     Images are paired by file name. An annotated image the document does not list has all
-    its faces missed; predicted images without annotations are ignored. ``source`` names the
-    document in error messages, ``label`` names the result (default: ``source``)."""
+    its faces missed; predicted images without annotations are ignored. The ground truth's
+    annotation files that annotate no image (:attr:`~.ground_truth.GroundTruth.unevaluated`)
+    are carried into the result. ``source`` names the document in error messages, ``label``
+    names the result (default: ``source``)."""
     # Checked before the document is parsed, so a bad option is reported first.
     metrics.checked_normalization(normalization)
     threshold = metrics.checked_threshold(threshold)
@@ -127,4 +132,5 @@ def evaluate_document(document: Any, ground_truth: Mapping[str, AnnotatedImage],
     images: List[ImageResult] = [_score_image(truth, predictions.get(name), normalization)
                                  for name, truth in sorted(ground_truth.items())]
     return EvaluationResult(label=source if label is None else label, normalization=normalization,
-                            threshold=threshold, images=tuple(images))
+                            threshold=threshold, images=tuple(images),
+                            unevaluated=tuple(getattr(ground_truth, "unevaluated", ())))

@@ -15,8 +15,17 @@ from ..errors import FaceAlignmentError, ImageReadError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# Lower-case suffixes that OpenCV decodes on every build we ship for.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# The image files of the whole project (batch runs, ground-truth folders), as lower-case
+# suffixes: every type the opencv-python wheels decode into 8- or 16-bit pixels. Left out:
+# .hdr/.pic/.pfm (floating-point radiance, not [0, 1] intensities), .exr (a codec OpenCV
+# disables by default), .gif and .avif (not built in). scikit-image is not used for reading.
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jp2",  # JPEG, JPEG 2000
+    ".png", ".webp", ".tif", ".tiff",
+    ".bmp", ".dib",  # Windows bitmaps
+    ".ppm", ".pgm", ".pbm", ".pnm",  # Netpbm
+    ".sr", ".ras",  # Sun rasters
+})
 
 # ANYDEPTH keeps 16-bit data, ANYCOLOR keeps grey as grey. Unlike IMREAD_UNCHANGED this
 # still applies the EXIF orientation, so phone photos come out upright; alpha, which

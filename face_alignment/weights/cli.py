@@ -2,7 +2,7 @@
 import logging
 
 from ..cli_support import ArgumentParser, command_line
-from ..registry import ARCHITECTURES, KNOWN_WEIGHTS, RESNET_DEPTH
+from ..registry import ARCHITECTURES, DEFAULT_FAN, KNOWN_WEIGHTS, RESNET_DEPTH
 
 log = logging.getLogger("face_alignment")
 
@@ -13,8 +13,10 @@ def _convert_parser(prog=None):
     p.add_argument("--pretrained-model", "-i", required=True, metavar="SRC",
                    help="checkpoint: .pth.tar (legacy), depth .pth.tar, TorchScript .zip, or ibug .pth")
     p.add_argument("--save-path", "-o", required=True, metavar="DST.h5", help="NNabla .h5 to write")
+    defaults = ", ".join(f"{arch} for a {n}-module FAN" for n, arch in DEFAULT_FAN.items())
     p.add_argument("--arch", choices=list(ARCHITECTURES),
-                   help="architecture, when the file name is not one of the published ones")
+                   help="architecture (default: the one the file name starts with, e.g. 2DFAN4-…, 2dfan2…; "
+                        f"for other names {defaults})")
     p.add_argument("--force", action="store_true", help="overwrite DST.h5 if it exists")
     p.add_argument("--allow-pickle", action="store_true",
                    help="also load checkpoints holding Python objects besides tensors (runs code: trusted files only)")

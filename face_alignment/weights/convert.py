@@ -15,9 +15,9 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError, FaceAlignmentError, OutputExistsError, WeightsFileError
 from ..files import sha256_of
-from ..registry import (FAN, FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT,
-                        RESNET_DEPTH, Architecture, architecture, weights_for_file)
+from ..registry import FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT, Architecture
 from .h5 import write_h5
+from .identify import resolve_architecture
 from .layout import IGNORED_SUFFIX, check_layout, describe, expected_parameters, infer_network, to_nnabla, \
     torch_key
 from .loading import ATTR_SOURCE, ATTR_SOURCE_SHA256, architecture_attrs
@@ -78,29 +78,6 @@ def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["Order
     return state, fmt
 
 
-def resolve_architecture(source: str, kind: str, num_modules: Optional[int],
-                         arch: Optional[str]) -> Architecture:
-    """The architecture named by ``arch``, else by the file name, else the only one possible."""
-    if arch is not None:
-        resolved = architecture(arch)
-    else:
-        known = weights_for_file(os.path.basename(source))
-        if known is not None:
-            resolved = known.architecture
-        elif kind == RESNET_DEPTH:
-            resolved = architecture("ResNetDepth")
-        else:
-            # FAN's pooling and crop convention cannot be read from the weights.
-            raise CheckpointMismatchError(
-                f"{source}: file name does not say which FAN this is; pass --arch "
-                "(2DFAN4, 3DFAN4, ibug-2dfan2, ibug-2dfan2_alt, ibug-2dfan4)")
-    if resolved.kind != kind or (kind == FAN and resolved.num_modules != num_modules):
-        raise CheckpointMismatchError(
-            f"{source}: holds {describe(kind, num_modules)}, not the {resolved.name} "
-            f"({describe(resolved.kind, resolved.num_modules)})")
-    return resolved
-
-
 def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Optional[int],
                     source: str) -> "OrderedDict[str, np.ndarray]":
     """Map a PyTorch state dict onto the graph's parameters, using each tensor exactly once."""
@@ -130,7 +107,7 @@ def convert_checkpoint(source: str, destination: str, arch: Optional[str] = None
     if expect_kind is not None and kind != expect_kind:
         raise CheckpointMismatchError(
             f"{source}: holds {describe(kind, num_modules)}, but {describe(expect_kind, 4)} was expected")
-    resolved = resolve_architecture(source, kind, num_modules, arch)
+    resolved = resolve_architecture(source, kind, num_modules, arch, doing="converting")
     params = torch_to_nnabla(state, kind, num_modules, source)
     attrs = architecture_attrs(resolved)
     attrs[ATTR_SOURCE] = os.path.basename(source)

@@ -41,7 +41,9 @@ def expected_parameters(kind: str, num_modules: int = 4) -> Dict[str, Shape]:
 
 
 def describe(kind: str, num_modules: Optional[int]) -> str:
-    return "a ResNetDepth" if kind == RESNET_DEPTH else f"a {num_modules}-module FAN"
+    if kind == RESNET_DEPTH:
+        return "a ResNetDepth"
+    return "a FAN" if num_modules is None else f"a {num_modules}-module FAN"
 
 
 def infer_network(names: Iterable[str], separator: str, source: str) -> Tuple[str, Optional[int]]:

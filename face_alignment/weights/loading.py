@@ -2,14 +2,12 @@
 alone, and read (and check) its values when they are first needed.
 
 Files written by our converter carry their architecture as root attributes. Files without
-them (nnabla-examples' published ones) are recognised by file name, and otherwise by their
-parameter names: the number of hourglass modules can be counted, the pooling cannot, so such
-files are taken to follow the authors' FAN (average pooling, authors' crop).
+them (nnabla-examples' published ones) are recognised as :mod:`.identify` says, by name and
+otherwise by what their parameters hold, as the converter recognises checkpoints.
 """
 import dataclasses
 import functools
 import hashlib
-import os
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -17,8 +15,9 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError
 from ..files import sha256_of
-from ..registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture, architecture, weights_for_file
+from ..registry import ARCHITECTURES, FAN, Architecture
 from .h5 import read_h5, read_h5_names
+from .identify import resolve_architecture
 from .layout import IGNORED_SUFFIX, check_layout, describe, infer_network
 
 ATTR_ARCH = "arch"
@@ -98,30 +97,15 @@ def open_weights(path: str, kind: Optional[str] = None, num_modules: Optional[in
     names = [n for n in names if not n.endswith(IGNORED_SUFFIX)]
     found_kind, found_modules = infer_network(names, "/", path)
 
-    if arch is not None:
-        resolved = architecture(arch)
-    else:
-        resolved = _architecture_from_attrs(attrs)
-        if resolved is None:
-            known = weights_for_file(os.path.basename(path))
-            if known is not None and known.architecture.kind == found_kind:
-                resolved = known.architecture
-            elif found_kind == RESNET_DEPTH:
-                resolved = ARCHITECTURES["ResNetDepth"]
-            else:
-                resolved = dataclasses.replace(ARCHITECTURES["2DFAN4"], name=f"FAN{found_modules}",
-                                               num_modules=found_modules, description="")
-
-    wanted_kind = kind or resolved.kind
-    wanted_modules = num_modules if num_modules is not None else resolved.num_modules
-    if found_kind != wanted_kind or (found_kind == FAN and found_modules != wanted_modules):
+    # What the caller needs is checked first: no note on an assumed architecture precedes
+    # the error that the file holds another network.
+    wanted_modules = num_modules if found_kind == FAN else None
+    if (kind is not None and found_kind != kind) or (wanted_modules is not None and found_modules != wanted_modules):
         raise CheckpointMismatchError(
             f"{path}: holds {describe(found_kind, found_modules)}, "
-            f"but {describe(wanted_kind, wanted_modules)} was asked for")
-    if resolved.kind != found_kind or (found_kind == FAN and resolved.num_modules != found_modules):
-        raise CheckpointMismatchError(
-            f"{path}: holds {describe(found_kind, found_modules)}, not the {resolved.name} "
-            f"({describe(resolved.kind, resolved.num_modules)})")
+            f"but {describe(kind or found_kind, num_modules)} was asked for")
+    resolved = resolve_architecture(path, found_kind, found_modules, arch, _architecture_from_attrs(attrs),
+                                    doing="loading")
     return Weights(resolved, path=path)
 
 
