@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, Tuple
 import numpy as np
 
 from ..errors import AnnotationError
+from ..shapes import NUM_LANDMARKS
 from .matching import points_box
-from .pts import N_POINTS
 
 
 @dataclass(frozen=True, eq=False)  # array fields: no element-wise ==
@@ -62,8 +62,8 @@ def _field(entry: Any, key: str, source: str, where: str) -> Any:
 def _parse_face(face: Any, source: str, where: str) -> Tuple[np.ndarray, np.ndarray]:
     landmarks = _finite_array(
         _field(face, "landmarks", source, where),
-        lambda s: len(s) == 2 and s[0] == N_POINTS and s[1] in (2, 3), source,
-        f"{where}.landmarks", f"{N_POINTS} points [x, y] or [x, y, z] of finite numbers")[:, :2]
+        lambda s: len(s) == 2 and s[0] == NUM_LANDMARKS and s[1] in (2, 3), source,
+        f"{where}.landmarks", f"{NUM_LANDMARKS} points [x, y] or [x, y, z] of finite numbers")[:, :2]
     if face.get("box") is None:  # absent, or null as some tools write it
         return points_box(landmarks), landmarks
     box = _finite_array(face["box"], lambda s: s == (4,), source,
@@ -99,5 +99,5 @@ def parse_predictions(document: Any, source: str = "predictions") -> Dict[str, P
         parsed[name] = PredictedImage(
             name=name, path=path,
             boxes=np.array([box for box, _ in parsed_faces]).reshape(-1, 4),
-            landmarks=np.array([marks for _, marks in parsed_faces]).reshape(-1, N_POINTS, 2))
+            landmarks=np.array([marks for _, marks in parsed_faces]).reshape(-1, NUM_LANDMARKS, 2))
     return parsed

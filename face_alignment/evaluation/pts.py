@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import AnnotationError
 from ..files import atomic_write
+from ..shapes import NUM_LANDMARKS
 
-N_POINTS = 68
 # iBUG coordinate of the top-left pixel's centre; ours is 0.
 PTS_ORIGIN = 1.0
 
@@ -41,7 +41,7 @@ def _parse_point(path: str, line_number: int, line: str) -> List[float]:
     return point
 
 
-def read_pts(path: str, n_points: int = N_POINTS) -> np.ndarray:
+def read_pts(path: str, n_points: int = NUM_LANDMARKS) -> np.ndarray:
     """The landmarks of a ``.pts`` file as an ``(n_points, 2)`` float array of 0-based pixel
     coordinates (x, y). Raises :class:`AnnotationError` naming the file and line at fault."""
     try:

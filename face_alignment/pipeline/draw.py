@@ -56,7 +56,7 @@ def _face_parts(face: Face, index: int) -> Tuple[np.ndarray, Optional[np.ndarray
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape not in ((NUM_LANDMARKS, 2), (NUM_LANDMARKS, 3)):
         raise FaceAlignmentError(
-            f"face {index}: landmarks must have shape (68, 2) or (68, 3), got {landmarks.shape}")
+            f"face {index}: landmarks must have shape ({NUM_LANDMARKS}, 2) or ({NUM_LANDMARKS}, 3), got {landmarks.shape}")
     if not np.isfinite(landmarks).all():
         raise FaceAlignmentError(f"face {index}: landmarks contain NaN or infinity")
     if box is not None:
