@@ -8,6 +8,7 @@ unless boxes are given; each image's faces (and, in ``get_landmarks_from_images`
 consecutive images) go through the network in batches.
 """
 import logging
+import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
 from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
-from .shapes import CROP_SIZE, HEATMAP_SIZE, NUM_LANDMARKS, RGB_CHANNELS
+from .shapes import NUM_LANDMARKS
 from .weights import open_weights
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class FaceAlignment:
                  cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None):
+        for name, path in (("model", model), ("depth_model", depth_model)):
+            if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
+                raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise FaceAlignmentError(f"batch_size: got {batch_size!r}; expected a whole number, 1 or more")
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
@@ -81,8 +87,6 @@ class FaceAlignment:
         if integer_landmarks and (self.decode != "argmax" or self.arch.crop != CROP_AUTHORS):
             raise FaceAlignmentError("integer landmarks are the authors' rounding: they need decode='argmax' "
                                      f"and the authors' crop ({self.arch.name} uses {self.arch.crop!r})")
-        if batch_size < 1:
-            raise FaceAlignmentError(f"batch size {batch_size}: expected 1 or more")
         self.flip = flip
         self.integer_landmarks = integer_landmarks
         self.reference_scale = float(reference_scale)
@@ -137,77 +141,84 @@ class FaceAlignment:
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
         ``decodes`` defaults to the decoding this object was built with. In 3D every
         decoding shares one z: ResNetDepth runs once per face (see ``_depth``)."""
-        for _, predictions in self._predict(images, boxes, decodes):
+        for _, _, predictions in self._predict(images, boxes, decodes):
             yield predictions
 
-    def predict_files(self, paths: Sequence[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
+    def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                       decodes: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
         """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
         each image is read once and held only until its landmarks come back."""
-        for path, (image, predictions) in zip(paths, self._predict(paths, boxes, decodes)):
-            yield path, image, predictions
+        yield from self._predict(paths, boxes, decodes)
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Optional[Sequence[str]]) -> Iterator[Tuple[np.ndarray, Dict[str, Prediction]]]:
-        decodes = (self.decode,) if decodes is None else decodes
-        for method in decodes:
-            if method not in DECODE_METHODS:
-                raise FaceAlignmentError(f"decode {method!r}: expected one of {', '.join(DECODE_METHODS)}")
+                 decodes: Optional[Sequence[str]]) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
+        """(what the caller gave, RGB image, {method: Prediction}) per image, in order."""
+        images = _as_image_collection(images)
+        boxes = _as_box_lists(boxes)
+        decodes = _as_decodes(self.decode if decodes is None else decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.
         ahead = min(self._read_ahead, len(images) - 1) if isinstance(images, (list, tuple)) else 0
-        pending: List[Tuple[np.ndarray, np.ndarray]] = []
-        for image, faces in _run_ahead(self._faces(images, boxes), ahead):
-            pending.append((image, faces))
-            if sum(len(f) for _, f in pending) >= self.batch_size:
+        pending: List[Tuple[ImageInput, np.ndarray, np.ndarray]] = []
+        for item, image, faces in _run_ahead(self._faces(images, boxes), ahead):
+            pending.append((item, image, faces))
+            if sum(len(f) for _, _, f in pending) >= self.batch_size:
                 yield from self._landmarks(pending, decodes)
                 pending = []
         if pending:
             yield from self._landmarks(pending, decodes)
 
     def _faces(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]]):
-        """(RGB image, (N, 4) face boxes) per image: read, and detected unless boxes are given."""
+        """(item, RGB image, (N, 4) face boxes) per image: read, and detected unless boxes are given."""
         for index, item in enumerate(images):
             image = read_image(item)
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
-            yield image, (self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}"))
+            faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
+            yield item, image, faces
 
     # The steps below run once for a group of images, so the networks see full batches.
 
-    def _landmarks(self, group: List[Tuple[np.ndarray, np.ndarray]], decodes: Sequence[str]):
-        crops, frames = [], []
-        for image, faces in group:
-            image_crops, image_frames = crop_faces(image, faces, self.arch.crop, self.reference_scale)
-            crops.append(image_crops)
-            frames.append(image_frames)
-        crops = np.concatenate(crops) if crops else np.zeros((0, RGB_CHANNELS, CROP_SIZE, CROP_SIZE), np.float32)
-        heatmaps = self._heatmaps(crops)
-        z = self._depth(crops, heatmaps, frames) if self.is_3d and len(crops) else None
-        per_method = {m: self._decode(heatmaps, frames, m, z) for m in decodes}
-        start = 0
-        for image, faces in group:
-            end = start + len(faces)
-            yield image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                          for m, (points, scores) in per_method.items()}
-            start = end
-
-    def _batches(self, array: np.ndarray):
-        for start in range(0, len(array), self.batch_size):
-            yield array[start:start + self.batch_size]
+    def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
+        """Landmarks of every face of the group's images, a batch of faces at a time: crops,
+        heatmaps and depth inputs exist for one batch only, so memory is bounded by the batch
+        size, not by the number of faces in a photo."""
+        counts = [len(faces) for _, _, faces in group]
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
+        for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
+            last = first + self.batch_size
+            crops, frames = [], []
+            for (_, image, faces), start, end in zip(group, starts, ends):
+                if start < last and end > first:  # this image has faces in the batch
+                    part = faces[max(first - start, 0):min(last, end) - start]
+                    image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
+                    crops.append(image_crops)
+                    frames.append(image_frames)
+            crops = np.concatenate(crops)
+            heatmaps = self._heatmaps(crops)
+            z = self._depth(crops, heatmaps, frames) if self.is_3d else None
+            for method in decodes:
+                points, scores = self._decode(heatmaps, frames, method, z)
+                found[method][0].append(points)
+                found[method][1].append(scores)
+        dims = 3 if self.is_3d else 2
+        per_method = {m: (np.concatenate(p) if p else np.zeros((0, NUM_LANDMARKS, dims)),
+                          np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
+                      for m, (p, s) in found.items()}
+        for (item, image, faces), start, end in zip(group, starts, ends):
+            yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
+                                for m, (points, scores) in per_method.items()}
 
     def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, NUM_LANDMARKS, HEATMAP_SIZE, HEATMAP_SIZE), np.float32)
-        out = []
-        for batch in self._batches(crops):
-            heatmaps = self.fan(batch)
-            if self.flip:
-                heatmaps = heatmaps + unflip_heatmaps(self.fan(flip_crops(batch)))
-            out.append(heatmaps)
-        return np.concatenate(out)
+        """FAN's heatmaps of one batch of crops (plus the mirrored crops', with flip)."""
+        heatmaps = self.fan(crops)
+        if self.flip:
+            heatmaps = heatmaps + unflip_heatmaps(self.fan(flip_crops(crops)))
+        return heatmaps
 
     def _decode(self, heatmaps: np.ndarray, frames: List[FaceFrames], method: str, z: Optional[np.ndarray]):
         points_hm, scores = decode(heatmaps, method)
@@ -217,7 +228,7 @@ class FaceAlignment:
             end = start + len(image_frames)
             points.append(image_frames.to_image(points_hm[start:end], integer=integer))
             start = end
-        points = np.concatenate(points) if points else np.zeros((0, NUM_LANDMARKS, 2))
+        points = np.concatenate(points)
         if z is not None:
             points = np.concatenate([points, z[..., None]], axis=2)
         return points, scores
@@ -227,10 +238,9 @@ class FaceAlignment:
         it, and what it was trained on: the crop and Gaussians drawn at the authors' argmax
         points, whichever decoding gives x and y. So z is one answer per face."""
         points_crop = FaceFrames.to_crop(decode_argmax(heatmaps)[0])
-        out = [self.depth(depth_network_input(batch, render_landmark_heatmaps(points)))
-               for batch, points in zip(self._batches(crops), self._batches(points_crop))]
+        z = self.depth(depth_network_input(crops, render_landmark_heatmaps(points_crop)))
         depth_scale = np.concatenate([f.depth_scale for f in frames])
-        return np.concatenate(out).astype(np.float64) * depth_scale[:, None]
+        return z.astype(np.float64) * depth_scale[:, None]
 
 
 _END = object()
@@ -256,3 +266,38 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
+
+
+def _as_image_collection(images) -> Iterable[ImageInput]:
+    """Several images: any iterable of paths or arrays, or an (N, H, W, C) array. A lone path
+    or image is refused rather than iterated character by character or row by row."""
+    if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        raise FaceAlignmentError("images: got a single image; expected a list of image paths or arrays "
+                                 "(get_landmarks_from_image takes one)")
+    if not isinstance(images, Iterable):
+        raise FaceAlignmentError(f"images: got {type(images).__name__}; expected a list of image paths or arrays")
+    return images
+
+
+def _as_box_lists(boxes) -> Optional[Sequence]:
+    """One entry per image (None: detect), as a list or tuple: read by index, so no iterator."""
+    if boxes is None or isinstance(boxes, (list, tuple)) or (isinstance(boxes, np.ndarray) and boxes.ndim == 3):
+        return boxes
+    raise FaceAlignmentError(f"boxes: got {type(boxes).__name__}; expected a list with one (N, 4) array "
+                             "(or None) per image")
+
+
+def _as_decodes(decodes) -> Tuple[str, ...]:
+    """Decoding method names; one name alone is a one-method tuple."""
+    methods = (decodes,) if isinstance(decodes, str) else decodes
+    try:
+        methods = tuple(methods)
+    except TypeError:
+        raise FaceAlignmentError(f"decodes: got {decodes!r}; expected method names from "
+                                 f"{', '.join(DECODE_METHODS)}") from None
+    for method in methods:
+        if method not in DECODE_METHODS:
+            raise FaceAlignmentError(f"decodes: {method!r} is not one of {', '.join(DECODE_METHODS)}")
+    if not methods:
+        raise FaceAlignmentError(f"decodes: empty; expected method names from {', '.join(DECODE_METHODS)}")
+    return methods

@@ -1,0 +1,105 @@
+"""FaceAlignment's contract: any iterable of images, memory bounded by the batch size, and
+bad arguments refused by name."""
+import dataclasses
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import checkpoints
+from conftest import SHARED
+from face_alignment.api import FaceAlignment
+from face_alignment.errors import FaceAlignmentError
+from face_alignment.pipeline.image import read_image
+from face_alignment.registry import ARCHITECTURES, FAN
+from face_alignment.weights.h5 import write_h5
+from face_alignment.weights.loading import architecture_attrs
+
+FACES = os.path.join(SHARED, "data", "faces")
+EINSTEIN, BREAKINGBAD = os.path.join(FACES, "einstein.jpg"), os.path.join(FACES, "breakingbad.jpg")
+
+
+@pytest.fixture(scope="module")
+def fan1_h5(tmp_path_factory):
+    arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
+    path = tmp_path_factory.mktemp("api") / "fan1.h5"
+    write_h5(str(path), params, architecture_attrs(arch))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fa(fan1_h5):
+    return FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=4)
+
+
+def test_predict_files_pairs_each_path_with_its_own_image_from_any_iterable(fa):
+    paths = [EINSTEIN, BREAKINGBAD, EINSTEIN]
+    boxes = [np.array([[300.0, 300, 500, 520]]), np.array([[10.0, 10, 120, 140], [20, 20, 200, 200]]),
+             np.array([[100.0, 100, 400, 400]])]
+    for given in (paths, iter(paths), (p for p in paths)):
+        results = list(fa.predict_files(given, boxes))
+        assert [path for path, _, _ in results] == paths
+        for (path, image, predictions), expected_boxes in zip(results, boxes):
+            assert image.shape == read_image(path).shape
+            np.testing.assert_array_equal(predictions["centroid"].boxes, expected_boxes)
+            assert predictions["centroid"].landmarks.shape == (len(expected_boxes), 68, 2)
+
+
+def test_memory_is_bounded_by_the_batch_not_by_faces_per_image(fa):
+    """300 faces in one photo cost what 12 do: crops, heatmaps and decoding live one batch at
+    a time. Before, every face held ~10 MB until the whole photo was done."""
+    image = read_image(BREAKINGBAD)
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 800, (300, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(80, 200, (300, 1))], axis=1)
+
+    def peak(n):
+        tracemalloc.start()
+        [prediction] = fa.get_landmarks_from_images([image], [boxes[:n]])
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert prediction.landmarks.shape == (n, 68, 2)
+        return top
+
+    few, many = peak(12), peak(300)
+    # One batch of 4 FAN crops is 3 MB; the 288 more faces may add only their results (~2 KB each).
+    assert many - few < 4e6, (few, many)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda fa: list(fa.get_landmarks_from_images(EINSTEIN)), "images: got a single image"),
+    (lambda fa: list(fa.get_landmarks_from_images(read_image(EINSTEIN))), "images: got a single image"),
+    (lambda fa: list(fa.get_landmarks_from_images(42)), "images: got int"),
+    (lambda fa: list(fa.predict([EINSTEIN], decodes="a")), "decodes: 'a' is not one of argmax, centroid"),
+    (lambda fa: list(fa.predict([EINSTEIN], decodes=())), "decodes: empty"),
+    (lambda fa: fa.get_landmarks_from_image(EINSTEIN, boxes="1 2 3 4"), "boxes of image 0: got text"),
+    (lambda fa: fa.get_landmarks_from_image(EINSTEIN, boxes=[[1, 2, 3, 4], [1, 2]]),
+     "boxes of image 0: not a rectangular array"),
+    (lambda fa: list(fa.get_landmarks_from_images([EINSTEIN], iter([None]))), "boxes: got list_iterator"),
+])
+def test_bad_calls_are_refused_naming_the_argument(fa, call, fragment):
+    with pytest.raises(FaceAlignmentError) as caught:
+        call(fa)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_one_decoding_name_is_one_decoding(fa):
+    [result] = list(fa.predict([EINSTEIN], [np.array([[300.0, 300, 500, 520]])], decodes="argmax"))
+    assert list(result) == ["argmax"]
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (dict(model=None), "model: got None"),
+    (dict(model=3), "model: got 3"),
+    (dict(batch_size="8"), "batch_size: got '8'"),
+    (dict(batch_size=0), "batch_size: got 0"),
+    (dict(batch_size=True), "batch_size: got True"),
+    (dict(depth_model=5), "depth_model: got 5"),
+])
+def test_bad_options_are_refused_naming_the_argument(fan1_h5, options, fragment):
+    options = dict(dict(model=fan1_h5, backend="nnabla", context="cpu"), **options)
+    with pytest.raises(FaceAlignmentError) as caught:
+        FaceAlignment(options.pop("model"), **options)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
