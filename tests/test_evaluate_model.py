@@ -5,7 +5,7 @@ import os
 import pytest
 
 import checkpoints
-from conftest import SHARED, run_tool
+from conftest import SHARED, assert_one_line_error, run_tool
 from face_alignment.evaluation import load_ground_truth, points_box
 from face_alignment.weights.convert import convert_checkpoint
 
@@ -44,3 +44,12 @@ def test_decode_both_in_one_pass_matches_scoring_saved_predictions(tmp_path, fan
         assert scored["nme"] == pytest.approx(decoded["nme"], rel=1e-9)
         assert scored["auc"] == pytest.approx(decoded["auc"], rel=1e-9)
     assert both[0]["nme"] != both[1]["nme"]  # two decodings of the same heatmaps really differ
+
+
+def test_max_pixels_limits_the_images_read(fan):
+    """breakingbad.jpg, read first, is 1920 x 1080 = 2073600 pixels."""
+    result = run_tool("-m face_alignment.evaluate", "--ground-truth", FACES, "--model", fan, "--gt-boxes",
+                      "--max-pixels", 2073599)
+    assert_one_line_error(result, "breakingbad.jpg", "1920 x 1080 pixels", "2.0736 megapixels", "--max-pixels")
+    assert_one_line_error(run_tool("-m face_alignment.evaluate", "--ground-truth", FACES, "--model", fan,
+                                   "--max-pixels", "0"), "--max-pixels", "'0'")

@@ -119,6 +119,25 @@ def test_detection_and_no_face(tmp_path, models):
     assert len(document["images"][1]["faces"]) >= 1  # HOG finds at least one of the two people
 
 
+def test_cut_short_or_oversized_image_is_one_line_and_nothing_else(tmp_path, models):
+    """libjpeg's 'Premature end of JPEG file' used to come first, then landmarks of a
+    half-grey picture; now our error is the only complaint on stderr."""
+    whole = open(os.path.join(FACES, "einstein.jpg"), "rb").read()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[:len(whole) // 2])
+    result = run_tool(TOOL, "--model", models[0], "--test-image", cut, "--output", tmp_path / "o.png")
+    assert_one_line_error(result, "cut.jpg", "truncated JPEG")
+    start_up = [line for line in result.stderr.splitlines()[:-1] if line.startswith("ibug-2dfan2 (2D) on ")]
+    assert result.stderr.splitlines()[:-1] == start_up
+    # Einstein is 817 x 1024 = 836608 pixels.
+    face = os.path.join(FACES, "einstein.jpg")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--max-pixels", 836607),
+                          "einstein.jpg", "817 x 1024 pixels", "0.836607 megapixels", "--max-pixels")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--max-pixels", "0"),
+                          "--max-pixels", "'0'")
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, models):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")

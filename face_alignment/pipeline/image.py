@@ -39,7 +39,8 @@ _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 # photo fits (61 MP full frame, 102 MP medium format) but 200 MP phone sensors' in their
 # full-resolution mode; a decompression bomb or a mistaken export does not. Callers pass
 # another limit as read_image's ``max_pixels``; this module value, read at each call (as
-# PIL's Image.MAX_IMAGE_PIXELS is), is the default.
+# PIL's Image.MAX_IMAGE_PIXELS is), is the default, which the command lines' --max-pixels
+# sets for the FaceAlignment reading their images.
 MAX_IMAGE_PIXELS = 150_000_000
 
 
@@ -66,7 +67,7 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
                     f"{path}: {kind} of {width} x {height} pixels "
                     f"({width * height / 1e6:.3g} megapixels), more than the limit of "
                     f"{limit / 1e6:g} megapixels; if it is genuine, raise the limit "
-                    "(read_image's max_pixels)")
+                    "(--max-pixels, or read_image's max_pixels)")
             f.seek(0)
             data = f.read()
     except OSError as e:
