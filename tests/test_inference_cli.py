@@ -125,17 +125,20 @@ def test_cut_short_or_oversized_image_is_one_line_and_nothing_else(tmp_path, mod
     whole = open(os.path.join(FACES, "einstein.jpg"), "rb").read()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(whole[:len(whole) // 2])
-    result = run_tool(TOOL, "--model", models[0], "--test-image", cut, "--output", tmp_path / "o.png")
+    out = tmp_path / "o.png"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", cut, "--output", out)
     assert_one_line_error(result, "cut.jpg", "truncated JPEG")
-    start_up = [line for line in result.stderr.splitlines()[:-1] if line.startswith("ibug-2dfan2 (2D) on ")]
-    assert result.stderr.splitlines()[:-1] == start_up
+    # Before it, only our start-up log (model, ONNX export): nothing from libjpeg or OpenCV.
+    before = result.stderr.splitlines()[:-1]
+    assert not [line for line in before if "JPEG" in line or "cut.jpg" in line or line.startswith("[")], before
     # Einstein is 817 x 1024 = 836608 pixels.
     face = os.path.join(FACES, "einstein.jpg")
-    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--max-pixels", 836607),
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--output", out,
+                                   "--max-pixels", 836607),
                           "einstein.jpg", "817 x 1024 pixels", "0.836607 megapixels", "--max-pixels")
-    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--max-pixels", "0"),
-                          "--max-pixels", "'0'")
-    assert not (tmp_path / "o.png").exists()
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--output", out,
+                                   "--max-pixels", "0"), "--max-pixels", "'0'")
+    assert not out.exists()
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, models):
