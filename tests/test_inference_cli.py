@@ -119,6 +119,19 @@ def test_detection_and_no_face(tmp_path, models):
     assert len(document["images"][1]["faces"]) >= 1  # HOG finds at least one of the two people
 
 
+def test_huge_box_is_cropped_and_drawn(tmp_path, models):
+    """A box of 100000 pixels: its 181819-pixel crop window, cut out whole, was 99 GB."""
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[0.0, 0.0, 100000.0, 100000.0]]))
+    out_json, out_png = tmp_path / "r.json", tmp_path / "out.png"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", os.path.join(FACES, "einstein.jpg"),
+                      "--boxes", boxes, "--save-json", out_json, "--output", out_png)
+    assert result.returncode == 0, result.stderr
+    [face] = json.loads(out_json.read_text())["images"][0]["faces"]
+    assert np.all(np.isfinite(face["landmarks"]))
+    assert cv2.imread(str(out_png)).shape == (1024, 817, 3)
+
+
 def test_cut_short_or_oversized_image_is_one_line_and_nothing_else(tmp_path, models):
     """libjpeg's 'Premature end of JPEG file' used to come first, then landmarks of a
     half-grey picture; now our error is the only complaint on stderr."""
