@@ -9,6 +9,17 @@ from .errors import FaceAlignmentError
 EXIT_BAD_INPUT = 2
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Usage mistakes are reported like every other error: one line, status 2."""
 

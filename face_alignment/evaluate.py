@@ -27,7 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cli_support import ArgumentParser, command_line
+from .cli_support import ArgumentParser, command_line, positive_int
 from .errors import FaceAlignmentError
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
     model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
     model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    model.add_argument("--max-pixels", type=positive_int, metavar="N",
+                       help="refuse images of more pixels than this, told by their header before "
+                            "decoding (default: face_alignment.pipeline.image.MAX_IMAGE_PIXELS)")
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="name of each predictions file in the report and the chart legend, "
                              "repeated once per file (default: the file's stem)")
@@ -100,6 +103,9 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
     labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
     images = list(ground_truth.values())
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
+    if args.max_pixels is not None:
+        from .pipeline import image
+        image.MAX_IMAGE_PIXELS = args.max_pixels  # read_image's default, which FaceAlignment uses
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
                        cnn_detector_model=args.cnn_model)
     records = {m: [] for m in methods}

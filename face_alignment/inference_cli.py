@@ -13,9 +13,10 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line
+from .cli_support import ArgumentParser, command_line, positive_int
 from .errors import FaceAlignmentError
 from .document import image_record, write_document
+from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
 
 log = logging.getLogger("face_alignment")
@@ -69,6 +70,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
     p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (default: %(default)s)")
+    p.add_argument("--max-pixels", type=positive_int, default=image_module.MAX_IMAGE_PIXELS, metavar="N",
+                   help="refuse images of more pixels than this, told by their header before decoding "
+                   "(default: %(default)s)")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -135,6 +139,8 @@ def output_path(output: Optional[str], image: str, several: bool) -> str:
 def main(argv=None):
     args = parser().parse_args(argv)
     from tqdm import tqdm
+    # read_image's default limit, which FaceAlignment reads images with.
+    image_module.MAX_IMAGE_PIXELS = args.max_pixels
 
     from .api import FaceAlignment
     from .pipeline import draw

@@ -1,6 +1,8 @@
 """Crops and back-projection against the authors' own functions (face-alignment 1.5.0) and a
 transcription of ibug's FANPredictor, on real photos."""
 import os
+import tracemalloc
+import warnings
 
 import cv2
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 import authors_reference
 from face_alignment.errors import FaceAlignmentError
+from face_alignment.pipeline import crop as crop_module
 from face_alignment.pipeline.crop import crop_faces, face_frames
 from face_alignment.pipeline.decode import decode_argmax
 
@@ -233,3 +236,143 @@ def test_empty_and_bad_input():
     with pytest.raises(FaceAlignmentError, match="too small to crop") as caught:
         crop_faces(image, np.array([[0.0, 0, 0.001, 0.001]]))
     assert "\n" not in str(caught.value)
+
+
+def test_windows_past_the_bound_still_give_the_authors_crop(monkeypatch):
+    """With the bound at zero every window is resized from its gathered taps alone: still
+    the authors' crop to the bit, for windows smaller and larger than 256 pixels, inside,
+    across the border of and outside the image, of 512 pixels (OpenCV's 2x special case)."""
+    monkeypatch.setattr(crop_module, "OPENCV_WINDOW_MAX_PIXELS", 0)
+    image, points = read_photo("einstein")
+    rng = np.random.default_rng(21)
+    # Centres on the photo: their crop fails on windows wholly outside it.
+    centres = rng.uniform(0, [image.shape[1], image.shape[0]], (40, 2))
+    sides = np.exp(rng.uniform(np.log(3), np.log(2500), (40, 2)))
+    boxes = np.vstack([boxes_around(image, points, rng),
+                       np.concatenate([centres - sides / 2, centres + sides / 2], 1),
+                       [[100.0, 100.0, 412.0, 412.0]]])  # w + h = 624: a 640-pixel window
+    crops, frames = crop_faces(image, boxes, "authors")
+    sizes = frames.windows[:, 2:] - frames.windows[:, :2]
+    assert sizes.min() < 256 < sizes.max()
+    for i, box in enumerate(boxes):
+        center, scale = authors_center_scale(box)
+        theirs = U.crop(image, center, scale).transpose((2, 0, 1)).astype(np.float32) / 255.0
+        np.testing.assert_array_equal(crops[i], theirs, err_msg=f"box {i}: {box}")
+
+
+@pytest.mark.parametrize("window", [[-100, 0, 49901, 7], [5, -3, 60006, 2], [0, -20000, 8, 45001],
+                                    [-7, -29000, 3, 31001], [-40000, 2, 40001, 5]])
+def test_sampled_resize_equals_opencv_on_long_windows(window):
+    """Long thin windows, cheap to cut out whole, compared with cv2.resize itself. Their odd
+    lengths past 2**15 pixels put sample positions on 1/512 of a pixel, more than float32's
+    24 bits hold: OpenCV's rounding of them decides the weights."""
+    image = np.random.default_rng(8).integers(0, 256, (40, 60000, 3), dtype=np.uint8)
+    image = np.ascontiguousarray(image if window[2] - window[0] > 100 else image.transpose(1, 0, 2))
+    left, top, right, bottom = window
+    patch = np.zeros((bottom - top, right - left, 3), np.uint8)
+    y0, y1, x0, x1 = max(top, 0), min(bottom, image.shape[0]), max(left, 0), min(right, image.shape[1])
+    patch[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
+    expected = cv2.resize(patch, (256, 256), interpolation=cv2.INTER_LINEAR)
+    assert expected.any()
+    np.testing.assert_array_equal(crop_module._resize_sampled_window(image, window), expected)
+
+
+def bilinear_crop(image, window):
+    """Bilinear resizing of the zero-padded window to 256 x 256 in float64: crop pixel d
+    samples window coordinate (d + 0.5) * side / 256 - 0.5, clamped to the window (OpenCV's
+    convention), from its two neighbouring pixels on each axis."""
+    left, top, right, bottom = window
+
+    def taps(side, offset):
+        u = np.clip((np.arange(256) + 0.5) * side / 256 - 0.5, 0, side - 1)
+        first = np.floor(u).astype(np.int64)
+        return first + offset, np.minimum(first + 1, side - 1) + offset, u - first
+
+    def pixels(rows, columns):
+        inside = ((rows[:, None] >= 0) & (rows[:, None] < image.shape[0])
+                  & (columns >= 0) & (columns < image.shape[1]))
+        values = image[np.clip(rows, 0, image.shape[0] - 1)][:, np.clip(columns, 0, image.shape[1] - 1)]
+        return np.where(inside[..., None], values, 0).astype(np.float64)
+
+    r0, r1, fr = taps(bottom - top, top)
+    c0, c1, fc = taps(right - left, left)
+    fr, fc = fr[:, None, None], fc[None, :, None]
+    return ((1 - fr) * ((1 - fc) * pixels(r0, c0) + fc * pixels(r0, c1))
+            + fr * ((1 - fc) * pixels(r1, c0) + fc * pixels(r1, c1)))
+
+
+@pytest.mark.parametrize("box", [[0.0, 0.0, 100000.0, 100000.0], [-40000.0, 1000.0, 0.0, 7000.0]])
+def test_huge_box_costs_memory_of_the_crop_not_of_the_window(box):
+    """A box of 100000 pixels: a window of 204326 pixels a side (117 GiB cut out whole). The
+    crop takes a few MiB; the photo, tiny in it, lands where bilinear geometry puts it,
+    within a grey level (OpenCV's 11-bit weights and float32 coordinates)."""
+    image, _ = read_photo("einstein")
+    box = np.array([box])
+    tracemalloc.start()
+    try:
+        crops, frames = crop_faces(image, box, "authors")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, peak
+    center, scale = authors_center_scale(box[0])
+    window = frames.windows[0]
+    np.testing.assert_array_equal(window[:2], U.transform([1, 1], center, scale, 256.0, True).numpy())
+    np.testing.assert_array_equal(window[2:], U.transform([256, 256], center, scale, 256.0, True).numpy())
+    assert np.prod(window[2:] - window[:2]) > 100 * crop_module.OPENCV_WINDOW_MAX_PIXELS
+    expected = bilinear_crop(image, window.tolist())
+    ours = crops[0].transpose(1, 2, 0).astype(np.float64) * 255.0
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1.0)
+    assert 0 < np.count_nonzero(expected.max(axis=2) > 1) < 100  # the photo is a few pixels
+
+
+def test_huge_window_is_sampled_exactly_where_the_taps_fall():
+    """ibug's window for this box is 1048576 = 256 * 4096 pixels a side (3 TiB cut out whole):
+    crop pixel d samples window coordinate d * 4096 + 2047.5, midway between two pixels. The
+    window is placed so that crop row 100 and columns 50 to 52 sample a strip of 2 x 8194
+    pixels, the whole image: those three crop pixels are the mean of four image pixels
+    (rounded, halves up, by OpenCV's fixed point), every other is zero."""
+    strip = np.random.default_rng(5).integers(0, 256, (2, 8194, 3), dtype=np.uint8)
+    side = 256 * 4096
+    left, top = -(50 * 4096 + 2047), -(100 * 4096 + 2047)
+    face = 0.55 * (side - 1)  # ibug's window is mean(w, h) / 0.55 + 1 pixels
+    centre_x, centre_y = left + (side - 1) / 2, top + (side - 1) / 2
+    box = np.array([[centre_x - face / 2, centre_y - face / 2, centre_x + face / 2, centre_y + face / 2]])
+    tracemalloc.start()
+    try:
+        crops, frames = crop_faces(strip, box, "ibug")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, peak
+    np.testing.assert_array_equal(frames.windows[0], [left, top, left + side, top + side])
+    expected = np.zeros((256, 256, 3), np.int64)
+    for column in (50, 51, 52):
+        x = (column - 50) * 4096
+        expected[100, column] = (strip[:, x:x + 2].astype(np.int64).sum(axis=(0, 1)) + 2) // 4
+    assert expected[100, 50:53].min() > 0
+    np.testing.assert_array_equal(crops[0], (expected.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("convention, box", [("authors", [-1e9, -1e9, 1e9, 1e9]),
+                                             ("authors", [3e9, 0.0, 3e9 + 100, 100.0]),
+                                             ("ibug", [0.0, 0.0, 2e9, 2e9]),
+                                             ("ibug", [0.0, 0.0, 1e300, 1e300])])
+def test_boxes_whose_window_overflows_int32_are_refused_in_one_line(convention, box):
+    """The authors' corners are int32: beyond ±2**31 their arithmetic wraps into garbage."""
+    image = np.zeros((50, 60, 3), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on the way
+        with pytest.raises(FaceAlignmentError, match="too large or too far away") as caught:
+            crop_faces(image, np.array([box]), convention)
+    message = str(caught.value)
+    assert "\n" not in message and "2147483648" in message and str(box[2]) in message
+
+
+def test_box_so_small_that_its_float32_scale_overflows_is_too_small():
+    """256 / side overflows float32 in the authors' arithmetic (ibug's gives such a box a
+    window of one pixel, as theirs does)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FaceAlignmentError, match="too small to crop"):
+            crop_faces(np.zeros((50, 60, 3), np.uint8), np.array([[0.0, 0.0, 1e-300, 1e-300]]))

@@ -1,6 +1,7 @@
 """Drawing: the part table against the iBUG 68-point scheme, pixels drawn where (and only
 where) landmarks are joined, the 3D view and caption layouts, and atomic saving."""
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -110,6 +111,19 @@ def test_bad_landmarks_raise():
         draw.draw_landmarks(image, [{"box": [0, 0, 1, 1]}])
     with pytest.raises(FaceAlignmentError):
         draw.draw_3d_view(image, [np.zeros((68, 2))])
+
+
+def test_points_beyond_int32_fixed_point_are_drawn_towards_them(face_points):
+    """Landmarks of a wild box, 1e9 pixels out (1.6e10 in cv2's fixed point, past int32): no
+    numpy overflow warning, and the line from an image point towards one still leaves the
+    image the right way instead of wrapping round to the other side."""
+    points = face_points.copy()
+    points[16] = [1e9, points[15, 1]]  # the jaw's last point, far to the right
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        picture = draw.draw_landmarks(np.zeros((300, 300, 3), np.uint8), [points])
+    row = int(round(points[15, 1]))
+    assert picture[row, int(points[15, 0]) + 20:].max(axis=1).min() > 0  # out to the right edge
 
 
 def test_3d_view_layout(face_points):

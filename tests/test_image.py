@@ -1,14 +1,17 @@
 """read_image on files the test writes with cv2 (grey, RGBA, 16-bit, EXIF-rotated JPEG),
-on arrays, on bad inputs, and on the shared photographs; list_images on a folder tree."""
+on arrays, on bad inputs (too many pixels, cut short), and on the shared photographs;
+list_images on a folder tree."""
 import os
 import struct
+import tracemalloc
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 
 from face_alignment.errors import FaceAlignmentError, ImageReadError
-from face_alignment.pipeline.image import IMAGE_EXTENSIONS, list_images, read_image
+from face_alignment.pipeline.image import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, list_images, read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACES = os.path.join(ROOT, "..", "shared", "data", "faces")
@@ -178,3 +181,151 @@ def test_every_listed_type_is_read(tmp_path, extension):
     else:
         np.testing.assert_array_equal(image, rgb)
     assert list_images(tmp_path) == [path]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
+    """A PNG declaring 30000 x 30000 RGB pixels (a real one, all black, compresses to 1 MB and
+    took 11 GB and 42 s to decode): refused from its header, in one line that says how to
+    raise the limit, before any decoder allocates a pixel. Only its first row is stored."""
+    row = zlib.compress(b"\0" * (1 + 3 * 30000))
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                     + _png_chunk(b"IDAT", row) + _png_chunk(b"IEND", b""))
+    assert 30000 * 30000 > MAX_IMAGE_PIXELS
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError) as caught:
+            read_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert "\n" not in message and peak < 2 ** 20
+    for fragment in (str(path), "30000 x 30000 pixels", "900 megapixels",
+                     f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels", "max_pixels"):
+        assert fragment in message, (fragment, message)
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name, params", [
+    ("baseline.jpg", []), ("progressive.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), ("a.png", []),
+    ("a.bmp", []), ("a.tif", []), ("lossy.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
+    ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90])])
+def test_every_format_is_sized_from_its_header(tmp_path, name, params):
+    """The limit applies at exactly width x height, as written by OpenCV in each format."""
+    channels = 4 if name.startswith("alpha") else 3  # lossy WebP with alpha: an extended header
+    image = np.random.default_rng(3).integers(0, 256, (37, 53, channels), dtype=np.uint8)
+    path = str(tmp_path / name)
+    assert cv2.imwrite(path, image, params)
+    _assert_rgb8(read_image(path, max_pixels=53 * 37), 37, 53)
+    with pytest.raises(ImageReadError, match=r"of 53 x 37 pixels \(0.00196 megapixels\)"):
+        read_image(path, max_pixels=53 * 37 - 1)
+
+
+def _tiff(order: str, big: bool, pixels: np.ndarray) -> bytes:
+    """A grey, uncompressed, one-strip TIFF or BigTIFF in either byte order, built by hand."""
+    height, width = pixels.shape
+    count_format, entry_format, offset_format = ("Q", "HHQ8s", "Q") if big else ("H", "HHI4s", "I")
+    head = (b"II" if order == "<" else b"MM") + (struct.pack(order + "HHHQ", 43, 8, 0, 16) if big
+                                                 else struct.pack(order + "HI", 42, 8))
+    tags = [(256, 4, width), (257, 3, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+            (273, 16 if big else 4, 0), (277, 3, 1), (278, 3, height), (279, 4, width * height)]
+    ifd_size = struct.calcsize(order + count_format) + len(tags) * struct.calcsize(order + entry_format) \
+        + struct.calcsize(order + offset_format)
+    tags[5] = (273, tags[5][1], len(head) + ifd_size)  # the strip follows the IFD
+    ifd = struct.pack(order + count_format, len(tags))
+    for tag, kind, value in tags:
+        value_bytes = struct.pack(order + {3: "H", 4: "I", 16: "Q"}[kind], value)
+        ifd += struct.pack(order + entry_format, tag, kind, 1, value_bytes)
+    return head + ifd + struct.pack(order + offset_format, 0) + pixels.tobytes()
+
+
+@pytest.mark.parametrize("order, big", [("<", False), (">", False), ("<", True), (">", True)])
+def test_tiff_headers_of_either_byte_order_and_bigtiff(tmp_path, order, big):
+    grey = np.random.default_rng(4).integers(0, 256, (6, 11), dtype=np.uint8)
+    path = tmp_path / "hand.tif"
+    path.write_bytes(_tiff(order, big, grey))
+    np.testing.assert_array_equal(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), grey)  # a valid TIFF
+    np.testing.assert_array_equal(read_image(path, max_pixels=66)[..., 1], grey)
+    with pytest.raises(ImageReadError, match="TIFF of 11 x 6 pixels"):
+        read_image(path, max_pixels=65)
+
+
+def test_tiff_cut_inside_its_strip_is_refused_silently(tmp_path, capfd):
+    """The directory is whole but the pixels are not: OpenCV printed a warning and an error."""
+    grey = np.random.default_rng(4).integers(0, 256, (60, 110), dtype=np.uint8)
+    path = tmp_path / "cut.tif"
+    path.write_bytes(_tiff("<", False, grey)[:-3000])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match=r"cut\.tif: truncated TIFF \(the file ends before its image data"):
+        read_image(path)
+    assert capfd.readouterr().err == ""
+
+
+def _photo_bytes(suffix: str, params=()) -> bytes:
+    image = cv2.resize(cv2.imread(os.path.join(FACES, "einstein.jpg")), (200, 250))
+    ok, encoded = cv2.imencode(suffix, image, list(params))
+    assert ok
+    return encoded.tobytes()
+
+
+def _with_comment(jpeg: bytes, text: bytes) -> bytes:
+    """The JPEG with a COM segment holding ``text`` right after its start marker."""
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + jpeg[2:]
+
+
+@pytest.mark.parametrize("suffix, params, cut, problem", [
+    (".jpg", (), 0.5, "truncated JPEG"),
+    (".jpg", (), -2, "truncated JPEG"),  # only the end-of-image marker missing
+    (".jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1), 0.7, "truncated JPEG"),
+    ("comment.jpg", (), 0.5, "truncated JPEG"),  # an end marker's bytes in a comment do not count
+    (".jpg", (), 100, "truncated JPEG (the file ends inside its header)"),
+    (".png", (), 0.5, "truncated PNG"),
+    (".png", (), 20, "truncated PNG (the file ends inside its header)"),
+    (".bmp", (), 0.5, "truncated BMP"),
+    (".webp", (), 0.5, "truncated WebP"),
+    (".tif", (), 0.5, "truncated TIFF"),  # OpenCV writes the header at the end
+])
+def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
+        tmp_path, capfd, suffix, params, cut, problem):
+    """Before, a cut-short JPEG came back half grey after libjpeg printed 'Premature end of
+    JPEG file', and PNG and BMP ones left libpng's or OpenCV's messages on stderr."""
+    if suffix == "comment.jpg":
+        whole = _with_comment(_photo_bytes(".jpg"), b"\xff\xd9 is an end-of-image marker")
+    else:
+        whole = _photo_bytes(suffix, params)
+    size = int(len(whole) * cut) if isinstance(cut, float) else cut if cut > 0 else len(whole) + cut
+    path = tmp_path / ("photo." + suffix.split(".")[-1])
+    path.write_bytes(whole[:size])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+    assert capfd.readouterr().err == ""
+    path.write_bytes(whole)  # the whole file reads
+    _assert_rgb8(read_image(path), 250, 200)
+
+
+def test_corrupt_png_chunk_is_refused_by_its_checksum(tmp_path, capfd):
+    data = bytearray(_photo_bytes(".png"))
+    data[len(data) // 2] ^= 0x55  # inside the image data
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match=r"flipped\.png: corrupt PNG \(its IDAT chunk fails its checksum\)"):
+        read_image(path)
+    assert capfd.readouterr().err == ""
+
+
+def test_jpeg_with_bytes_after_its_end_marker_still_reads(tmp_path):
+    """Some cameras append data after the end-of-image marker; decoders ignore it."""
+    whole = _photo_bytes(".jpg")
+    path = tmp_path / "trailer.jpg"
+    path.write_bytes(whole + b"\x00" * 100 + b"camera maker's trailer")
+    expected = cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(read_image(path), expected)

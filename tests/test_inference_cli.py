@@ -120,6 +120,41 @@ def test_detection_and_no_face(tmp_path, models):
     assert len(document["images"][1]["faces"]) >= 1  # HOG finds at least one of the two people
 
 
+def test_huge_box_is_cropped_and_drawn(tmp_path, models):
+    """A box of 100000 pixels: its 181819-pixel crop window, cut out whole, was 99 GB."""
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[0.0, 0.0, 100000.0, 100000.0]]))
+    out_json, out_png = tmp_path / "r.json", tmp_path / "out.png"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", os.path.join(FACES, "einstein.jpg"),
+                      "--boxes", boxes, "--save-json", out_json, "--output", out_png)
+    assert result.returncode == 0, result.stderr
+    [face] = json.loads(out_json.read_text())["images"][0]["faces"]
+    assert np.all(np.isfinite(face["landmarks"]))
+    assert cv2.imread(str(out_png)).shape == (1024, 817, 3)
+
+
+def test_cut_short_or_oversized_image_is_one_line_and_nothing_else(tmp_path, models):
+    """libjpeg's 'Premature end of JPEG file' used to come first, then landmarks of a
+    half-grey picture; now our error is the only complaint on stderr."""
+    whole = open(os.path.join(FACES, "einstein.jpg"), "rb").read()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[:len(whole) // 2])
+    out = tmp_path / "o.png"
+    result = run_tool(TOOL, "--model", models[0], "--test-image", cut, "--output", out)
+    assert_one_line_error(result, "cut.jpg", "truncated JPEG")
+    # Before it, only our start-up log (model, ONNX export): nothing from libjpeg or OpenCV.
+    before = result.stderr.splitlines()[:-1]
+    assert not [line for line in before if "JPEG" in line or "cut.jpg" in line or line.startswith("[")], before
+    # Einstein is 817 x 1024 = 836608 pixels.
+    face = os.path.join(FACES, "einstein.jpg")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--output", out,
+                                   "--max-pixels", 836607),
+                          "einstein.jpg", "817 x 1024 pixels", "0.836607 megapixels", "--max-pixels")
+    assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", face, "--output", out,
+                                   "--max-pixels", "0"), "--max-pixels", "'0'")
+    assert not out.exists()
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, models):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")

@@ -67,8 +67,10 @@ def _face_parts(face: Face, index: int) -> Tuple[np.ndarray, Optional[np.ndarray
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
-    """Pixel coordinates to cv2's fixed-point int32."""
-    return np.rint(points * (1 << _SHIFT)).astype(np.int32)
+    """Pixel coordinates to cv2's fixed-point int32. Points further than int32 reaches (a
+    wild box's landmarks, 10**8 pixels away) are clipped to it rather than wrapped around."""
+    info = np.iinfo(np.int32)
+    return np.clip(np.rint(points * (1 << _SHIFT)), info.min, info.max).astype(np.int32)
 
 
 def _line_width(image_shape: Tuple[int, ...], landmarks: np.ndarray) -> int:
