@@ -59,6 +59,8 @@ class FaceAlignment:
     except with ``backend="onnxruntime"``, which runs on the CPU).
     ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
     on the CPU and caches its model beside the weight file on first use).
+    ``max_pixels``: image files with more pixels are refused before decoding (default:
+    ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels).
     """
 
     def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
@@ -66,12 +68,14 @@ class FaceAlignment:
                  integer_landmarks: bool = False, detector: Optional[str] = None,
                  cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
-                 reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None):
+                 reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
+                 max_pixels: Optional[int] = None):
         for name, path in (("model", model), ("depth_model", depth_model)):
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise FaceAlignmentError(f"batch_size: got {batch_size!r}; expected a whole number, 1 or more")
+        _check_positive_int("batch_size", batch_size)
+        if max_pixels is not None:
+            _check_positive_int("max_pixels", max_pixels)
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
@@ -91,6 +95,7 @@ class FaceAlignment:
         self.integer_landmarks = integer_landmarks
         self.reference_scale = float(reference_scale)
         self.batch_size = int(batch_size)
+        self.max_pixels = max_pixels
         self.fan = make_network(fan_weights, self.backend, self.context)
         self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context)
         self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
@@ -172,7 +177,7 @@ class FaceAlignment:
     def _faces(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]]):
         """(item, RGB image, (N, 4) face boxes) per image: read, and detected unless boxes are given."""
         for index, item in enumerate(images):
-            image = read_image(item)
+            image = read_image(item, self.max_pixels)
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
@@ -301,3 +306,8 @@ def _as_decodes(decodes) -> Tuple[str, ...]:
     if not methods:
         raise FaceAlignmentError(f"decodes: empty; expected method names from {', '.join(DECODE_METHODS)}")
     return methods
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise FaceAlignmentError(f"{name}: got {value!r}; expected a whole number, 1 or more")

@@ -103,11 +103,8 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
     labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
     images = list(ground_truth.values())
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
-    if args.max_pixels is not None:
-        from .pipeline import image
-        image.MAX_IMAGE_PIXELS = args.max_pixels  # read_image's default, which FaceAlignment uses
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
-                       cnn_detector_model=args.cnn_model)
+                       cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
     records = {m: [] for m in methods}
     for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods):
         for m in methods:

@@ -139,8 +139,6 @@ def output_path(output: Optional[str], image: str, several: bool) -> str:
 def main(argv=None):
     args = parser().parse_args(argv)
     from tqdm import tqdm
-    # read_image's default limit, which FaceAlignment reads images with.
-    image_module.MAX_IMAGE_PIXELS = args.max_pixels
 
     from .api import FaceAlignment
     from .pipeline import draw
@@ -160,7 +158,7 @@ def main(argv=None):
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
-                       batch_size=args.batch_size, backend=args.backend)
+                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)
 
     records = []
     progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)

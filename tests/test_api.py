@@ -97,9 +97,21 @@ def test_one_decoding_name_is_one_decoding(fa):
     (dict(batch_size=0), "batch_size: got 0"),
     (dict(batch_size=True), "batch_size: got True"),
     (dict(depth_model=5), "depth_model: got 5"),
+    (dict(max_pixels=-1), "max_pixels: got -1"),
+    (dict(max_pixels="many"), "max_pixels: got 'many'"),
 ])
 def test_bad_options_are_refused_naming_the_argument(fan1_h5, options, fragment):
     options = dict(dict(model=fan1_h5, backend="nnabla", context="cpu"), **options)
     with pytest.raises(FaceAlignmentError) as caught:
         FaceAlignment(options.pop("model"), **options)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_max_pixels_is_the_limit_images_are_read_with(fan1_h5):
+    """einstein.jpg is 817 x 1024 = 836608 pixels (its JPEG header, read by hand)."""
+    box = [np.array([[300.0, 300, 500, 520]])]
+    at_limit = FaceAlignment(fan1_h5, backend="onnxruntime", max_pixels=817 * 1024)
+    assert len(next(at_limit.get_landmarks_from_images([EINSTEIN], box)).boxes) == 1
+    below = FaceAlignment(fan1_h5, backend="onnxruntime", max_pixels=817 * 1024 - 1)
+    with pytest.raises(FaceAlignmentError, match="817 x 1024 pixels"):
+        next(below.get_landmarks_from_images([EINSTEIN], box))

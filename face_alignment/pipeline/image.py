@@ -47,9 +47,7 @@ _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 # for a 48-megapixel JPEG), so 150 megapixels take about 1 GB. Every camera's full-size
 # photo fits (61 MP full frame, 102 MP medium format) but 200 MP phone sensors' in their
 # full-resolution mode; a decompression bomb or a mistaken export does not. Callers pass
-# another limit as read_image's ``max_pixels``; this module value, read at each call (as
-# PIL's Image.MAX_IMAGE_PIXELS is), is the default, which the command lines' --max-pixels
-# sets for the FaceAlignment reading their images.
+# another limit as read_image's ``max_pixels`` (FaceAlignment's, --max-pixels).
 MAX_IMAGE_PIXELS = 150_000_000
 
 
