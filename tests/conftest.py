@@ -58,3 +58,21 @@ def fan4():
 def depth_net():
     import checkpoints
     return checkpoints.authors_depth(seed=7)
+
+
+@pytest.fixture(scope="session")
+def fan1_h5(tmp_path_factory):
+    """A small, fast FAN (one hourglass) with random weights, as an .h5 that records its
+    architecture: for tests of the pipeline around the network rather than the network."""
+    import dataclasses
+
+    import checkpoints
+    from face_alignment.registry import ARCHITECTURES, FAN
+    from face_alignment.weights.h5 import write_h5
+    from face_alignment.weights.loading import architecture_attrs
+
+    arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
+    path = tmp_path_factory.mktemp("fan1") / "fan1.h5"
+    write_h5(str(path), params, architecture_attrs(arch))
+    return str(path)

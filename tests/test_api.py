@@ -1,32 +1,18 @@
 """FaceAlignment's contract: any iterable of images, memory bounded by the batch size, and
 bad arguments refused by name."""
-import dataclasses
 import os
 import tracemalloc
 
 import numpy as np
 import pytest
 
-import checkpoints
 from conftest import SHARED
 from face_alignment.api import FaceAlignment
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.pipeline.image import read_image
-from face_alignment.registry import ARCHITECTURES, FAN
-from face_alignment.weights.h5 import write_h5
-from face_alignment.weights.loading import architecture_attrs
 
 FACES = os.path.join(SHARED, "data", "faces")
 EINSTEIN, BREAKINGBAD = os.path.join(FACES, "einstein.jpg"), os.path.join(FACES, "breakingbad.jpg")
-
-
-@pytest.fixture(scope="module")
-def fan1_h5(tmp_path_factory):
-    arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
-    path = tmp_path_factory.mktemp("api") / "fan1.h5"
-    write_h5(str(path), params, architecture_attrs(arch))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

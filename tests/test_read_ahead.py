@@ -1,21 +1,16 @@
 """Reading and detecting images in a worker thread ahead of inference: the same results, in
 the same order, with errors raised where they belong."""
-import dataclasses
 import os
 import threading
 
 import numpy as np
 import pytest
 
-import checkpoints
 from conftest import SHARED
 from face_alignment.api import FaceAlignment, _run_ahead
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.evaluation.matching import box_iou, points_box
 from face_alignment.evaluation.pts import read_pts
-from face_alignment.registry import ARCHITECTURES, FAN
-from face_alignment.weights.h5 import write_h5
-from face_alignment.weights.loading import architecture_attrs
 
 FACES = os.path.join(SHARED, "data", "faces")
 
@@ -59,15 +54,6 @@ def test_stopping_early_reads_no_more_than_the_depth_ahead_and_leaves_no_thread(
     items.close()
     assert len(log) <= 3
     assert not _workers()
-
-
-@pytest.fixture(scope="module")
-def fan1_h5(tmp_path_factory):
-    arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
-    path = tmp_path_factory.mktemp("ahead") / "fan1.h5"
-    write_h5(str(path), params, architecture_attrs(arch))
-    return str(path)
 
 
 def _detecting_threads(fa, monkeypatch):
