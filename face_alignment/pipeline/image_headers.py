@@ -7,11 +7,10 @@ their complaints on stderr."""
 import re
 import struct
 import zlib
-from typing import BinaryIO, Dict, List, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ..errors import ImageReadError
 
-FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WebP")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers, which hold the image size: C0-CF but DHT (C4), JPG (C8), DAC (CC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -35,21 +34,13 @@ def _read_exactly(f: BinaryIO, offset: int, size: int) -> bytes:
 def read_header(path: str, f: BinaryIO) -> Tuple[str, int, int]:
     """(format, width, height) from the file's header, reading nothing else."""
     start = f.read(16)
-    if start.startswith(b"\xff\xd8\xff"):
-        kind, size = "JPEG", _jpeg_size
-    elif start.startswith(_PNG_SIGNATURE):
-        kind, size = "PNG", _png_size
-    elif start.startswith(b"BM"):
-        kind, size = "BMP", _bmp_size
-    elif start[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        kind, size = "TIFF", _tiff_size
-    elif start[:4] == b"RIFF" and start[8:12] == b"WEBP":
-        kind, size = "WebP", _webp_size
-    else:
+    format_ = next((candidate for candidate in _FORMATS if candidate.matches(start)), None)
+    if format_ is None:
         raise ImageReadError(f"{path}: not a readable image (expected "
                              f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]})")
+    kind = format_.name
     try:
-        width, height = size(f, start)
+        width, height = format_.size(f, start)
     except _Truncated:
         raise ImageReadError(f"{path}: truncated {kind} (the file ends inside its header)") from None
     except (ValueError, KeyError) as e:
@@ -154,9 +145,7 @@ def _webp_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
 
 def check_complete(path: str, kind: str, data: bytes) -> None:
     """ImageReadError unless the file holds all its image data."""
-    check = {"JPEG": _jpeg_problem, "PNG": _png_problem, "BMP": _bmp_problem,
-             "TIFF": _tiff_problem, "WebP": _webp_problem}[kind]
-    problem = check(data)
+    problem = _BY_NAME[kind].problem(data)
     if problem:
         raise ImageReadError(f"{path}: {problem}")
 
@@ -238,3 +227,25 @@ def _webp_problem(data: bytes) -> Optional[str]:
     if 8 + int.from_bytes(data[4:8], "little") > len(data):
         return "truncated WebP (the file is shorter than its RIFF header says)"
     return None
+
+
+class _Format(NamedTuple):
+    name: str  # as error messages call it
+    matches: Callable[[bytes], bool]  # given the file's first 16 bytes
+    size: Callable[[BinaryIO, bytes], Tuple[int, int]]  # (width, height), given the file and them
+    problem: Callable[[bytes], Optional[str]]  # what is missing from the whole file, if anything
+
+
+# The formats read_image accepts, each with its signature, its size and its completeness
+# check; the one list of them.
+_FORMATS = (
+    _Format("JPEG", lambda start: start.startswith(b"\xff\xd8\xff"), _jpeg_size, _jpeg_problem),
+    _Format("PNG", lambda start: start.startswith(_PNG_SIGNATURE), _png_size, _png_problem),
+    _Format("BMP", lambda start: start.startswith(b"BM"), _bmp_size, _bmp_problem),
+    _Format("TIFF", lambda start: start[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+            _tiff_size, _tiff_problem),
+    _Format("WebP", lambda start: start[:4] == b"RIFF" and start[8:12] == b"WEBP",
+            _webp_size, _webp_problem),
+)
+FORMATS = tuple(format_.name for format_ in _FORMATS)
+_BY_NAME = {format_.name: format_ for format_ in _FORMATS}
