@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from face_alignment.errors import FaceAlignmentError, ImageReadError
+from face_alignment.pipeline import image_headers
 from face_alignment.pipeline.image import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, list_images, read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,11 +215,16 @@ def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
 @pytest.mark.parametrize("name, params", [
     ("baseline.jpg", []), ("progressive.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), ("a.png", []),
     ("a.bmp", []), ("a.tif", []), ("lossy.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
-    ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90])])
+    ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
+    ("a.ppm", []), ("plain.ppm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pgm", []),
+    ("plain.pgm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pbm", []), ("plain.pbm", [cv2.IMWRITE_PXM_BINARY, 0]),
+    ("a.pnm", [])])
 def test_every_format_is_sized_from_its_header(tmp_path, name, params):
     """The limit applies at exactly width x height, as written by OpenCV in each format."""
     channels = 4 if name.startswith("alpha") else 3  # lossy WebP with alpha: an extended header
     image = np.random.default_rng(3).integers(0, 256, (37, 53, channels), dtype=np.uint8)
+    if name.endswith((".pgm", ".pbm")):  # grey only
+        image = image[..., 0]
     path = str(tmp_path / name)
     assert cv2.imwrite(path, image, params)
     _assert_rgb8(read_image(path, max_pixels=53 * 37), 37, 53)
@@ -268,6 +274,8 @@ def test_tiff_cut_inside_its_strip_is_refused_silently(tmp_path, capfd):
 
 def _photo_bytes(suffix: str, params=()) -> bytes:
     image = cv2.resize(cv2.imread(os.path.join(FACES, "einstein.jpg")), (200, 250))
+    if suffix in (".pgm", ".pbm"):  # grey only
+        image = image[..., 0]
     ok, encoded = cv2.imencode(suffix, image, list(params))
     assert ok
     return encoded.tobytes()
@@ -289,6 +297,14 @@ def _with_comment(jpeg: bytes, text: bytes) -> bytes:
     (".bmp", (), 0.5, "truncated BMP"),
     (".webp", (), 0.5, "truncated WebP"),
     (".tif", (), 0.5, "truncated TIFF"),  # OpenCV writes the header at the end
+    (".ppm", (), 0.5, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (), 7, "truncated Netpbm (the file ends inside its header)"),
+    (".pgm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".pbm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".pgm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".pbm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
 ])
 def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
         tmp_path, capfd, suffix, params, cut, problem):
@@ -309,6 +325,81 @@ def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
     assert capfd.readouterr().err == ""
     path.write_bytes(whole)  # the whole file reads
     _assert_rgb8(read_image(path), 250, 200)
+
+
+# Hand-built Netpbm files of 11 x 6 pixels. Their headers have '#' comments (right after
+# the magic number, after the width, on lines of their own), a tab and a CR LF; the grey and
+# colour ones hold 16-bit samples (maxval 65535), the bitmaps one bit a pixel.
+_NETPBM_HEADER = b"P%d # written by hand\n11\t# width, then height\n# a line of comment\r\n6\n"
+_BITS = np.random.default_rng(6).integers(0, 2, (6, 11), dtype=np.uint8)  # 1 is black
+_SAMPLES = np.random.default_rng(7).integers(0, 65536, (6, 11, 3), dtype=np.uint16)
+
+
+def _netpbm(magic: int) -> bytes:
+    head = _NETPBM_HEADER % magic + (b"" if magic in (1, 4) else b"# maxval:\n65535\n")
+    if magic == 1:
+        return head + b"\n".join(b" ".join(b"%d" % bit for bit in row) for row in _BITS) + b"\n"
+    if magic == 4:
+        return head + np.packbits(_BITS, axis=1).tobytes()  # rows of 11 bits padded to 2 bytes
+    samples = _SAMPLES[..., 0] if magic in (2, 5) else _SAMPLES
+    if magic in (2, 3):
+        return head + b" ".join(b"%d" % value for value in samples.ravel()) + b"\n"
+    return head + samples.astype(">u2").tobytes()
+
+
+@pytest.mark.parametrize("magic, chunk", [(1, None), (2, None), (3, None), (4, None), (5, None),
+                                          (6, None), (2, 4), (3, 4)])
+def test_hand_built_netpbm_headers_with_comments_16_bit_samples_and_bitmaps(
+        tmp_path, capfd, monkeypatch, magic, chunk):
+    """``chunk``: plain numbers counted 4 bytes at a time, so that many straddle two chunks."""
+    if chunk:
+        monkeypatch.setattr(image_headers, "_NETPBM_CHUNK", chunk)
+    expected = np.floor(_SAMPLES / 257.0 + 0.5).astype(np.uint8)
+    if magic in (1, 4):
+        expected = np.repeat((255 - 255 * _BITS)[..., None], 3, axis=2).astype(np.uint8)
+    elif magic in (2, 5):
+        expected = np.repeat(expected[..., :1], 3, axis=2)
+    whole = _netpbm(magic)
+    path = tmp_path / "hand.pnm"
+    path.write_bytes(whole)
+    np.testing.assert_array_equal(read_image(path, max_pixels=66), expected)
+    with pytest.raises(ImageReadError, match=r"hand\.pnm: Netpbm of 11 x 6 pixels"):
+        read_image(path, max_pixels=65)
+    # Cut by one byte: the binary ones lose part of their last row; the plain ones end inside
+    # their last number, which might have been longer (and OpenCV reads a byte past it).
+    path.write_bytes(whole[:-1] if magic >= 4 else whole.rstrip()[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: truncated Netpbm (the file ends ") and "\n" not in message
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("header, problem", [
+    (b"P6\n53 x7\n255\n", "'x' at byte 6 of its header, where its height should be"),
+    (b"P5 # no maxval\n4 4\n\x00", "'\\x00' at byte 19 of its header, where its maxval should be"),
+    (b"P2 0 4 255\n", "0 x 4 pixels"),
+    (b"P3 4 4 65536\n", "a maxval of 65536, not 1 to 65535"),
+    (b"P4 4 12345678901\n", "a height of 11 digits"),
+])
+def test_malformed_netpbm_headers_are_refused_in_one_line(tmp_path, header, problem):
+    path = tmp_path / "bad.ppm"
+    path.write_bytes(header + b"\x00" * 100)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: not a readable Netpbm ({problem})"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"P6 12", "f.ppm: truncated Netpbm (the file ends inside its header)"),
+    (b"P6 12 x", "f.ppm: not a readable Netpbm ('x' at byte 6 of its header, where its height should be)")])
+def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(data, message):
+    """check_complete reads some headers again, from the whole file's bytes: if the file
+    changed since read_header, those may no longer parse."""
+    with pytest.raises(ImageReadError) as caught:
+        image_headers.check_complete("f.ppm", "Netpbm", data)
+    assert str(caught.value) == message
 
 
 def test_corrupt_png_chunk_is_refused_by_its_checksum(tmp_path, capfd):

@@ -4,6 +4,7 @@ its header announces (``check_complete``). Each problem raises ImageReadError in
 naming the file; read_image (image.py) asks these first, so that a decompression bomb or a
 cut-short file never reaches a decoder, nor lets libjpeg, libpng, libtiff or OpenCV print
 their complaints on stderr."""
+import io
 import re
 import struct
 import zlib
@@ -145,7 +146,12 @@ def _webp_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
 
 def check_complete(path: str, kind: str, data: bytes) -> None:
     """ImageReadError unless the file holds all its image data."""
-    problem = _BY_NAME[kind].problem(data)
+    try:
+        problem = _BY_NAME[kind].problem(data)
+    except _Truncated:  # checks that read the header again, of a file changed since
+        problem = f"truncated {kind} (the file ends inside its header)"
+    except ValueError as e:
+        problem = f"not a readable {kind} ({e.args[0]})"
     if problem:
         raise ImageReadError(f"{path}: {problem}")
 
@@ -229,6 +235,82 @@ def _webp_problem(data: bytes) -> Optional[str]:
     return None
 
 
+# Netpbm (P1 to P6): the magic number, then width, height and, but for bitmaps (P1, P4),
+# maxval, as decimal numbers between whitespace and '#' comments (to the end of the line),
+# then one byte (whitespace) and the pixels. P1-P3 ("plain") hold them as decimal numbers,
+# P4-P6 as bytes: P4 one bit a pixel with each row padded to whole bytes, P5 and P6 one byte
+# a sample (P6 has three samples a pixel), or two big-endian ones when maxval is above 255.
+_NETPBM_GAP = re.compile(rb"(?:\s|#[^\r\n]*[\r\n])*")
+_NETPBM_DIGITS = re.compile(rb"\d*")
+_NETPBM_NAMES = ("width", "height", "maxval")
+
+
+def _netpbm_header(f: BinaryIO) -> Tuple[int, int, int, int, int]:
+    """The magic number's digit, width, height, maxval (1 for P1 and P4, which have none)
+    and where the pixels start; reads the file only as far as its header."""
+    f.seek(0)
+    text = f.read(64)
+    kind = text[1] - ord("0")
+    numbers, at = [], 2
+    while len(numbers) < (2 if kind in (1, 4) else 3):
+        start = _NETPBM_GAP.match(text, at).end()
+        end = _NETPBM_DIGITS.match(text, start).end()
+        # Undecided while the gap, a comment or the number may go on past what was read.
+        if end == len(text) or (end == start and text[start] == ord("#")):
+            more = f.read(max(4096, len(text)))
+            if not more:
+                raise _Truncated()
+            text += more
+            continue
+        if end == start:
+            raise ValueError(f"{chr(text[start])!r} at byte {start} of its header, "
+                             f"where its {_NETPBM_NAMES[len(numbers)]} should be")
+        if end - start > 10:  # longer than any size OpenCV reads (up to 2**31 - 1)
+            raise ValueError(f"a {_NETPBM_NAMES[len(numbers)]} of {end - start} digits")
+        numbers.append(int(text[start:end]))
+        at = end
+    width, height, maxval = numbers + [1] * (3 - len(numbers))
+    if width == 0 or height == 0:
+        raise ValueError(f"{width} x {height} pixels")
+    if not 0 < maxval <= 65535:
+        raise ValueError(f"a maxval of {maxval}, not 1 to 65535")
+    return kind, width, height, maxval, at + 1
+
+
+def _netpbm_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
+    return _netpbm_header(f)[1:3]
+
+
+# Digits to "1", every other byte to "0".
+_NETPBM_DIGIT_MARKS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_NETPBM_CHUNK = 1 << 24
+
+
+def _netpbm_problem(data: bytes) -> Optional[str]:
+    kind, width, height, maxval, pixels_at = _netpbm_header(io.BytesIO(data))
+    channels = 3 if kind in (3, 6) else 1
+    samples = width * height * channels
+    if kind == 1:  # one digit a pixel, spaces optional
+        found = data.count(b"0", pixels_at) + data.count(b"1", pixels_at)
+    elif kind in (2, 3):
+        # Decimal numbers, counted a chunk at a time where they end ("10"): one that runs
+        # into the end of the file may have been cut, and OpenCV, reading a byte past each
+        # number, fails on it.
+        found, before = 0, b"0"
+        for at in range(pixels_at, len(data), _NETPBM_CHUNK):
+            marks = data[at:at + _NETPBM_CHUNK].translate(_NETPBM_DIGIT_MARKS)
+            found += marks.count(b"10") + (before + marks[:1] == b"10")
+            before = marks[-1:]
+    else:
+        row = (width + 7) // 8 if kind == 4 else width * channels * (1 if maxval < 256 else 2)
+        if pixels_at + row * height > len(data):
+            return "truncated Netpbm (the file ends before its last row of pixels)"
+        return None
+    if found < samples:
+        return f"truncated Netpbm (the file ends after {found} of its {samples} values)"
+    return None
+
+
 class _Format(NamedTuple):
     name: str  # as error messages call it
     matches: Callable[[bytes], bool]  # given the file's first 16 bytes
@@ -246,6 +328,8 @@ _FORMATS = (
             _tiff_size, _tiff_problem),
     _Format("WebP", lambda start: start[:4] == b"RIFF" and start[8:12] == b"WEBP",
             _webp_size, _webp_problem),
+    _Format("Netpbm", lambda start: re.match(rb"P[1-6][\s#]", start) is not None,
+            _netpbm_size, _netpbm_problem),
 )
 FORMATS = tuple(format_.name for format_ in _FORMATS)
 _BY_NAME = {format_.name: format_ for format_ in _FORMATS}
