@@ -218,12 +218,12 @@ def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
     ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
     ("a.ppm", []), ("plain.ppm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pgm", []),
     ("plain.pgm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pbm", []), ("plain.pbm", [cv2.IMWRITE_PXM_BINARY, 0]),
-    ("a.pnm", [])])
+    ("a.pnm", []), ("a.sr", []), ("a.ras", []), ("grey.sr", [])])
 def test_every_format_is_sized_from_its_header(tmp_path, name, params):
     """The limit applies at exactly width x height, as written by OpenCV in each format."""
     channels = 4 if name.startswith("alpha") else 3  # lossy WebP with alpha: an extended header
     image = np.random.default_rng(3).integers(0, 256, (37, 53, channels), dtype=np.uint8)
-    if name.endswith((".pgm", ".pbm")):  # grey only
+    if name.endswith((".pgm", ".pbm")) or name.startswith("grey"):
         image = image[..., 0]
     path = str(tmp_path / name)
     assert cv2.imwrite(path, image, params)
@@ -305,6 +305,9 @@ def _with_comment(jpeg: bytes, text: bytes) -> bytes:
     (".ppm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
     (".pgm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
     (".pbm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".sr", (), 0.5, "truncated Sun raster (the file ends before its last row of pixels)"),
+    (".ras", (), -1, "truncated Sun raster (the file ends before its last row of pixels)"),
+    (".sr", (), 31, "truncated Sun raster (the file ends inside its header)"),
 ])
 def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
         tmp_path, capfd, suffix, params, cut, problem):
@@ -400,6 +403,27 @@ def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(data, m
     with pytest.raises(ImageReadError) as caught:
         image_headers.check_complete("f.ppm", "Netpbm", data)
     assert str(caught.value) == message
+
+
+def test_hand_built_sun_raster_with_a_colour_map(tmp_path, capfd):
+    """8 bits a pixel indexing a 256-colour map (stored as its reds, greens, then blues);
+    rows of 11 bytes padded to 12."""
+    indices = np.random.default_rng(9).integers(0, 256, (6, 11), dtype=np.uint8)
+    colours = np.random.default_rng(10).integers(0, 256, (256, 3), dtype=np.uint8)  # RGB
+    colour_map = colours.T.tobytes()
+    pixels = np.pad(indices, ((0, 0), (0, 1))).tobytes()
+    whole = struct.pack(">8I", 0x59A66A95, 11, 6, 8, len(pixels), 1, 1, len(colour_map)) + colour_map + pixels
+    path = tmp_path / "mapped.ras"
+    path.write_bytes(whole)
+    np.testing.assert_array_equal(read_image(path, max_pixels=66), colours[indices])
+    with pytest.raises(ImageReadError, match=r"mapped\.ras: Sun raster of 11 x 6 pixels"):
+        read_image(path, max_pixels=65)
+    path.write_bytes(whole[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: truncated Sun raster (the file ends before its last row of pixels)"
+    assert capfd.readouterr().err == ""
 
 
 def test_corrupt_png_chunk_is_refused_by_its_checksum(tmp_path, capfd):

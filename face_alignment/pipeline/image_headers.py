@@ -311,6 +311,27 @@ def _netpbm_problem(data: bytes) -> Optional[str]:
     return None
 
 
+# Sun raster: a big-endian header of eight 32-bit words (magic number, width, height, bits a
+# pixel, length of the pixel data, type, colour map type, colour map length), the colour map,
+# then the pixels. The old (0) and standard (1) types store rows of width x depth bits padded
+# to 16 bits; the run-length encoded (2) and RGB (3) ones OpenCV (4.11) does not decode.
+_SUN_MAGIC = b"\x59\xa6\x6a\x95"
+
+
+def _sun_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
+    return struct.unpack_from(">II", _read_exactly(f, 0, 32), 4)
+
+
+def _sun_problem(data: bytes) -> Optional[str]:
+    if len(data) < 32:
+        raise _Truncated()
+    width, height, depth, _, kind, _, map_length = struct.unpack_from(">7I", data, 4)
+    row = (width * depth + 15) // 16 * 2
+    if kind in (0, 1) and 32 + map_length + row * height > len(data):
+        return "truncated Sun raster (the file ends before its last row of pixels)"
+    return None
+
+
 class _Format(NamedTuple):
     name: str  # as error messages call it
     matches: Callable[[bytes], bool]  # given the file's first 16 bytes
@@ -330,6 +351,7 @@ _FORMATS = (
             _webp_size, _webp_problem),
     _Format("Netpbm", lambda start: re.match(rb"P[1-6][\s#]", start) is not None,
             _netpbm_size, _netpbm_problem),
+    _Format("Sun raster", lambda start: start.startswith(_SUN_MAGIC), _sun_size, _sun_problem),
 )
 FORMATS = tuple(format_.name for format_ in _FORMATS)
 _BY_NAME = {format_.name: format_ for format_ in _FORMATS}
