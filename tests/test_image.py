@@ -405,6 +405,15 @@ def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(data, m
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize("extension", [".sr", ".ras"])
+def test_grey_sun_raster_keeps_its_greys(tmp_path, extension):
+    """OpenCV 4.11, asked for grey, decodes the grey rasters it writes as all black."""
+    grey = np.random.default_rng(11).integers(1, 256, (7, 9), dtype=np.uint8)
+    path = str(tmp_path / f"grey{extension}")
+    assert cv2.imwrite(path, grey)
+    np.testing.assert_array_equal(read_image(path), np.repeat(grey[..., None], 3, axis=2))
+
+
 def test_hand_built_sun_raster_with_a_colour_map(tmp_path, capfd):
     """8 bits a pixel indexing a 256-colour map (stored as its reds, greens, then blues);
     rows of 11 bytes padded to 12."""

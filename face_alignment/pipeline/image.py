@@ -39,6 +39,9 @@ IMAGE_EXTENSIONS = frozenset({
 # still applies the EXIF orientation, so phone photos come out upright; alpha, which
 # IMREAD_UNCHANGED would add, is dropped anyway.
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+# But OpenCV (4.11) decodes grey Sun rasters without a colour map as all black unless asked
+# for colour (opencv/opencv#29146); they hold 8-bit pixels at most, so colour loses nothing.
+_READ_FLAGS_OF = {"Sun raster": cv2.IMREAD_COLOR}
 
 # Files with more pixels than this are refused before decoding. Decoding costs 3 bytes a
 # pixel, and read_image's RGB copy as much again (more for 16-bit or alpha; measured: 290 MB
@@ -80,7 +83,8 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read the image file ({e.strerror or e})") from None
     check_complete(path, kind, data)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _READ_FLAGS)
+    flags = _READ_FLAGS_OF.get(kind, _READ_FLAGS)
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     del data
     if decoded is None:
         raise ImageReadError(f"{path}: not a readable image ({kind} that OpenCV cannot decode)")
