@@ -218,7 +218,7 @@ def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
     ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
     ("a.ppm", []), ("plain.ppm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pgm", []),
     ("plain.pgm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pbm", []), ("plain.pbm", [cv2.IMWRITE_PXM_BINARY, 0]),
-    ("a.pnm", []), ("a.sr", []), ("a.ras", []), ("grey.sr", [])])
+    ("a.pnm", []), ("a.sr", []), ("a.ras", []), ("grey.sr", []), ("a.jp2", []), ("grey.jp2", [])])
 def test_every_format_is_sized_from_its_header(tmp_path, name, params):
     """The limit applies at exactly width x height, as written by OpenCV in each format."""
     channels = 4 if name.startswith("alpha") else 3  # lossy WebP with alpha: an extended header
@@ -308,6 +308,9 @@ def _with_comment(jpeg: bytes, text: bytes) -> bytes:
     (".sr", (), 0.5, "truncated Sun raster (the file ends before its last row of pixels)"),
     (".ras", (), -1, "truncated Sun raster (the file ends before its last row of pixels)"),
     (".sr", (), 31, "truncated Sun raster (the file ends inside its header)"),
+    (".jp2", (), 0.5, "truncated JPEG 2000 (the file ends inside its codestream box)"),
+    (".jp2", (), -1, "truncated JPEG 2000 (the file ends inside its codestream box)"),
+    (".jp2", (), 60, "truncated JPEG 2000 (the file ends inside its header)"),
 ])
 def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
         tmp_path, capfd, suffix, params, cut, problem):
@@ -394,15 +397,17 @@ def test_malformed_netpbm_headers_are_refused_in_one_line(tmp_path, header, prob
     assert str(caught.value) == f"{path}: not a readable Netpbm ({problem})"
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"P6 12", "f.ppm: truncated Netpbm (the file ends inside its header)"),
-    (b"P6 12 x", "f.ppm: not a readable Netpbm ('x' at byte 6 of its header, where its height should be)")])
-def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(data, message):
+@pytest.mark.parametrize("kind, data, message", [
+    ("Netpbm", b"P6 12", "truncated Netpbm (the file ends inside its header)"),
+    ("Netpbm", b"P6 12 x", "not a readable Netpbm ('x' at byte 6 of its header, where its height should be)"),
+    ("JPEG 2000", b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00", "truncated JPEG 2000 (the file ends inside its header)"),
+    ("TIFF", b"II*\x00\x08\x00\x00\x00\x01", "truncated TIFF (the file ends inside its directory)")])
+def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(kind, data, message):
     """check_complete reads some headers again, from the whole file's bytes: if the file
     changed since read_header, those may no longer parse."""
     with pytest.raises(ImageReadError) as caught:
-        image_headers.check_complete("f.ppm", "Netpbm", data)
-    assert str(caught.value) == message
+        image_headers.check_complete("f", kind, data)
+    assert str(caught.value) == f"f: {message}"
 
 
 @pytest.mark.parametrize("extension", [".sr", ".ras"])
@@ -433,6 +438,103 @@ def test_hand_built_sun_raster_with_a_colour_map(tmp_path, capfd):
         read_image(path)
     assert str(caught.value) == f"{path}: truncated Sun raster (the file ends before its last row of pixels)"
     assert capfd.readouterr().err == ""
+
+
+def _jp2_variant(jp2: bytes, variant: str) -> bytes:
+    """OpenCV's JP2 file rewritten: its codestream box with a 64-bit length, or with none
+    (to the end of the file), or the bare codestream (a .j2k file)."""
+    at = jp2.index(b"jp2c") - 4  # OpenCV writes the codestream box last
+    stream = jp2[at + 8:]
+    assert len(stream) + 8 == struct.unpack(">I", jp2[at:at + 4])[0] and stream.startswith(b"\xff\x4f\xff\x51")
+    if variant == "64-bit length":
+        return jp2[:at] + struct.pack(">I4sQ", 1, b"jp2c", 16 + len(stream)) + stream
+    if variant == "to the end":
+        return jp2[:at] + struct.pack(">I4s", 0, b"jp2c") + stream
+    return stream
+
+
+@pytest.mark.parametrize("variant, cut_problem", [
+    ("64-bit length", "the file ends inside its codestream box"),
+    ("to the end", "its codestream lacks its end-of-codestream marker"),
+    ("bare codestream", "its codestream lacks its end-of-codestream marker")])
+def test_jpeg_2000_boxes_and_bare_codestreams(tmp_path, capfd, variant, cut_problem):
+    image = np.random.default_rng(12).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # 32 px at least
+    ok, encoded = cv2.imencode(".jp2", image)
+    assert ok
+    whole = _jp2_variant(encoded.tobytes(), variant)
+    path = tmp_path / "variant.jp2"
+    path.write_bytes(whole)
+    expected = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]  # what OpenCV makes of its file
+    np.testing.assert_array_equal(read_image(path, max_pixels=53 * 37), expected)
+    with pytest.raises(ImageReadError, match=r"variant\.jp2: JPEG 2000 of 53 x 37 pixels"):
+        read_image(path, max_pixels=53 * 37 - 1)
+    path.write_bytes(whole[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: truncated JPEG 2000 ({cut_problem})"
+    assert capfd.readouterr().err == ""
+
+
+def _siz_patched(codestream: bytes, **fields) -> bytes:
+    """The codestream with SIZ fields replaced (Xsiz, Ysiz, XOsiz, YOsiz, XTOsiz, YTOsiz)."""
+    names = ("Xsiz", "Ysiz", "XOsiz", "YOsiz", "XTsiz", "YTsiz", "XTOsiz", "YTOsiz")
+    values = dict(zip(names, struct.unpack(">8I", codestream[8:40])), **fields)
+    return codestream[:8] + struct.pack(">8I", *(values[name] for name in names)) + codestream[40:]
+
+
+def test_jpeg_2000_size_is_the_canvas_less_the_image_offset(tmp_path):
+    """An image placed at (2**20, 2**20) of its canvas (OpenCV does not decode such files,
+    so only the refusal is checked)."""
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    offset = 1 << 20
+    path = tmp_path / "offset.jp2"
+    path.write_bytes(_siz_patched(_jp2_variant(encoded.tobytes(), "bare codestream"), Xsiz=53 + offset,
+                                  Ysiz=37 + offset, XOsiz=offset, YOsiz=offset, XTOsiz=offset, YTOsiz=offset))
+    with pytest.raises(ImageReadError, match=r"offset\.jp2: JPEG 2000 of 53 x 37 pixels"):
+        read_image(path, max_pixels=53 * 37 - 1)
+
+
+def test_jp2_whose_header_box_and_codestream_disagree_is_refused(tmp_path):
+    """The decoder allocates what the codestream says: a small ihdr box must not hide it."""
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    jp2 = encoded.tobytes()
+    at = jp2.index(b"jp2c") + 4
+    path = tmp_path / "liar.jp2"
+    path.write_bytes(jp2[:at] + _siz_patched(jp2[at:], Xsiz=30000, Ysiz=30000))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == (f"{path}: not a readable JPEG 2000 (an image header (ihdr) of "
+                                 "53 x 37 pixels but a codestream of 30000 x 30000)")
+
+
+def _broken_jp2(how: str) -> bytes:
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    jp2 = encoded.tobytes()
+    header, codestream = jp2.index(b"jp2h") - 4, jp2.index(b"jp2c") + 4
+    if how == "no ihdr":
+        return jp2.replace(b"jp2h", b"free")
+    if how == "short box":
+        return jp2[:header] + struct.pack(">I", 4) + jp2[header + 4:]
+    if how == "no codestream":
+        return jp2[:codestream] + b"\x00\x00" + jp2[codestream + 2:]
+    return _siz_patched(_jp2_variant(jp2, "bare codestream"), XOsiz=53)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("no ihdr", "no image header (ihdr) box before its codestream"),
+    ("short box", "a jp2h box of 4 bytes at byte 32"),
+    ("no codestream", "no start-of-codestream and SIZ markers at its codestream's start"),
+    ("empty image", "an image from (53, 0) to (53, 37)")])
+def test_malformed_jpeg_2000_headers_are_refused_in_one_line(tmp_path, how, problem):
+    path = tmp_path / "bad.jp2"
+    path.write_bytes(_broken_jp2(how))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: not a readable JPEG 2000 ({problem})"
 
 
 def test_corrupt_png_chunk_is_refused_by_its_checksum(tmp_path, capfd):

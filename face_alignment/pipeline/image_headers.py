@@ -2,8 +2,9 @@
 ``FORMATS``), its width and height (``read_header``), and whether the file holds all the data
 its header announces (``check_complete``). Each problem raises ImageReadError in one line
 naming the file; read_image (image.py) asks these first, so that a decompression bomb or a
-cut-short file never reaches a decoder, nor lets libjpeg, libpng, libtiff or OpenCV print
-their complaints on stderr."""
+cut-short file never reaches a decoder, nor lets libjpeg, libpng, libtiff, OpenJPEG or
+OpenCV print their complaints on stderr."""
+import functools
 import io
 import re
 import struct
@@ -30,6 +31,15 @@ def _read_exactly(f: BinaryIO, offset: int, size: int) -> bytes:
     if len(chunk) != size:
         raise _Truncated()
     return chunk
+
+
+def _reader(data: bytes) -> Callable[[int, int], bytes]:
+    """``read(offset, size)`` over the whole file's bytes, as _read_exactly over the file."""
+    def read(offset: int, size: int) -> bytes:
+        if offset + size > len(data):
+            raise _Truncated()
+        return data[offset:offset + size]
+    return read
 
 
 def read_header(path: str, f: BinaryIO) -> Tuple[str, int, int]:
@@ -84,7 +94,7 @@ def _bmp_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
 
 def _tiff_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
     """ImageWidth and ImageLength of the first image (the one OpenCV reads)."""
-    fields = _tiff_fields(lambda offset, size: _read_exactly(f, offset, size), start)
+    fields = _tiff_fields(functools.partial(_read_exactly, f), start)
     if _TIFF_WIDTH not in fields or _TIFF_HEIGHT not in fields:
         raise ValueError("no ImageWidth and ImageLength tags")
     return fields[_TIFF_WIDTH][0], fields[_TIFF_HEIGHT][0]
@@ -213,13 +223,8 @@ def _bmp_problem(data: bytes) -> Optional[str]:
 
 
 def _tiff_problem(data: bytes) -> Optional[str]:
-    def read(offset, size):
-        if offset + size > len(data):
-            raise _Truncated()
-        return data[offset:offset + size]
-
     try:
-        fields = _tiff_fields(read, data[:16])
+        fields = _tiff_fields(_reader(data), data[:16])
     except _Truncated:
         return "truncated TIFF (the file ends inside its directory)"
     for offsets_tag, counts_tag in _TIFF_DATA:
@@ -332,6 +337,95 @@ def _sun_problem(data: bytes) -> Optional[str]:
     return None
 
 
+# JPEG 2000: a JP2 file is a row of boxes (a 32-bit big-endian length, counting its own 8
+# bytes; 1 for a 64-bit length after the type, 0 for "to the end of the file"; then a
+# four-letter type): the signature box, then among others a jp2h box whose ihdr box holds
+# height and width, and a jp2c box holding the codestream. A codestream, also a file of its
+# own (.j2k), starts with its start-of-codestream (FF4F) and SIZ (FF51) markers, SIZ holding
+# the canvas's right and bottom edges (Xsiz, Ysiz) and the image's left and top ones (XOsiz,
+# YOsiz), and ends with its end-of-codestream marker (FFD9). The decoder sizes its image from
+# SIZ, so a JP2's ihdr must agree with it. Whether a codestream is whole is judged by its
+# end marker alone (entropy-coded data cannot hold one), not by parsing its tiles.
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_J2K_START = b"\xff\x4f\xff\x51"
+_J2K_END = b"\xff\xd9"
+
+
+def _jp2_box(read, offset: int) -> Tuple[bytes, int, Optional[int]]:
+    """The type, content offset and end (None: the end of the file) of the box at
+    ``offset``; ``read(offset, size)`` gives the file's bytes."""
+    length, kind = struct.unpack(">I4s", read(offset, 8))
+    if length == 0:
+        return kind, offset + 8, None
+    if length == 1:
+        length, = struct.unpack(">Q", read(offset + 8, 8))
+        start = offset + 16
+    else:
+        start = offset + 8
+    if offset + length < start:
+        raise ValueError(f"a {kind.decode('latin-1')} box of {length} bytes at byte {offset}")
+    return kind, start, offset + length
+
+
+def _jp2_codestream(read) -> Tuple[int, Optional[int], Optional[Tuple[int, int]]]:
+    """Where a JP2's codestream starts and ends (None: at the end of the file), and the
+    (width, height) of its ihdr box."""
+    offset, size = len(_JP2_SIGNATURE), None
+    while True:
+        kind, start, end = _jp2_box(read, offset)
+        if kind == b"jp2h":  # a superbox: ihdr is among the boxes it holds
+            inner = start
+            while size is None and (end is None or inner < end):
+                inner_kind, inner_start, inner = _jp2_box(read, inner)
+                if inner_kind == b"ihdr":
+                    height, width = struct.unpack(">II", read(inner_start, 8))
+                    size = width, height
+                if inner is None:
+                    break
+        elif kind == b"jp2c":
+            return start, end, size
+        if end is None:
+            raise ValueError("no codestream (jp2c) box")
+        offset = end
+
+
+def _j2k_size(read, offset: int) -> Tuple[int, int]:
+    """(width, height) from the SIZ marker segment of the codestream at ``offset``."""
+    start, width, height, left, top = struct.unpack(">4s2x2xIIII", read(offset, 24))
+    if start != _J2K_START:
+        raise ValueError("no start-of-codestream and SIZ markers at its codestream's start")
+    if width <= left or height <= top:
+        raise ValueError(f"an image from ({left}, {top}) to ({width}, {height})")
+    return width - left, height - top
+
+
+def _jpeg2000_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
+    read = functools.partial(_read_exactly, f)
+    if start.startswith(_J2K_START):
+        return _j2k_size(read, 0)
+    codestream, _, header_size = _jp2_codestream(read)
+    if header_size is None:
+        raise ValueError("no image header (ihdr) box before its codestream")
+    size = _j2k_size(read, codestream)
+    if size != header_size:
+        raise ValueError(f"an image header (ihdr) of {header_size[0]} x {header_size[1]} "
+                         f"pixels but a codestream of {size[0]} x {size[1]}")
+    return size
+
+
+def _jpeg2000_problem(data: bytes) -> Optional[str]:
+    end = len(data)
+    if not data.startswith(_J2K_START):
+        _, end, _ = _jp2_codestream(_reader(data))
+        if end is None:
+            end = len(data)
+        elif end > len(data):
+            return "truncated JPEG 2000 (the file ends inside its codestream box)"
+    if data[end - 2:end] != _J2K_END:
+        return "truncated JPEG 2000 (its codestream lacks its end-of-codestream marker)"
+    return None
+
+
 class _Format(NamedTuple):
     name: str  # as error messages call it
     matches: Callable[[bytes], bool]  # given the file's first 16 bytes
@@ -352,6 +446,8 @@ _FORMATS = (
     _Format("Netpbm", lambda start: re.match(rb"P[1-6][\s#]", start) is not None,
             _netpbm_size, _netpbm_problem),
     _Format("Sun raster", lambda start: start.startswith(_SUN_MAGIC), _sun_size, _sun_problem),
+    _Format("JPEG 2000", lambda start: start.startswith((_JP2_SIGNATURE, _J2K_START)),
+            _jpeg2000_size, _jpeg2000_problem),
 )
 FORMATS = tuple(format_.name for format_ in _FORMATS)
 _BY_NAME = {format_.name: format_ for format_ in _FORMATS}
