@@ -158,7 +158,7 @@ def check_complete(path: str, kind: str, data: bytes) -> None:
     """ImageReadError unless the file holds all its image data."""
     try:
         problem = _BY_NAME[kind].problem(data)
-    except _Truncated:  # checks that read the header again, of a file changed since
+    except _Truncated:  # a header read again, of a file that changed since read_header
         problem = f"truncated {kind} (the file ends inside its header)"
     except ValueError as e:
         problem = f"not a readable {kind} ({e.args[0]})"
