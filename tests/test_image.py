@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from face_alignment.errors import FaceAlignmentError, ImageReadError
+from face_alignment.pipeline import image_headers
 from face_alignment.pipeline.image import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, list_images, read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,8 +114,8 @@ def test_text_file_raises_naming_it(tmp_path):
     path.write_text("these are not pixels\n")
     with pytest.raises(ImageReadError) as caught:
         read_image(str(path))
-    message = str(caught.value)
-    assert str(path) in message and "\n" not in message
+    assert str(caught.value) == (f"{path}: not a readable image (expected JPEG, PNG, BMP, TIFF, "
+                                 "WebP, Netpbm, Sun raster or JPEG 2000)")
 
 
 def test_missing_file_raises_naming_it(tmp_path):
@@ -214,11 +215,16 @@ def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
 @pytest.mark.parametrize("name, params", [
     ("baseline.jpg", []), ("progressive.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), ("a.png", []),
     ("a.bmp", []), ("a.tif", []), ("lossy.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
-    ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90])])
+    ("lossless.webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), ("alpha.webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
+    ("a.ppm", []), ("plain.ppm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pgm", []),
+    ("plain.pgm", [cv2.IMWRITE_PXM_BINARY, 0]), ("a.pbm", []), ("plain.pbm", [cv2.IMWRITE_PXM_BINARY, 0]),
+    ("a.pnm", []), ("a.sr", []), ("a.ras", []), ("grey.sr", []), ("a.jp2", []), ("grey.jp2", [])])
 def test_every_format_is_sized_from_its_header(tmp_path, name, params):
     """The limit applies at exactly width x height, as written by OpenCV in each format."""
     channels = 4 if name.startswith("alpha") else 3  # lossy WebP with alpha: an extended header
     image = np.random.default_rng(3).integers(0, 256, (37, 53, channels), dtype=np.uint8)
+    if name.endswith((".pgm", ".pbm")) or name.startswith("grey"):
+        image = image[..., 0]
     path = str(tmp_path / name)
     assert cv2.imwrite(path, image, params)
     _assert_rgb8(read_image(path, max_pixels=53 * 37), 37, 53)
@@ -268,6 +274,8 @@ def test_tiff_cut_inside_its_strip_is_refused_silently(tmp_path, capfd):
 
 def _photo_bytes(suffix: str, params=()) -> bytes:
     image = cv2.resize(cv2.imread(os.path.join(FACES, "einstein.jpg")), (200, 250))
+    if suffix in (".pgm", ".pbm"):  # grey only
+        image = image[..., 0]
     ok, encoded = cv2.imencode(suffix, image, list(params))
     assert ok
     return encoded.tobytes()
@@ -289,6 +297,20 @@ def _with_comment(jpeg: bytes, text: bytes) -> bytes:
     (".bmp", (), 0.5, "truncated BMP"),
     (".webp", (), 0.5, "truncated WebP"),
     (".tif", (), 0.5, "truncated TIFF"),  # OpenCV writes the header at the end
+    (".ppm", (), 0.5, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (), 7, "truncated Netpbm (the file ends inside its header)"),
+    (".pgm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".pbm", (), -1, "truncated Netpbm (the file ends before its last row of pixels)"),
+    (".ppm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".pgm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".pbm", (cv2.IMWRITE_PXM_BINARY, 0), 0.5, "truncated Netpbm (the file ends after "),
+    (".sr", (), 0.5, "truncated Sun raster (the file ends before its last row of pixels)"),
+    (".ras", (), -1, "truncated Sun raster (the file ends before its last row of pixels)"),
+    (".sr", (), 31, "truncated Sun raster (the file ends inside its header)"),
+    (".jp2", (), 0.5, "truncated JPEG 2000 (the file ends inside its codestream box)"),
+    (".jp2", (), -1, "truncated JPEG 2000 (the file ends inside its codestream box)"),
+    (".jp2", (), 60, "truncated JPEG 2000 (the file ends inside its header)"),
 ])
 def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
         tmp_path, capfd, suffix, params, cut, problem):
@@ -309,6 +331,210 @@ def test_cut_short_files_are_refused_in_one_line_and_nothing_else_is_printed(
     assert capfd.readouterr().err == ""
     path.write_bytes(whole)  # the whole file reads
     _assert_rgb8(read_image(path), 250, 200)
+
+
+# Hand-built Netpbm files of 11 x 6 pixels. Their headers have '#' comments (right after
+# the magic number, after the width, on lines of their own), a tab and a CR LF; the grey and
+# colour ones hold 16-bit samples (maxval 65535), the bitmaps one bit a pixel.
+_NETPBM_HEADER = b"P%d # written by hand\n11\t# width, then height\n# a line of comment\r\n6\n"
+_BITS = np.random.default_rng(6).integers(0, 2, (6, 11), dtype=np.uint8)  # 1 is black
+_SAMPLES = np.random.default_rng(7).integers(0, 65536, (6, 11, 3), dtype=np.uint16)
+
+
+def _netpbm(magic: int) -> bytes:
+    head = _NETPBM_HEADER % magic + (b"" if magic in (1, 4) else b"# maxval:\n65535\n")
+    if magic == 1:
+        return head + b"\n".join(b" ".join(b"%d" % bit for bit in row) for row in _BITS) + b"\n"
+    if magic == 4:
+        return head + np.packbits(_BITS, axis=1).tobytes()  # rows of 11 bits padded to 2 bytes
+    samples = _SAMPLES[..., 0] if magic in (2, 5) else _SAMPLES
+    if magic in (2, 3):
+        return head + b" ".join(b"%d" % value for value in samples.ravel()) + b"\n"
+    return head + samples.astype(">u2").tobytes()
+
+
+@pytest.mark.parametrize("magic, chunk", [(1, None), (2, None), (3, None), (4, None), (5, None),
+                                          (6, None), (2, 4), (3, 4)])
+def test_hand_built_netpbm_headers_with_comments_16_bit_samples_and_bitmaps(
+        tmp_path, capfd, monkeypatch, magic, chunk):
+    """``chunk``: plain numbers counted 4 bytes at a time, so that many straddle two chunks."""
+    if chunk:
+        monkeypatch.setattr(image_headers, "_NETPBM_CHUNK", chunk)
+    expected = np.floor(_SAMPLES / 257.0 + 0.5).astype(np.uint8)
+    if magic in (1, 4):
+        expected = np.repeat((255 - 255 * _BITS)[..., None], 3, axis=2).astype(np.uint8)
+    elif magic in (2, 5):
+        expected = np.repeat(expected[..., :1], 3, axis=2)
+    whole = _netpbm(magic)
+    path = tmp_path / "hand.pnm"
+    path.write_bytes(whole)
+    np.testing.assert_array_equal(read_image(path, max_pixels=66), expected)
+    with pytest.raises(ImageReadError, match=r"hand\.pnm: Netpbm of 11 x 6 pixels"):
+        read_image(path, max_pixels=65)
+    # Cut by one byte: the binary ones lose part of their last row; the plain ones end inside
+    # their last number, which might have been longer (and OpenCV reads a byte past it).
+    path.write_bytes(whole[:-1] if magic >= 4 else whole.rstrip()[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: truncated Netpbm (the file ends ") and "\n" not in message
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("header, problem", [
+    (b"P6\n53 x7\n255\n", "'x' at byte 6 of its header, where its height should be"),
+    (b"P5 # no maxval\n4 4\n\x00", "'\\x00' at byte 19 of its header, where its maxval should be"),
+    (b"P2 0 4 255\n", "0 x 4 pixels"),
+    (b"P3 4 4 65536\n", "a maxval of 65536, not 1 to 65535"),
+    (b"P4 4 12345678901\n", "a height of 11 digits"),
+])
+def test_malformed_netpbm_headers_are_refused_in_one_line(tmp_path, header, problem):
+    path = tmp_path / "bad.ppm"
+    path.write_bytes(header + b"\x00" * 100)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: not a readable Netpbm ({problem})"
+
+
+@pytest.mark.parametrize("kind, data, message", [
+    ("Netpbm", b"P6 12", "truncated Netpbm (the file ends inside its header)"),
+    ("Netpbm", b"P6 12 x", "not a readable Netpbm ('x' at byte 6 of its header, where its height should be)"),
+    ("JPEG 2000", b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00", "truncated JPEG 2000 (the file ends inside its header)"),
+    ("TIFF", b"II*\x00\x08\x00\x00\x00\x01", "truncated TIFF (the file ends inside its directory)")])
+def test_a_file_changed_after_its_header_was_read_is_refused_in_one_line(kind, data, message):
+    """check_complete reads some headers again, from the whole file's bytes: if the file
+    changed since read_header, those may no longer parse."""
+    with pytest.raises(ImageReadError) as caught:
+        image_headers.check_complete("f", kind, data)
+    assert str(caught.value) == f"f: {message}"
+
+
+@pytest.mark.parametrize("extension", [".sr", ".ras"])
+def test_grey_sun_raster_keeps_its_greys(tmp_path, extension):
+    """OpenCV 4.11, asked for grey, decodes the grey rasters it writes as all black."""
+    grey = np.random.default_rng(11).integers(1, 256, (7, 9), dtype=np.uint8)
+    path = str(tmp_path / f"grey{extension}")
+    assert cv2.imwrite(path, grey)
+    np.testing.assert_array_equal(read_image(path), np.repeat(grey[..., None], 3, axis=2))
+
+
+def test_hand_built_sun_raster_with_a_colour_map(tmp_path, capfd):
+    """8 bits a pixel indexing a 256-colour map (stored as its reds, greens, then blues);
+    rows of 11 bytes padded to 12."""
+    indices = np.random.default_rng(9).integers(0, 256, (6, 11), dtype=np.uint8)
+    colours = np.random.default_rng(10).integers(0, 256, (256, 3), dtype=np.uint8)  # RGB
+    colour_map = colours.T.tobytes()
+    pixels = np.pad(indices, ((0, 0), (0, 1))).tobytes()
+    whole = struct.pack(">8I", 0x59A66A95, 11, 6, 8, len(pixels), 1, 1, len(colour_map)) + colour_map + pixels
+    path = tmp_path / "mapped.ras"
+    path.write_bytes(whole)
+    np.testing.assert_array_equal(read_image(path, max_pixels=66), colours[indices])
+    with pytest.raises(ImageReadError, match=r"mapped\.ras: Sun raster of 11 x 6 pixels"):
+        read_image(path, max_pixels=65)
+    path.write_bytes(whole[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: truncated Sun raster (the file ends before its last row of pixels)"
+    assert capfd.readouterr().err == ""
+
+
+def _jp2_variant(jp2: bytes, variant: str) -> bytes:
+    """OpenCV's JP2 file rewritten: its codestream box with a 64-bit length, or with none
+    (to the end of the file), or the bare codestream (a .j2k file)."""
+    at = jp2.index(b"jp2c") - 4  # OpenCV writes the codestream box last
+    stream = jp2[at + 8:]
+    assert len(stream) + 8 == struct.unpack(">I", jp2[at:at + 4])[0] and stream.startswith(b"\xff\x4f\xff\x51")
+    if variant == "64-bit length":
+        return jp2[:at] + struct.pack(">I4sQ", 1, b"jp2c", 16 + len(stream)) + stream
+    if variant == "to the end":
+        return jp2[:at] + struct.pack(">I4s", 0, b"jp2c") + stream
+    return stream
+
+
+@pytest.mark.parametrize("variant, cut_problem", [
+    ("64-bit length", "the file ends inside its codestream box"),
+    ("to the end", "its codestream lacks its end-of-codestream marker"),
+    ("bare codestream", "its codestream lacks its end-of-codestream marker")])
+def test_jpeg_2000_boxes_and_bare_codestreams(tmp_path, capfd, variant, cut_problem):
+    image = np.random.default_rng(12).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # 32 px at least
+    ok, encoded = cv2.imencode(".jp2", image)
+    assert ok
+    whole = _jp2_variant(encoded.tobytes(), variant)
+    path = tmp_path / "variant.jp2"
+    path.write_bytes(whole)
+    expected = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]  # what OpenCV makes of its file
+    np.testing.assert_array_equal(read_image(path, max_pixels=53 * 37), expected)
+    with pytest.raises(ImageReadError, match=r"variant\.jp2: JPEG 2000 of 53 x 37 pixels"):
+        read_image(path, max_pixels=53 * 37 - 1)
+    path.write_bytes(whole[:-1])
+    capfd.readouterr()
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: truncated JPEG 2000 ({cut_problem})"
+    assert capfd.readouterr().err == ""
+
+
+def _siz_patched(codestream: bytes, **fields) -> bytes:
+    """The codestream with SIZ fields replaced (Xsiz, Ysiz, XOsiz, YOsiz, XTOsiz, YTOsiz)."""
+    names = ("Xsiz", "Ysiz", "XOsiz", "YOsiz", "XTsiz", "YTsiz", "XTOsiz", "YTOsiz")
+    values = dict(zip(names, struct.unpack(">8I", codestream[8:40])), **fields)
+    return codestream[:8] + struct.pack(">8I", *(values[name] for name in names)) + codestream[40:]
+
+
+def test_jpeg_2000_size_is_the_canvas_less_the_image_offset(tmp_path):
+    """An image placed at (2**20, 2**20) of its canvas (OpenCV does not decode such files,
+    so only the refusal is checked)."""
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    offset = 1 << 20
+    path = tmp_path / "offset.jp2"
+    path.write_bytes(_siz_patched(_jp2_variant(encoded.tobytes(), "bare codestream"), Xsiz=53 + offset,
+                                  Ysiz=37 + offset, XOsiz=offset, YOsiz=offset, XTOsiz=offset, YTOsiz=offset))
+    with pytest.raises(ImageReadError, match=r"offset\.jp2: JPEG 2000 of 53 x 37 pixels"):
+        read_image(path, max_pixels=53 * 37 - 1)
+
+
+def test_jp2_whose_header_box_and_codestream_disagree_is_refused(tmp_path):
+    """The decoder allocates what the codestream says: a small ihdr box must not hide it."""
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    jp2 = encoded.tobytes()
+    at = jp2.index(b"jp2c") + 4
+    path = tmp_path / "liar.jp2"
+    path.write_bytes(jp2[:at] + _siz_patched(jp2[at:], Xsiz=30000, Ysiz=30000))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == (f"{path}: not a readable JPEG 2000 (an image header (ihdr) of "
+                                 "53 x 37 pixels but a codestream of 30000 x 30000)")
+
+
+def _broken_jp2(how: str) -> bytes:
+    ok, encoded = cv2.imencode(".jp2", np.zeros((37, 53, 3), np.uint8))
+    assert ok
+    jp2 = encoded.tobytes()
+    header, codestream = jp2.index(b"jp2h") - 4, jp2.index(b"jp2c") + 4
+    if how == "no ihdr":
+        return jp2.replace(b"jp2h", b"free")
+    if how == "short box":
+        return jp2[:header] + struct.pack(">I", 4) + jp2[header + 4:]
+    if how == "no codestream":
+        return jp2[:codestream] + b"\x00\x00" + jp2[codestream + 2:]
+    return _siz_patched(_jp2_variant(jp2, "bare codestream"), XOsiz=53)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("no ihdr", "no image header (ihdr) box before its codestream"),
+    ("short box", "a jp2h box of 4 bytes at byte 32"),
+    ("no codestream", "no start-of-codestream and SIZ markers at its codestream's start"),
+    ("empty image", "an image from (53, 0) to (53, 37)")])
+def test_malformed_jpeg_2000_headers_are_refused_in_one_line(tmp_path, how, problem):
+    path = tmp_path / "bad.jp2"
+    path.write_bytes(_broken_jp2(how))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: not a readable JPEG 2000 ({problem})"
 
 
 def test_corrupt_png_chunk_is_refused_by_its_checksum(tmp_path, capfd):

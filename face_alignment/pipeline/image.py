@@ -6,22 +6,20 @@ nearest 8-bit value: it maps 0 and 65535 to 0 and 255 and undoes the usual ``v *
 widening exactly) and floats in [0, 1] are scaled by 255 and rounded. ``list_images`` lists
 the images of a folder for batch runs.
 
-Before anything is decoded, a file's own header is read here: its format must be JPEG,
-PNG, BMP, TIFF or WebP, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB PNG can hold 30000 x
-30000 pixels, 11 GB to decode), and the file must be whole: OpenCV would decode a
-truncated JPEG into a half-grey picture, and let libjpeg, libpng, libtiff or itself print
-their complaints on stderr. Such files raise ImageReadError, in one line, and the
-decoders never see them."""
+Before anything is decoded, a file's own header is read (image_headers.py): its format
+must be one of ``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB
+PNG can hold 30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
+would decode a truncated JPEG into a half-grey picture, and let libjpeg, libpng, libtiff or
+itself print their complaints on stderr. Such files raise ImageReadError, in one line, and
+the decoders never see them."""
 import os
-import re
-import struct
-import zlib
-from typing import BinaryIO, Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
 
 from ..errors import FaceAlignmentError, ImageReadError
+from .image_headers import check_complete, read_header
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -41,6 +39,9 @@ IMAGE_EXTENSIONS = frozenset({
 # still applies the EXIF orientation, so phone photos come out upright; alpha, which
 # IMREAD_UNCHANGED would add, is dropped anyway.
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+# But OpenCV (4.11) decodes grey Sun rasters without a colour map as all black unless asked
+# for colour (opencv/opencv#29146); they hold 8-bit pixels at most, so colour loses nothing.
+_READ_FLAGS_OF = {"Sun raster": cv2.IMREAD_COLOR}
 
 # Files with more pixels than this are refused before decoding. Decoding costs 3 bytes a
 # pixel, and read_image's RGB copy as much again (more for 16-bit or alpha; measured: 290 MB
@@ -68,7 +69,7 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with open(path, "rb") as f:
-            kind, width, height = _header(path, f)
+            kind, width, height = read_header(path, f)
             if width * height > limit:
                 raise ImageReadError(
                     f"{path}: {kind} of {width} x {height} pixels "
@@ -79,8 +80,9 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
             data = f.read()
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read the image file ({e.strerror or e})") from None
-    _check_complete(path, kind, data)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _READ_FLAGS)
+    check_complete(path, kind, data)
+    flags = _READ_FLAGS_OF.get(kind, _READ_FLAGS)
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     del data
     if decoded is None:
         raise ImageReadError(f"{path}: not a readable image ({kind} that OpenCV cannot decode)")
@@ -88,235 +90,6 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         # OpenCV decodes to BGR(A); the rest of the pipeline is RGB.
         decoded = decoded[..., 2::-1] if decoded.shape[2] >= 3 else decoded
     return _to_rgb8(decoded, path)
-
-
-FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WebP")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers, which hold the image size: C0-CF but DHT (C4), JPG (C8), DAC (CC).
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# A marker in entropy-coded JPEG data: 0xFF followed by neither a stuffed 0x00, nor a
-# restart marker (D0-D7), nor another 0xFF (fill).
-_JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-
-
-class _Truncated(Exception):
-    """The file ends before a field that must be there."""
-
-
-def _read_exactly(f: BinaryIO, offset: int, size: int) -> bytes:
-    f.seek(offset)
-    chunk = f.read(size)
-    if len(chunk) != size:
-        raise _Truncated()
-    return chunk
-
-
-def _header(path: str, f: BinaryIO) -> Tuple[str, int, int]:
-    """(format, width, height) from the file's header, reading nothing else."""
-    start = f.read(16)
-    if start.startswith(b"\xff\xd8\xff"):
-        kind, size = "JPEG", _jpeg_size
-    elif start.startswith(_PNG_SIGNATURE):
-        kind, size = "PNG", _png_size
-    elif start.startswith(b"BM"):
-        kind, size = "BMP", _bmp_size
-    elif start[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        kind, size = "TIFF", _tiff_size
-    elif start[:4] == b"RIFF" and start[8:12] == b"WEBP":
-        kind, size = "WebP", _webp_size
-    else:
-        raise ImageReadError(f"{path}: not a readable image (expected "
-                             f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]})")
-    try:
-        width, height = size(f, start)
-    except _Truncated:
-        raise ImageReadError(f"{path}: truncated {kind} (the file ends inside its header)") from None
-    except (ValueError, KeyError) as e:
-        raise ImageReadError(f"{path}: not a readable {kind} ({e.args[0]})") from None
-    return kind, width, height
-
-
-def _jpeg_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
-    offset = 2
-    while True:
-        marker = _read_exactly(f, offset, 2)
-        if marker[0] != 0xFF:
-            raise ValueError(f"no marker at byte {offset} of its header")
-        if marker[1] == 0xFF:  # fill byte
-            offset += 1
-            continue
-        if marker[1] in (0xD9, 0xDA):  # end of image or start of scan
-            raise ValueError("no frame header before its image data")
-        length = int.from_bytes(_read_exactly(f, offset + 2, 2), "big")
-        if marker[1] in _JPEG_SOF:
-            height, width = struct.unpack(">HH", _read_exactly(f, offset + 5, 4))
-            return width, height
-        offset += 2 + length
-
-
-def _png_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
-    length, kind, width, height = struct.unpack(">I4sII", _read_exactly(f, 8, 16))
-    if kind != b"IHDR" or length != 13:
-        raise ValueError("no IHDR chunk first")
-    return width, height
-
-
-def _bmp_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
-    header_size = int.from_bytes(_read_exactly(f, 14, 4), "little")
-    if header_size == 12:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
-        return struct.unpack("<HH", _read_exactly(f, 18, 4))
-    width, height = struct.unpack("<ii", _read_exactly(f, 18, 8))
-    return abs(width), abs(height)  # a negative height means rows stored top-down
-
-
-def _tiff_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
-    """ImageWidth and ImageLength of the first image (the one OpenCV reads)."""
-    fields = _tiff_fields(lambda offset, size: _read_exactly(f, offset, size), start)
-    if _TIFF_WIDTH not in fields or _TIFF_HEIGHT not in fields:
-        raise ValueError("no ImageWidth and ImageLength tags")
-    return fields[_TIFF_WIDTH][0], fields[_TIFF_HEIGHT][0]
-
-
-_TIFF_WIDTH, _TIFF_HEIGHT = 256, 257
-# Where the first image's data lies: strips or tiles, offsets and byte counts.
-_TIFF_DATA = ((273, 279), (324, 325))
-_TIFF_INTEGERS = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
-
-
-def _tiff_fields(read, start: bytes) -> Dict[int, List[int]]:
-    """The integer values of the size and data-location tags of a TIFF's (or BigTIFF's)
-    first directory; ``read(offset, size)`` gives the file's bytes."""
-    order = "<" if start[:2] == b"II" else ">"
-    if start[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: 8-byte counts and offsets
-        first, = struct.unpack(order + "Q", start[8:16])
-        count_format, long_format = "Q", "Q"
-    else:
-        first, = struct.unpack(order + "I", start[4:8])
-        count_format, long_format = "H", "I"
-    # An entry: tag, type, number of values, then the values or, if longer, their offset.
-    inline_size = struct.calcsize(long_format)
-    entry_size = 4 + 2 * inline_size
-    count_size = struct.calcsize(count_format)
-    count, = struct.unpack(order + count_format, read(first, count_size))
-    entries = read(first + count_size, entry_size * count)
-    wanted = {_TIFF_WIDTH, _TIFF_HEIGHT} | {tag for pair in _TIFF_DATA for tag in pair}
-    fields = {}
-    for at in range(0, len(entries), entry_size):
-        tag, value_type = struct.unpack_from(order + "HH", entries, at)
-        if tag not in wanted:
-            continue
-        if value_type not in _TIFF_INTEGERS:
-            raise ValueError(f"tag {tag} of type {value_type}")
-        values, = struct.unpack_from(order + long_format, entries, at + 4)
-        value_format = f"{order}{values}{_TIFF_INTEGERS[value_type]}"
-        where = entries[at + 4 + inline_size:at + entry_size]
-        if struct.calcsize(value_format) > inline_size:  # stored elsewhere, at this offset
-            offset, = struct.unpack(order + long_format, where)
-            where = read(offset, struct.calcsize(value_format))
-        fields[tag] = list(struct.unpack_from(value_format, where))
-    return fields
-
-
-def _webp_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
-    chunk = _read_exactly(f, 12, 18)
-    if chunk[:4] == b"VP8 ":  # lossy: 14-bit sizes after the key frame's start code
-        width, height = struct.unpack("<HH", chunk[14:18])
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk[:4] == b"VP8L":  # lossless: 14-bit sizes minus one after its signature byte
-        bits = int.from_bytes(chunk[9:13], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk[:4] == b"VP8X":  # extended: 24-bit canvas sizes minus one
-        return (int.from_bytes(chunk[12:15], "little") + 1,
-                int.from_bytes(chunk[15:18], "little") + 1)
-    raise ValueError(f"unknown first chunk {chunk[:4]!r}")
-
-
-def _check_complete(path: str, kind: str, data: bytes) -> None:
-    """ImageReadError unless the file holds all its image data."""
-    check = {"JPEG": _jpeg_problem, "PNG": _png_problem, "BMP": _bmp_problem,
-             "TIFF": _tiff_problem, "WebP": _webp_problem}[kind]
-    problem = check(data)
-    if problem:
-        raise ImageReadError(f"{path}: {problem}")
-
-
-def _jpeg_problem(data: bytes) -> Optional[str]:
-    # The header's segments one after the other up to the first scan, then from marker to
-    # marker (entropy-coded data holds none) through the scans to the end-of-image marker.
-    offset, in_scans = 2, False
-    while offset + 2 <= len(data):
-        if in_scans:
-            found = _JPEG_MARKER_IN_SCAN.search(data, offset)
-            if found is None:
-                break
-            offset = found.start()
-        elif data[offset] != 0xFF:
-            return f"corrupt JPEG (no marker at byte {offset} of its header)"
-        marker = data[offset + 1]
-        if marker == 0xD9:
-            return None
-        if marker == 0xFF:  # fill byte before a marker
-            offset += 1
-        elif 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
-            offset += 2
-        else:
-            offset += 2 + int.from_bytes(data[offset + 2:offset + 4], "big")
-            in_scans = in_scans or marker == 0xDA
-    return "truncated JPEG (the file ends before its end-of-image marker)"
-
-
-def _png_problem(data: bytes) -> Optional[str]:
-    view, offset = memoryview(data), len(_PNG_SIGNATURE)
-    while offset + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, offset)
-        end = offset + 12 + length
-        if end > len(data):
-            break
-        if zlib.crc32(view[offset + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
-            return f"corrupt PNG (its {kind.decode('latin-1')} chunk fails its checksum)"
-        if kind == b"IEND":
-            return None
-        offset = end
-    return "truncated PNG (the file ends before its IEND chunk)"
-
-
-def _bmp_problem(data: bytes) -> Optional[str]:
-    pixels_at, header_size = struct.unpack_from("<II", data, 10)  # _header read these
-    if header_size < 40:  # OS/2's short header: left to OpenCV
-        return None
-    if len(data) < 34:
-        return "truncated BMP (the file ends inside its header)"
-    width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
-    # Only uncompressed rows (BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS) have a known length,
-    # each padded to 4 bytes.
-    if compression not in (0, 3, 6):
-        return None
-    if pixels_at + (abs(width) * bits + 31) // 32 * 4 * abs(height) > len(data):
-        return "truncated BMP (the file ends before its last row of pixels)"
-    return None
-
-
-def _tiff_problem(data: bytes) -> Optional[str]:
-    def read(offset, size):
-        if offset + size > len(data):
-            raise _Truncated()
-        return data[offset:offset + size]
-
-    try:
-        fields = _tiff_fields(read, data[:16])
-    except _Truncated:
-        return "truncated TIFF (the file ends inside its directory)"
-    for offsets_tag, counts_tag in _TIFF_DATA:
-        ends = [o + c for o, c in zip(fields.get(offsets_tag, []), fields.get(counts_tag, []))]
-        if ends and max(ends) > len(data):
-            return "truncated TIFF (the file ends before its image data does)"
-    return None
-
-
-def _webp_problem(data: bytes) -> Optional[str]:
-    if 8 + int.from_bytes(data[4:8], "little") > len(data):
-        return "truncated WebP (the file is shorter than its RIFF header says)"
-    return None
 
 
 def _to_rgb8(array: np.ndarray, name: str) -> np.ndarray:
