@@ -1,0 +1,125 @@
+"""Broken weight files: nonsense architecture attributes, parameters that are no numbers, and
+values that make the network's output NaN give one line naming the file, in every tool and in
+the API, and nothing is written."""
+import dataclasses
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+import checkpoints
+from conftest import CPU, SHARED, assert_one_line_error, run_tool
+from face_alignment.api import FaceAlignment
+from face_alignment.errors import CheckpointMismatchError, FaceAlignmentError, WeightsFileError
+from face_alignment.registry import ARCHITECTURES, FAN
+from face_alignment.weights import load_weights, open_weights
+from face_alignment.weights.h5 import write_h5
+from face_alignment.weights.layout import expected_parameters
+from face_alignment.weights.loading import architecture_attrs
+
+FAN1 = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
+EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
+INFER = "model_inference.py"
+EXPORT = "export_model.py"
+
+
+@pytest.fixture(scope="module")
+def fan1_params():
+    return checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
+
+
+def fan1_file(path, params, **attrs):
+    """A FAN-1 .h5 as our converter writes it, with root attributes changed (None: removed)."""
+    recorded = dict(architecture_attrs(FAN1), **attrs)
+    write_h5(str(path), params, {k: v for k, v in recorded.items() if v is not None})
+    return str(path)
+
+
+def infer(model, tmp_path, *more):
+    """model_inference.py on one photo with a given box, results as JSON only."""
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[250.0, 260.0, 600.0, 640.0]]))
+    return run_tool(INFER, "--model", model, "--test-image", EINSTEIN, "--boxes", boxes,
+                    "--save-json", tmp_path / "out.json", *CPU, *more)
+
+
+# (attributes, what the error says about them)
+NONSENSE = [
+    ({"num_modules": "abc"}, "attribute num_modules='abc': expected one of 1, 2, 3, 4"),
+    ({"num_modules": 7}, "attribute num_modules=7: expected one of 1, 2, 3, 4"),
+    ({"num_modules": True}, "attribute num_modules=True"),
+    ({"num_modules": 1.0}, "attribute num_modules=1.0"),
+    ({"pooling": "banana"}, "attribute pooling='banana': expected one of avg, max"),
+    ({"kind": "cnn"}, "attribute kind='cnn': expected one of fan, resnet_depth"),
+    ({"landmarks": "4D"}, "attribute landmarks='4D': expected one of 2D, 3D"),
+    ({"crop": "square"}, "attribute crop='square': expected one of authors, ibug"),
+    ({"arch": 5}, "attribute arch=5: expected an architecture name"),
+    ({"arch": "Mystery", "kind": None}, "records architecture 'Mystery', which is not one of 2DFAN4,"),
+    ({"arch": "Mystery", "pooling": None, "crop": None}, "without pooling, crop to build it"),
+]
+
+
+@pytest.mark.parametrize("attrs, said", NONSENSE, ids=[str(a) for a, _ in NONSENSE])
+def test_nonsense_attributes_are_named_by_the_library_and_the_api(tmp_path, fan1_params, attrs, said):
+    path = fan1_file(tmp_path / "odd.h5", fan1_params, **attrs)
+    with pytest.raises(CheckpointMismatchError) as raised:
+        open_weights(path)
+    assert str(raised.value).startswith(f"{path}: ") and said in str(raised.value)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(FaceAlignmentError, match="odd.h5: "):
+        FaceAlignment(path, context="cpu")
+
+
+def test_an_unknown_architecture_with_every_field_is_built_from_them(tmp_path, fan1_params):
+    path = fan1_file(tmp_path / "mine.h5", fan1_params, arch="Mine", pooling="max", crop="ibug")
+    assert open_weights(path).arch == dataclasses.replace(FAN1, name="Mine", pooling="max", crop="ibug",
+                                                          description="")
+
+
+def test_arch_given_by_the_caller_replaces_nonsense_attributes(tmp_path):
+    params = {k: np.zeros(s, np.float32) for k, s in expected_parameters(FAN, 2).items()}
+    path = str(tmp_path / "fan2.h5")
+    write_h5(path, params, {"arch": "ibug-2dfan2", "pooling": "banana"})
+    with pytest.raises(CheckpointMismatchError, match="pooling='banana'"):
+        open_weights(path)
+    assert open_weights(path, arch="ibug-2dfan2").arch == ARCHITECTURES["ibug-2dfan2"]
+
+
+@pytest.mark.parametrize("attrs, said", [NONSENSE[0], NONSENSE[4], NONSENSE[9]], ids=["modules", "pooling", "arch"])
+def test_nonsense_attributes_through_the_command_lines(tmp_path, fan1_params, attrs, said):
+    path = fan1_file(tmp_path / "odd.h5", fan1_params, **attrs)
+    assert_one_line_error(infer(path, tmp_path), "odd.h5: ", said)
+    assert_one_line_error(run_tool(EXPORT, "--model", path, "--output", tmp_path / "odd.onnx"), "odd.h5: ", said)
+    assert sorted(os.listdir(tmp_path)) == ["boxes.json", "odd.h5"]
+
+
+def _with_parameter_as(source, target, name, value):
+    """A copy of ``source`` whose parameter ``name`` is ``value``, with its attributes kept."""
+    with h5py.File(source, "r") as f, h5py.File(target, "w") as g:
+        for key, attr in f.attrs.items():
+            g.attrs[key] = attr
+        f.visititems(lambda n, obj: f.copy(obj, g, n) if isinstance(obj, h5py.Dataset) and n != name else None)
+        g[name] = value
+        g[name].attrs["index"] = f[name].attrs["index"]
+    return str(target)
+
+
+@pytest.mark.parametrize("value, stored", [(np.array([b"0.5"] * 68), "|S3"),
+                                           (np.arange(68, dtype=np.int32), "int32")], ids=["bytes", "int"])
+def test_a_parameter_that_is_not_floats_is_named(tmp_path, fan1_params, value, stored):
+    good = fan1_file(tmp_path / "good.h5", fan1_params)
+    path = _with_parameter_as(good, tmp_path / "odd.h5", "l0/conv/b", value)
+    expected = f"{path}: parameter l0/conv/b is stored as {stored}, expected floating-point numbers"
+    with pytest.raises(WeightsFileError) as raised:
+        load_weights(path)
+    assert str(raised.value) == expected
+    fa = None
+    with pytest.raises(WeightsFileError, match="odd.h5: parameter l0/conv/b is stored as"):
+        fa = FaceAlignment(path, context="cpu", backend="nnabla")
+    assert fa is None
+    os.remove(good)
+    assert_one_line_error(infer(path, tmp_path), expected)
+    assert_one_line_error(run_tool(EXPORT, "--model", path, "--output", tmp_path / "odd.nnp"), expected)
+    assert sorted(os.listdir(tmp_path)) == ["boxes.json", "odd.h5"]
