@@ -8,13 +8,18 @@ import os
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import checkpoints
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
-from face_alignment.errors import CheckpointMismatchError, FaceAlignmentError, WeightsFileError
+from face_alignment.backends import make_network
+from face_alignment.backends.export import export_onnx
+from face_alignment.backends.onnx_net import cache_candidates
+from face_alignment.errors import CheckpointMismatchError, FaceAlignmentError, NonFiniteOutputError, \
+    WeightsFileError
 from face_alignment.registry import ARCHITECTURES, FAN
-from face_alignment.weights import load_weights, open_weights
+from face_alignment.weights import Weights, load_weights, open_weights
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.layout import expected_parameters
 from face_alignment.weights.loading import architecture_attrs
@@ -35,6 +40,12 @@ def fan1_file(path, params, **attrs):
     recorded = dict(architecture_attrs(FAN1), **attrs)
     write_h5(str(path), params, {k: v for k, v in recorded.items() if v is not None})
     return str(path)
+
+
+def changed(params, name, change):
+    params = dict(params)
+    params[name] = change(params[name].copy())
+    return params
 
 
 def infer(model, tmp_path, *more):
@@ -123,3 +134,76 @@ def test_a_parameter_that_is_not_floats_is_named(tmp_path, fan1_params, value, s
     assert_one_line_error(infer(path, tmp_path), expected)
     assert_one_line_error(run_tool(EXPORT, "--model", path, "--output", tmp_path / "odd.nnp"), expected)
     assert sorted(os.listdir(tmp_path)) == ["boxes.json", "odd.h5"]
+
+
+def with_value(index, value):
+    def change(array):
+        array.flat[index] = value
+        return array
+    return change
+
+
+def huge(array):
+    """Finite weights whose output is not: 3e38 times 256 positive activations overflows float32."""
+    return np.full_like(array, 3e38)
+
+
+CROPS = np.random.RandomState(0).rand(2, 3, 256, 256).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, change, said", [
+    ("conv1/conv/W", with_value(5, np.nan), "parameter conv1/conv/W holds NaN or infinite values"),
+    ("m0/b1_4/bn2/bn/gamma", with_value(0, np.inf), "parameter m0/b1_4/bn2/bn/gamma holds NaN or infinite values"),
+    ("bn1/bn/var", with_value(3, -0.5),
+     "parameter bn1/bn/var (a BatchNorm variance) holds negative values (down to -0.5)"),
+], ids=["nan", "inf", "negative-variance"])
+def test_nan_or_a_negative_variance_is_refused_and_nothing_written(tmp_path, fan1_params, name, change, said):
+    path = fan1_file(tmp_path / "broken.h5", changed(fan1_params, name, change))
+    for backend in ("nnabla", "onnxruntime"):
+        assert_one_line_error(infer(path, tmp_path, "--backend", backend), f"{path}: {said}; the weights are broken")
+    assert_one_line_error(run_tool(EXPORT, "--model", path, "--output", tmp_path / "broken.onnx"), f"{path}: {said}")
+    assert sorted(os.listdir(tmp_path)) == ["boxes.json", "broken.h5"]  # no JSON, no ONNX model cached
+
+
+def test_converting_a_checkpoint_with_a_negative_variance_is_refused(tmp_path):
+    state = checkpoints.authors_fan(1, "avg", seed=3).state_dict()
+    state["conv2.bn1.running_var"][7] = -2.0
+    torch.save(state, tmp_path / "fan1.pth")
+    result = run_tool("converters/convert_model_weights.py", "-i", tmp_path / "fan1.pth", "-o", tmp_path / "fan1.h5")
+    assert_one_line_error(result, f"{tmp_path / 'fan1.pth'}: parameter conv2/bn1/bn/var (a BatchNorm variance) "
+                                  "holds negative values (down to -2)")
+    assert sorted(os.listdir(tmp_path)) == ["fan1.pth"]
+
+
+def test_output_that_is_not_finite_names_the_weights_file(tmp_path, fan1_params):
+    path = fan1_file(tmp_path / "huge.h5", changed(fan1_params, "l0/conv/W", huge))
+    load_weights(path)  # every value a finite number, every variance positive
+    said = f"{path}: the network gave NaN or infinite values; the weights are broken"
+    for backend in ("nnabla", "onnxruntime"):
+        assert_one_line_error(infer(path, tmp_path, "--backend", backend), said)
+        fa = FaceAlignment(path, context="cpu", backend=backend)
+        with pytest.raises(NonFiniteOutputError) as raised:
+            fa.get_landmarks_from_image(EINSTEIN, np.array([[250.0, 260.0, 600.0, 640.0]]))
+        assert str(raised.value).startswith(said)
+    assert not os.path.exists(tmp_path / "out.json")
+
+
+def test_a_cached_onnx_model_of_broken_weights_is_caught_at_its_output(tmp_path, fan1_params):
+    """A cache hit reads no weight values, so only the output can tell."""
+    broken = changed(fan1_params, "conv1/conv/W", with_value(5, np.nan))
+    path = fan1_file(tmp_path / "broken.h5", broken)
+    export_onnx(FAN1, broken, cache_candidates(open_weights(path))[0])  # as a version that checked nothing left it
+    assert_one_line_error(infer(path, tmp_path, "--backend", "onnxruntime"),
+                          f"{path}: the network gave NaN or infinite values")
+    assert not os.path.exists(tmp_path / "out.json")
+
+
+def test_weights_given_as_arrays_are_named_as_such(tmp_path, fan1_params, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    weights = Weights(FAN1, changed(fan1_params, "l0/conv/W", huge))
+    for backend in ("nnabla", "onnxruntime"):
+        with pytest.raises(NonFiniteOutputError, match="^the given weights: the network gave NaN or infinite"):
+            make_network(weights, backend)(CROPS)
+    sound = Weights(FAN1, fan1_params)
+    for backend in ("nnabla", "onnxruntime"):
+        assert np.isfinite(make_network(sound, backend)(CROPS)).all()

@@ -18,8 +18,8 @@ from ..files import sha256_of
 from ..registry import FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT, Architecture
 from .h5 import write_h5
 from .identify import resolve_architecture
-from .layout import IGNORED_SUFFIX, check_layout, describe, expected_parameters, infer_network, to_nnabla, \
-    torch_key
+from .layout import IGNORED_SUFFIX, check_layout, check_values, describe, expected_parameters, infer_network, \
+    to_nnabla, torch_key
 from .loading import ATTR_SOURCE, ATTR_SOURCE_SHA256, architecture_attrs
 
 
@@ -94,6 +94,7 @@ def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Option
         raise CheckpointMismatchError(
             f"{source}: tensors unused by {describe(kind, num_modules)}: {', '.join(listed[:3])}{more}")
     check_layout(params, kind, num_modules, source)  # names anything missing or misshapen
+    check_values(params, source)
     return params
 
 

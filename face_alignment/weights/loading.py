@@ -19,7 +19,7 @@ from ..registry import ARCHITECTURES, CROP_CONVENTIONS, FAN, KINDS, LANDMARK_TYP
     RESNET_DEPTH, Architecture
 from .h5 import read_h5, read_h5_names
 from .identify import resolve_architecture
-from .layout import IGNORED_SUFFIX, check_layout, describe, infer_network
+from .layout import IGNORED_SUFFIX, check_layout, check_values, describe, infer_network
 
 ATTR_ARCH = "arch"
 ATTR_KIND = "kind"
@@ -29,6 +29,8 @@ ATTR_LANDMARKS = "landmarks"
 ATTR_CROP = "crop"
 ATTR_SOURCE = "source_file"
 ATTR_SOURCE_SHA256 = "source_sha256"
+# What messages call weights given as arrays, which have no file to name.
+GIVEN_WEIGHTS = "the given weights"
 
 # What each recorded attribute may hold (its type, its values): the registry's values for the
 # Architecture field of the same name.
@@ -54,11 +56,17 @@ class Weights:
         self._params = None if params is None else OrderedDict(params)
 
     @property
+    def source(self) -> str:
+        """What messages name these weights by: their file, or :data:`GIVEN_WEIGHTS`."""
+        return self.path if self.path is not None else GIVEN_WEIGHTS
+
+    @property
     def params(self) -> "OrderedDict[str, np.ndarray]":
         if self._params is None:
             params, _ = read_h5(self.path)
             params = OrderedDict((k, v) for k, v in params.items() if not k.endswith(IGNORED_SUFFIX))
             check_layout(params, self.arch.kind, self.arch.num_modules, self.path)
+            check_values(params, self.path)
             self._params = params
         return self._params
 
