@@ -117,12 +117,15 @@ def _with_parameter_as(source, target, name, value):
     return str(target)
 
 
-@pytest.mark.parametrize("value, stored", [(np.array([b"0.5"] * 68), "|S3"),
-                                           (np.arange(68, dtype=np.int32), "int32")], ids=["bytes", "int"])
-def test_a_parameter_that_is_not_floats_is_named(tmp_path, fan1_params, value, stored):
+@pytest.mark.parametrize("value, stored", [
+    (np.array([b"0.5"] * 68), "|S3"),
+    (np.array(["0.5"] * 68, dtype=h5py.string_dtype()), "object"),
+    (np.ones(68, dtype=bool), "bool"),
+], ids=["bytes", "str", "bool"])
+def test_a_parameter_that_is_not_numbers_is_named(tmp_path, fan1_params, value, stored):
     good = fan1_file(tmp_path / "good.h5", fan1_params)
     path = _with_parameter_as(good, tmp_path / "odd.h5", "l0/conv/b", value)
-    expected = f"{path}: parameter l0/conv/b is stored as {stored}, expected floating-point numbers"
+    expected = f"{path}: parameter l0/conv/b is stored as {stored}, expected numbers"
     with pytest.raises(WeightsFileError) as raised:
         load_weights(path)
     assert str(raised.value) == expected

@@ -50,13 +50,12 @@ def read_h5_names(path: str) -> Tuple[List[str], Dict[str, object]]:
 
 
 def read_h5(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, object]]:
-    """(parameters in file order, root attributes). Parameters are floating-point numbers."""
+    """(parameters in file order, as float32, root attributes)."""
     with _reading(path) as f:
         found = _datasets(f)
         for name in found:
-            if f[name].dtype.kind != "f":
-                raise WeightsFileError(f"{path}: parameter {name} is stored as {f[name].dtype}, "
-                                       "expected floating-point numbers")
+            if f[name].dtype.kind not in "iuf":  # integers too: BatchNorm's step counter is one
+                raise WeightsFileError(f"{path}: parameter {name} is stored as {f[name].dtype}, expected numbers")
         order = {name: f[name].attrs.get("index", i) for i, name in enumerate(found)}
         params = OrderedDict(
             (name, np.asarray(f[name][...], dtype=np.float32)) for name in sorted(found, key=order.get))
