@@ -1,9 +1,12 @@
 """Broken weight files: nonsense architecture attributes, parameters that are no numbers, and
 values that make the network's output NaN give one line naming the file, in every tool and in
 the API, and nothing is written."""
+import argparse
 import dataclasses
+import gzip
 import json
 import os
+import pickle
 
 import h5py
 import numpy as np
@@ -20,6 +23,7 @@ from face_alignment.errors import CheckpointMismatchError, FaceAlignmentError, N
     WeightsFileError
 from face_alignment.registry import ARCHITECTURES, FAN
 from face_alignment.weights import Weights, load_weights, open_weights
+from face_alignment.weights.convert import convert_checkpoint
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.layout import expected_parameters
 from face_alignment.weights.loading import architecture_attrs
@@ -210,3 +214,69 @@ def test_weights_given_as_arrays_are_named_as_such(tmp_path, fan1_params, monkey
     sound = Weights(FAN1, fan1_params)
     for backend in ("nnabla", "onnxruntime"):
         assert np.isfinite(make_network(sound, backend)(CROPS)).all()
+
+
+CONVERT = "converters/convert_model_weights.py"
+DOWNLOADED = "2DFAN4-11f355bf06.pth.tar"
+# What failed downloads leave under the weights' name, and what the error says they look like.
+NOT_CHECKPOINTS = [
+    (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>\n", "looks like an HTML page"),
+    (b"\xef\xbb\xbf \r\n  <html><body>Please sign in</body></html>", "looks like an HTML page"),
+    (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>', "looks like an XML document"),
+    (b'{"message": "Not Found", "documentation_url": "https://example.org"}', "looks like JSON"),
+    (b"[]\n", "looks like JSON"),
+    (b"Not Found\n", "looks like text"),
+    ("Zugriff verweigert – bitte melden Sie sich an.\n".encode(), "looks like text"),
+    (b"", "is empty"),
+]
+
+
+@pytest.mark.parametrize("body, said", NOT_CHECKPOINTS, ids=range(len(NOT_CHECKPOINTS)))
+def test_a_page_saved_as_a_checkpoint_is_named_as_such(tmp_path, body, said):
+    source = tmp_path / DOWNLOADED
+    source.write_bytes(body)
+    expected = f"{source}: not a PyTorch checkpoint: it {said} (a failed download?)"
+    with pytest.raises(WeightsFileError) as raised:
+        convert_checkpoint(str(source), str(tmp_path / "out.h5"))
+    assert str(raised.value) == expected
+    result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "out.h5")
+    assert assert_one_line_error(result) == f"error: {expected}"
+    assert "pickle" not in result.stderr
+    assert sorted(os.listdir(tmp_path)) == [DOWNLOADED]
+
+
+def test_binary_that_is_no_torch_format_gets_no_pickle_advice(tmp_path):
+    source = tmp_path / DOWNLOADED
+    source.write_bytes(gzip.compress(b"<html></html>") + bytes(range(256)))
+    assert_one_line_error(run_tool(CONVERT, "-i", source, "-o", tmp_path / "out.h5"),
+                          f"{source}: not a PyTorch checkpoint (neither a zip archive nor torch's legacy format)")
+    # A pickle, but not torch.save's: no magic number first.
+    source.write_bytes(pickle.dumps({"conv1.weight": [0.0]}, protocol=2))
+    assert_one_line_error(run_tool(CONVERT, "-i", source, "-o", tmp_path / "out.h5"), "neither a zip archive")
+    assert sorted(os.listdir(tmp_path)) == [DOWNLOADED]
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["legacy", "zip"])
+def test_a_checkpoint_holding_python_objects_still_gets_the_pickle_advice(tmp_path, zipped):
+    model = checkpoints.authors_fan(1, "avg", seed=3)
+    source = tmp_path / "fan1.pth.tar"
+    torch.save({"state_dict": model.state_dict(), "args": argparse.Namespace(lr=0.1)}, source,
+               _use_new_zipfile_serialization=zipped)
+    assert_one_line_error(run_tool(CONVERT, "-i", source, "-o", tmp_path / "out.h5"),
+                          f"{source}: holds Python objects besides tensors", "--allow-pickle")
+    assert sorted(os.listdir(tmp_path)) == ["fan1.pth.tar"]
+    result = run_tool(CONVERT, "-i", source, "-o", tmp_path / "out.h5", "--allow-pickle")
+    assert result.returncode == 0, result.stderr
+    reference = checkpoints.nnabla_params(model, FAN, 1)
+    converted = load_weights(str(tmp_path / "out.h5")).params
+    assert list(converted) == list(reference)
+    assert all(np.array_equal(converted[k], reference[k]) for k in reference)
+
+
+def test_a_page_saved_as_an_h5_is_named_as_such(tmp_path):
+    page = tmp_path / "2DFAN4_NNabla_model.h5"
+    page.write_bytes(NOT_CHECKPOINTS[0][0])
+    expected = f"{page}: not a readable HDF5 weight file: it looks like an HTML page (a failed download?)"
+    assert_one_line_error(infer(page, tmp_path), expected)
+    assert_one_line_error(run_tool(EXPORT, "--model", page, "--output", tmp_path / "out.onnx"), expected)
+    assert sorted(os.listdir(tmp_path)) == ["2DFAN4_NNabla_model.h5", "boxes.json"]

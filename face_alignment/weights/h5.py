@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import WeightsFileError
 from ..files import atomic_write
+from .sniff import not_weights
 
 
 @contextmanager
@@ -26,7 +27,8 @@ def _reading(path: str):
         with h5py.File(path, "r") as f:
             yield f
     except OSError as e:
-        raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
+        raise WeightsFileError(not_weights(path, "a readable HDF5 weight file") or
+                               f"{path}: not a readable HDF5 weight file ({e})") from None
 
 
 def _datasets(f) -> List[str]:
