@@ -1,12 +1,43 @@
-"""What every command line shares: errors become one line on stderr and exit status 2."""
+"""What every command line shares: errors become one line on stderr and exit status 2, and
+SIGTERM cleans up as Ctrl-C does."""
 import argparse
+import contextlib
 import functools
 import logging
+import signal
 import sys
+import threading
 
 from .errors import FaceAlignmentError
 
 EXIT_BAD_INPUT = 2
+# What a shell reports for a process that SIGTERM ended: a supervisor (timeout, a job queue)
+# sees that it was stopped, not that its input was bad.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that the same
+    ``finally`` and ``with`` blocks remove temporary files and folders."""
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises :class:`Terminated` within the block (Python handles signals in the main
+    thread only: elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def positive_int(text: str) -> int:
@@ -29,14 +60,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def command_line(main):
     """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or Ctrl-C) prints
-    ``error: <message>`` and returns 2 instead of a traceback."""
+    ``error: <message>`` and returns 2 instead of a traceback; SIGTERM unwinds like Ctrl-C,
+    prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
         # force: nnabla configures the root logger on import with a timestamped format.
         logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
         try:
-            return main(argv)
+            with _sigterm_raises():
+                return main(argv)
+        except Terminated:
+            print("error: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
         except FaceAlignmentError as e:
             print(f"error: {e}", file=sys.stderr)
         except OSError as e:

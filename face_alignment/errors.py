@@ -18,6 +18,10 @@ class CheckpointMismatchError(WeightsFileError):
     """Weights that do not fit the network: missing, unused or wrongly shaped tensors."""
 
 
+class NonFiniteOutputError(WeightsFileError):
+    """A network that gave NaN or infinite values: its weights are broken."""
+
+
 class OutputExistsError(FaceAlignmentError):
     """An output file that already exists and was not to be overwritten."""
 

@@ -3,7 +3,7 @@ import logging
 
 from .backends.export import EXPORTERS, ONNX_OPSET
 from .cli_support import ArgumentParser, command_line
-from .registry import ARCHITECTURES
+from .registry import ARCHITECTURES, MODULE_COUNTS
 
 log = logging.getLogger("face_alignment")
 
@@ -18,7 +18,7 @@ def parser() -> ArgumentParser:
                    help=f"file to write; its extension ({', '.join(EXPORTERS)}) chooses the format")
     p.add_argument("--arch", choices=list(ARCHITECTURES),
                    help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
-    p.add_argument("--network-size", type=int, choices=(1, 2, 3, 4),
+    p.add_argument("--network-size", type=int, choices=MODULE_COUNTS,
                    help="hourglass modules; default: what the weight file holds")
     p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
     return p

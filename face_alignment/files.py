@@ -24,10 +24,33 @@ def atomic_write(path: str, force: bool = True):
         yield tmp
         # mkstemp makes the file private (0600); give it the permissions open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        _commit(tmp, path, force)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _commit(tmp: str, path: str, force: bool):
+    """Give ``tmp`` the name ``path``. Without ``force`` this fails if ``path`` exists by then,
+    in the same step as it is made: of two writers that both found no ``path``, one wins."""
+    if force:
+        os.replace(tmp, path)
+        return
+    exists = OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
+    try:
+        os.link(tmp, path)  # the caller removes tmp
+    except FileExistsError:
+        raise exists from None
+    except OSError:  # a file system without hard links: reserve the name, then fill it
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise exists from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.remove(path)
+            raise
 
 
 def _umask() -> int:

@@ -18,15 +18,22 @@ RESNET_DEPTH = "resnet_depth"
 CROP_AUTHORS = "authors"  # box centre moved up 0.12 h, square of 200 * (w + h) / 195
 CROP_IBUG = "ibug"  # square of mean(w, h) / 0.55 around the box centre
 
+# What each field of an Architecture may be: weight files record them, and are checked against these.
+KINDS = (FAN, RESNET_DEPTH)
+MODULE_COUNTS = (1, 2, 3, 4)  # hourglass modules a FAN may have
+POOLINGS = ("avg", "max")
+LANDMARK_TYPES = ("2D", "3D")
+CROP_CONVENTIONS = (CROP_AUTHORS, CROP_IBUG)
+
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
     kind: str  # FAN or RESNET_DEPTH
-    num_modules: int = 4  # hourglass modules (FAN only)
-    pooling: str = "avg"  # "avg" or "max", in the stem and inside the hourglasses (FAN only)
+    num_modules: int = 4  # hourglass modules, one of MODULE_COUNTS (FAN only)
+    pooling: str = "avg"  # one of POOLINGS, in the stem and inside the hourglasses (FAN only)
     landmarks: str = "2D"  # what the heatmaps are: "2D" contour points or "3D" projections
-    crop: str = CROP_AUTHORS
+    crop: str = CROP_AUTHORS  # one of CROP_CONVENTIONS
     decode: str = "centroid"  # default heatmap decoding
     description: str = ""
 

@@ -43,7 +43,7 @@ def test_missing_file(tmp_path):
 def test_text_file(tmp_path):
     source = tmp_path / "2DFAN4.pth.tar"
     source.write_text("this is not a checkpoint\n")
-    convert_fails(tmp_path, source, "2DFAN4.pth.tar", "not a readable PyTorch checkpoint")
+    convert_fails(tmp_path, source, "2DFAN4.pth.tar: not a PyTorch checkpoint: it looks like text")
 
 
 def test_truncated_checkpoint(tmp_path, fan2_source):

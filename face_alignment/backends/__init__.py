@@ -44,7 +44,7 @@ def make_network(weights: Weights, backend: Optional[str] = None, context=None) 
     context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
     backend = backend or default_backend(context_name)
     if backend == NNABLA:
-        return NNablaNetwork(weights.arch, weights.params, context)
+        return NNablaNetwork(weights.arch, weights.params, context, weights.source)
     if backend == ONNXRUNTIME:
         if context_name != "cpu":
             raise BackendUnavailableError(

@@ -117,7 +117,7 @@ def export_model(weights_path: str, output_path: str, arch: Optional[str] = None
         # Checked before the export, which takes seconds, rather than after it.
         raise OutputExistsError(f"{output_path}: already exists (pass --force to overwrite)")
     weights = load_weights(weights_path, num_modules=num_modules, arch=arch)
-    EXPORTERS[extension](weights.arch, weights.params, output_path)
+    EXPORTERS[extension](weights.arch, weights.params, output_path, force=force)
     return weights.arch
 
 

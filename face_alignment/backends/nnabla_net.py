@@ -9,14 +9,18 @@ from ..errors import FaceAlignmentError
 from ..registry import Architecture
 from ..nets import build_graph, input_channels
 from ..shapes import CROP_SIZE
+from ..weights.loading import GIVEN_WEIGHTS
 from .context import make_context
+from .output import checked_output
 
 
 class NNablaNetwork:
     """A FAN or ResNetDepth with its weights, callable on float32 batches (B, C, 256, 256)."""
 
-    def __init__(self, arch: Architecture, params: Dict[str, np.ndarray], context=None):
+    def __init__(self, arch: Architecture, params: Dict[str, np.ndarray], context=None,
+                 source: str = GIVEN_WEIGHTS):
         self.arch = arch
+        self.source = source  # what errors name the weights by: their file
         self.context = context if context is not None else make_context("cpu")
         self._scope = OrderedDict()
         with nn.parameter_scope("", self._scope), nn.context_scope(self.context):
@@ -54,4 +58,4 @@ class NNablaNetwork:
         x, y = self.graph(batch.shape[0])
         x.d = batch
         y.forward(clear_buffer=True)
-        return np.array(y.d, copy=True)
+        return checked_output(np.array(y.d, copy=True), self.source)

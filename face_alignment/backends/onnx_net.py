@@ -19,6 +19,7 @@ from ..registry import Architecture
 from ..weights import Weights
 from ..nets import input_channels
 from .export import EXPORT_VERSION, INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
+from .output import checked_output
 
 log = logging.getLogger(__name__)
 ORT_PACKAGE = "onnxruntime"
@@ -106,6 +107,7 @@ class OnnxRuntimeNetwork:
             raise BackendUnavailableError(f"backend 'onnxruntime' needs its package: pip install {ORT_PACKAGE}") \
                 from None
         self.arch = weights.arch
+        self.source = weights.source  # what errors name the weights by: their file
         self._options = session_options(threads)
         candidates = cache_candidates(weights, cache_dir)
         self.model_path, self._session = self._cached_session(candidates)
@@ -151,4 +153,4 @@ class OnnxRuntimeNetwork:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        return checked_output(self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0], self.source)

@@ -9,6 +9,8 @@ import nnabla as nn
 import nnabla.functions as F
 import nnabla.parametric_functions as PF
 
+from ..registry import POOLINGS
+
 
 def conv(x, scope, out_channels, kernel, stride=1, pad=0, bias=True):
     with nn.parameter_scope(scope):
@@ -32,4 +34,4 @@ def pool2x2(x, pooling):
         return F.average_pooling(x, (2, 2))
     if pooling == "max":
         return F.max_pooling(x, (2, 2))
-    raise ValueError(f"pooling must be 'avg' or 'max', not {pooling!r}")
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")

@@ -7,6 +7,7 @@ every source tensor is used exactly once and every parameter of the graph is fil
 Needs torch, which inference does not.
 """
 import os
+import tarfile
 import zipfile
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
@@ -18,9 +19,10 @@ from ..files import sha256_of
 from ..registry import FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT, Architecture
 from .h5 import write_h5
 from .identify import resolve_architecture
-from .layout import IGNORED_SUFFIX, check_layout, describe, expected_parameters, infer_network, to_nnabla, \
-    torch_key
+from .layout import IGNORED_SUFFIX, check_layout, check_values, describe, expected_parameters, infer_network, \
+    to_nnabla, torch_key
 from .loading import ATTR_SOURCE, ATTR_SOURCE_SHA256, architecture_attrs
+from .sniff import not_weights
 
 
 def _torch():
@@ -32,6 +34,11 @@ def _torch():
     return torch
 
 
+# torch.save's pre-zip format starts with this number, pickled: after the pickle protocol
+# (and, from protocol 4, a frame header) come LONG1, its length and its 10 bytes.
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
 def _is_torchscript(path: str) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -39,16 +46,34 @@ def _is_torchscript(path: str) -> bool:
         return any("/code/" in n for n in z.namelist())
 
 
+def _container(path: str) -> Optional[str]:
+    """The format the file's first bytes say, for torch to read; None if they are none of torch's."""
+    if _is_torchscript(path):
+        return FORMAT_TORCHSCRIPT
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head.startswith(b"PK"):  # a zip archive, maybe cut short: torch says what is wrong
+        return FORMAT_TORCH
+    if (head.startswith(b"\x80") and _LEGACY_MAGIC in head) or tarfile.is_tarfile(path):
+        return FORMAT_TORCH_LEGACY  # the tar form is torch's oldest, which torch.load still reads
+    return None
+
+
 def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["OrderedDict[str, np.ndarray]", str]:
     """(state dict as float32 arrays with ``module.`` prefixes removed, format name)."""
     if not os.path.isfile(path):
         raise WeightsFileError(f"{path}: no such file")
+    # Only a file in one of torch's formats reaches torch.load: anything else would fail its
+    # weights-only check and be taken for a checkpoint holding Python objects.
+    fmt = _container(path)
+    if fmt is None:
+        raise WeightsFileError(not_weights(path, "a PyTorch checkpoint") or
+                               f"{path}: not a PyTorch checkpoint (neither a zip archive nor torch's legacy format)")
     torch = _torch()
     try:
-        if _is_torchscript(path):
-            loaded, fmt = torch.jit.load(path, map_location="cpu").state_dict(), FORMAT_TORCHSCRIPT
+        if fmt == FORMAT_TORCHSCRIPT:
+            loaded = torch.jit.load(path, map_location="cpu").state_dict()
         else:
-            fmt = FORMAT_TORCH if zipfile.is_zipfile(path) else FORMAT_TORCH_LEGACY
             try:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - torch raises many types for arbitrary objects
@@ -94,6 +119,7 @@ def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Option
         raise CheckpointMismatchError(
             f"{source}: tensors unused by {describe(kind, num_modules)}: {', '.join(listed[:3])}{more}")
     check_layout(params, kind, num_modules, source)  # names anything missing or misshapen
+    check_values(params, source)
     return params
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import WeightsFileError
 from ..files import atomic_write
+from .sniff import not_weights
 
 
 @contextmanager
@@ -26,7 +27,8 @@ def _reading(path: str):
         with h5py.File(path, "r") as f:
             yield f
     except OSError as e:
-        raise WeightsFileError(f"{path}: not a readable HDF5 weight file ({e})") from None
+        raise WeightsFileError(not_weights(path, "a readable HDF5 weight file") or
+                               f"{path}: not a readable HDF5 weight file ({e})") from None
 
 
 def _datasets(f) -> List[str]:
@@ -50,9 +52,12 @@ def read_h5_names(path: str) -> Tuple[List[str], Dict[str, object]]:
 
 
 def read_h5(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, object]]:
-    """(parameters in file order, root attributes)."""
+    """(parameters in file order, as float32, root attributes)."""
     with _reading(path) as f:
         found = _datasets(f)
+        for name in found:
+            if f[name].dtype.kind not in "iuf":  # integers too: BatchNorm's step counter is one
+                raise WeightsFileError(f"{path}: parameter {name} is stored as {f[name].dtype}, expected numbers")
         order = {name: f[name].attrs.get("index", i) for i, name in enumerate(found)}
         params = OrderedDict(
             (name, np.asarray(f[name][...], dtype=np.float32)) for name in sorted(found, key=order.get))

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, Optional, Tuple
 import nnabla as nn
 import numpy as np
 
-from ..errors import CheckpointMismatchError
+from ..errors import CheckpointMismatchError, WeightsFileError
 from ..nets import build_graph, input_channels
 from ..registry import FAN, RESNET_DEPTH
 from ..shapes import CROP_SIZE
@@ -80,6 +80,17 @@ def check_layout(params: Dict[str, np.ndarray], kind: str, num_modules: Optional
     if problems:
         raise CheckpointMismatchError(
             f"{source}: does not fit {describe(kind, num_modules)} ({'; '.join(problems)})")
+
+
+def check_values(params: Dict[str, np.ndarray], source: str):
+    """Raise WeightsFileError for values no trained network holds: NaN or infinity anywhere,
+    a negative BatchNorm variance. Either would make every output NaN."""
+    for name, value in params.items():
+        if not np.isfinite(value).all():
+            raise WeightsFileError(f"{source}: parameter {name} holds NaN or infinite values; the weights are broken")
+        if name.rsplit("/", 2)[-2:] == ["bn", "var"] and value.size and value.min() < 0:
+            raise WeightsFileError(f"{source}: parameter {name} (a BatchNorm variance) holds negative values "
+                                   f"(down to {value.min():.3g}); the weights are broken")
 
 
 # nnabla (layer, leaf) -> PyTorch parameter or buffer name

@@ -15,10 +15,11 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError
 from ..files import sha256_of
-from ..registry import ARCHITECTURES, FAN, Architecture
+from ..registry import ARCHITECTURES, CROP_CONVENTIONS, FAN, KINDS, LANDMARK_TYPES, MODULE_COUNTS, POOLINGS, \
+    RESNET_DEPTH, Architecture
 from .h5 import read_h5, read_h5_names
 from .identify import resolve_architecture
-from .layout import IGNORED_SUFFIX, check_layout, describe, infer_network
+from .layout import IGNORED_SUFFIX, check_layout, check_values, describe, infer_network
 
 ATTR_ARCH = "arch"
 ATTR_KIND = "kind"
@@ -28,6 +29,13 @@ ATTR_LANDMARKS = "landmarks"
 ATTR_CROP = "crop"
 ATTR_SOURCE = "source_file"
 ATTR_SOURCE_SHA256 = "source_sha256"
+# What messages call weights given as arrays, which have no file to name.
+GIVEN_WEIGHTS = "the given weights"
+
+# What each recorded attribute may hold (its type, its values): the registry's values for the
+# Architecture field of the same name.
+_RECORDED = {ATTR_KIND: (str, KINDS), ATTR_MODULES: (int, MODULE_COUNTS), ATTR_POOLING: (str, POOLINGS),
+             ATTR_LANDMARKS: (str, LANDMARK_TYPES), ATTR_CROP: (str, CROP_CONVENTIONS)}
 
 
 class Weights:
@@ -48,11 +56,17 @@ class Weights:
         self._params = None if params is None else OrderedDict(params)
 
     @property
+    def source(self) -> str:
+        """What messages name these weights by: their file, or :data:`GIVEN_WEIGHTS`."""
+        return self.path if self.path is not None else GIVEN_WEIGHTS
+
+    @property
     def params(self) -> "OrderedDict[str, np.ndarray]":
         if self._params is None:
             params, _ = read_h5(self.path)
             params = OrderedDict((k, v) for k, v in params.items() if not k.endswith(IGNORED_SUFFIX))
             check_layout(params, self.arch.kind, self.arch.num_modules, self.path)
+            check_values(params, self.path)
             self._params = params
         return self._params
 
@@ -74,18 +88,39 @@ def architecture_attrs(arch: Architecture) -> dict:
             ATTR_POOLING: arch.pooling, ATTR_LANDMARKS: arch.landmarks, ATTR_CROP: arch.crop}
 
 
-def _architecture_from_attrs(attrs: dict) -> Optional[Architecture]:
+def _shown(value) -> str:
+    """A recorded value as one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _architecture_from_attrs(attrs: dict, path: str) -> Optional[Architecture]:
+    """The architecture the file's root attributes record, every one of them checked; None if
+    it records none. A name the registry does not know must come with the fields to build it."""
     if ATTR_ARCH not in attrs:
         return None
-    known = ARCHITECTURES.get(attrs[ATTR_ARCH])
-    fields = {f.name for f in dataclasses.fields(Architecture)}
-    recorded = {k: attrs[k] for k in (ATTR_KIND, ATTR_MODULES, ATTR_POOLING, ATTR_LANDMARKS, ATTR_CROP)
-                if k in attrs and k in fields}
-    if ATTR_MODULES in recorded:
-        recorded[ATTR_MODULES] = int(recorded[ATTR_MODULES])
+    name = attrs[ATTR_ARCH]
+    if not isinstance(name, str) or not name.strip():
+        raise CheckpointMismatchError(f"{path}: attribute {ATTR_ARCH}={_shown(name)}: expected an architecture name")
+    recorded = {}
+    for key, (expected_type, allowed) in _RECORDED.items():
+        if key not in attrs:
+            continue
+        value = attrs[key]
+        if type(value) is not expected_type or value not in allowed:  # type() so that True is no module count
+            raise CheckpointMismatchError(f"{path}: attribute {key}={_shown(value)}: expected one of "
+                                          f"{', '.join(map(str, allowed))}")
+        recorded[key] = value
+    known = ARCHITECTURES.get(name)
     if known is not None:
         return dataclasses.replace(known, **recorded)
-    return Architecture(name=str(attrs[ATTR_ARCH]), **recorded)
+    needed = [ATTR_KIND] if recorded.get(ATTR_KIND) == RESNET_DEPTH else list(_RECORDED)
+    missing = [key for key in needed if key not in recorded]
+    if missing:
+        raise CheckpointMismatchError(
+            f"{path}: records architecture {name!r}, which is not one of {', '.join(ARCHITECTURES)}, "
+            f"without {', '.join(missing)} to build it (pass --arch to choose one)")
+    return Architecture(name=name, **recorded)
 
 
 def open_weights(path: str, kind: Optional[str] = None, num_modules: Optional[int] = None,
@@ -104,8 +139,9 @@ def open_weights(path: str, kind: Optional[str] = None, num_modules: Optional[in
         raise CheckpointMismatchError(
             f"{path}: holds {describe(found_kind, found_modules)}, "
             f"but {describe(kind or found_kind, num_modules)} was asked for")
-    resolved = resolve_architecture(path, found_kind, found_modules, arch, _architecture_from_attrs(attrs),
-                                    doing="loading")
+    # An architecture the caller names replaces what the file records, unread.
+    recorded = None if arch is not None else _architecture_from_attrs(attrs, path)
+    resolved = resolve_architecture(path, found_kind, found_modules, arch, recorded, doing="loading")
     return Weights(resolved, path=path)
 
 
