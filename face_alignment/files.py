@@ -7,12 +7,22 @@ from contextlib import contextmanager
 from .errors import FaceAlignmentError, OutputExistsError
 
 
+def check_not_there(path: str, force: bool) -> None:
+    """Refuse an existing ``path`` unless ``force``: the early check that spares a long job
+    whose output could not be written (``atomic_write`` checks again as it finishes)."""
+    if not force and os.path.exists(path):
+        raise _exists(path)
+
+
+def _exists(path: str) -> OutputExistsError:
+    return OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
+
+
 @contextmanager
 def atomic_write(path: str, force: bool = True):
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on any
     error it is removed. Refuses an existing ``path`` unless ``force``."""
-    if os.path.exists(path) and not force:
-        raise OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
+    check_not_there(path, force)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FaceAlignmentError(f"{folder}: output folder does not exist")
@@ -36,7 +46,7 @@ def _commit(tmp: str, path: str, force: bool):
     if force:
         os.replace(tmp, path)
         return
-    exists = OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
+    exists = _exists(path)
     try:
         os.link(tmp, path)  # the caller removes tmp
     except FileExistsError:

@@ -17,8 +17,8 @@ from typing import Dict, Optional
 import nnabla as nn
 import numpy as np
 
-from ..errors import BackendUnavailableError, FaceAlignmentError, OutputExistsError
-from ..files import atomic_write
+from ..errors import BackendUnavailableError, FaceAlignmentError
+from ..files import atomic_write, check_not_there
 from ..registry import Architecture
 from ..weights import load_weights
 from .nnabla_net import NNablaNetwork
@@ -77,7 +77,11 @@ def onnx_model(arch: Architecture, params: Dict[str, np.ndarray], dynamic_batch:
             f"(or the project's export extra: {EXPORT_EXTRA})")
     import onnx
     from nnabla.utils.converter.nnabla import NnpImporter
-    from nnabla.utils.converter.onnx import OnnxExporter
+    from nnabla.utils.converter.onnx import OnnxExporter, exporter
+
+    # The exporter numbers the names it makes from a module-level counter: reset it, so the
+    # same weights give the same bytes whatever was exported before in this process.
+    exporter.random_seed = 0
 
     with tempfile.TemporaryDirectory(prefix="fan-export-") as folder:
         nnp_path = export_nnp(arch, params, os.path.join(folder, "model.nnp"))
@@ -113,9 +117,7 @@ def export_model(weights_path: str, output_path: str, arch: Optional[str] = None
     if extension not in EXPORTERS:
         raise FaceAlignmentError(f"{output_path}: unknown output format {extension or '(no extension)'!r}; "
                                  f"expected {' or '.join(EXPORTERS)}")
-    if os.path.exists(output_path) and not force:
-        # Checked before the export, which takes seconds, rather than after it.
-        raise OutputExistsError(f"{output_path}: already exists (pass --force to overwrite)")
+    check_not_there(output_path, force)  # before the export, which takes seconds
     weights = load_weights(weights_path, num_modules=num_modules, arch=arch)
     EXPORTERS[extension](weights.arch, weights.params, output_path, force=force)
     return weights.arch

@@ -30,14 +30,13 @@ import numpy as np
 
 from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
-from ..registry import CROP_AUTHORS, CROP_IBUG
+from ..registry import CROP_AUTHORS, CROP_CONVENTIONS, CROP_IBUG
 from ..shapes import CROP_SIZE, HEATMAP_SIZE
 
 AUTHORS_REFERENCE_SCALE = 195.0
 AUTHORS_CENTER_SHIFT = 0.12  # of the box height, upwards
 AUTHORS_SCALE_UNIT = 200.0  # a face of scale 1 is 200 pixels across
 IBUG_CROP_RATIO = 0.55  # face size over crop size
-CONVENTIONS = (CROP_AUTHORS, CROP_IBUG)
 # Crop windows must fit the authors' int32 corners; the ``to_image`` back-projection of
 # integer landmarks truncates to int32 too.
 WINDOW_COORDINATE_LIMIT = 2 ** 31
@@ -110,7 +109,7 @@ def face_frames(boxes: np.ndarray, convention: str = CROP_AUTHORS,
     if convention == CROP_IBUG:
         return _ibug_frames(boxes)
     raise FaceAlignmentError(
-        f"unknown crop convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+        f"unknown crop convention {convention!r}; expected one of {', '.join(CROP_CONVENTIONS)}")
 
 
 def crop_faces(image: np.ndarray, boxes: np.ndarray, convention: str = CROP_AUTHORS,

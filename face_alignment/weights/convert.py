@@ -14,8 +14,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import CheckpointMismatchError, FaceAlignmentError, OutputExistsError, WeightsFileError
-from ..files import sha256_of
+from ..errors import CheckpointMismatchError, FaceAlignmentError, WeightsFileError
+from ..files import check_not_there, sha256_of
 from ..registry import FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT, Architecture
 from .h5 import write_h5
 from .identify import resolve_architecture
@@ -126,8 +126,7 @@ def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Option
 def convert_checkpoint(source: str, destination: str, arch: Optional[str] = None, force: bool = False,
                        allow_pickle: bool = False, expect_kind: Optional[str] = None) -> Architecture:
     """Convert ``source`` to the NNabla ``.h5`` ``destination``; returns its architecture."""
-    if os.path.exists(destination) and not force:
-        raise OutputExistsError(f"{destination}: already exists (pass --force to overwrite)")
+    check_not_there(destination, force)
     state, _ = read_torch_checkpoint(source, allow_pickle)
     kind, num_modules = infer_network(state, ".", source)
     if expect_kind is not None and kind != expect_kind:
