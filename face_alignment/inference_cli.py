@@ -4,6 +4,7 @@ Keeps every flag of nnabla-examples' script with its meaning, and adds what user
 PyTorch face-alignment package expect: several images or folders, JSON output, given boxes,
 a choice of decoding, flip augmentation and detector.
 """
+import argparse
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
 from .document import image_record, write_document
 from .pipeline.decode import DECODE_METHODS
+from .validation import check_reference_scale
 
 log = logging.getLogger("face_alignment")
 
@@ -28,6 +30,17 @@ DEFAULT_MODELS = {
     "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+
+
+def _reference_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = text
+    try:
+        return check_reference_scale(value)
+    except FaceAlignmentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parser() -> ArgumentParser:
@@ -47,7 +60,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--network-size", type=int, choices=(1, 2, 3, 4),
                    help="hourglass modules; default: what the weight file holds")
     p.add_argument("--arch", help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
-    p.add_argument("--reference-scale", type=float, default=195.0,
+    p.add_argument("--reference-scale", type=_reference_scale, default=195.0,
                    help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
     p.add_argument("--context", "-c", choices=CONTEXTS,
                    help=f"nnabla context (default: {default_context_name()}, or cpu with --backend onnxruntime; "

@@ -1,0 +1,52 @@
+"""model_inference.py and evaluate given what a user may type by mistake: nothing is
+destroyed, nothing is left half done, and each mistake is one line naming what is wrong."""
+import dataclasses
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+import checkpoints
+from conftest import CPU, SHARED, assert_one_line_error, run_tool
+from face_alignment.registry import ARCHITECTURES, FAN
+from face_alignment.weights.h5 import write_h5
+from face_alignment.weights.loading import architecture_attrs
+
+TOOL = "model_inference.py"
+FACES = os.path.join(SHARED, "data", "faces")
+EINSTEIN = os.path.join(FACES, "einstein.jpg")
+EINSTEIN_BOX = [250.0, 260.0, 600.0, 640.0]
+NNABLA_CPU = ("--backend", "nnabla", *CPU)
+
+
+def fan1_h5(path, arch="2DFAN4", attrs=True):
+    """A 1-module FAN with random weights, recorded as ``arch`` (or recording nothing)."""
+    recorded = dataclasses.replace(ARCHITECTURES[arch], name=arch.replace("4", "1"), num_modules=1)
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
+    write_h5(str(path), params, architecture_attrs(recorded) if attrs else {})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fan1(tmp_path_factory):
+    return fan1_h5(tmp_path_factory.mktemp("fan1") / "fan1.h5")
+
+
+@pytest.fixture
+def boxes(tmp_path):
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps([EINSTEIN_BOX]))
+    return str(path)
+
+
+@pytest.mark.parametrize("scale", ["0", "-195", "nan", "inf", "-inf", "big"])
+def test_reference_scale_must_be_a_positive_finite_number(tmp_path, fan1, boxes, scale):
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--boxes", boxes, f"--reference-scale={scale}",
+                      "--save-json", tmp_path / "r.json", *NNABLA_CPU)
+    assert_one_line_error(result, f"reference_scale {scale!r}" if scale == "big" else "reference_scale",
+                          "expected a positive finite number")
+    assert "Warning" not in result.stderr
+    assert not (tmp_path / "r.json").exists()
