@@ -30,6 +30,7 @@ DEFAULT_MODELS = {
     "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
 
 
 def _reference_scale(text: str) -> float:
@@ -75,7 +76,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--detector", choices=("hog", "cnn"),
                    help="dlib face detector (default: hog on cpu, cnn on cudnn)")
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]}")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; a name that "
+                   "matches no image is an error)")
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
@@ -116,7 +118,9 @@ def collect_images(paths: List[str]) -> List[str]:
 
 
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected."""
+    """Boxes for each image from a JSON file; images it does not mention are detected, and a
+    file name that names none of the images is refused (a misspelt name must not silently
+    leave its image to the detector)."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -124,6 +128,8 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
     except ValueError as e:
         raise FaceAlignmentError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise FaceAlignmentError(f"{path}: JSON nested too deeply; expected {BOXES_JSON}") from None
 
     def parse(value, where):
         return as_boxes(value, f"{path}: {where}")
@@ -133,8 +139,15 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         return [boxes for _ in images]
     if isinstance(data, dict):
         by_name = {name: parse(value, repr(name)) for name, value in data.items()}
+        known = set(images) | {os.path.basename(p) for p in images}
+        unknown = [name for name in by_name if name not in known]
+        if unknown:
+            listed = ", ".join(map(repr, unknown[:5])) + (f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else "")
+            raise FaceAlignmentError(
+                f"{path}: {listed} {'names' if len(unknown) == 1 else 'name'} none of the images; expected "
+                f"the file name or path of an image given, e.g. {os.path.basename(images[0])!r}")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
-    raise FaceAlignmentError(f"{path}: expected a list of boxes or an object mapping file names to boxes")
+    raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
 
 def output_path(output: Optional[str], image: str, several: bool) -> str:

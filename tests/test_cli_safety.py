@@ -50,3 +50,55 @@ def test_reference_scale_must_be_a_positive_finite_number(tmp_path, fan1, boxes,
                           "expected a positive finite number")
     assert "Warning" not in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+# --- --boxes and --predictions: JSON that is not what it should be ----------------------------------
+
+def _deep(depth):
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (_deep(100000), ["nested too deeply"]),
+    (json.dumps([1, 2, 3, 4, 5, 6, 7, 8]), ["shape (8,)", "expected (N, 4)"]),
+    ('{"einstein.jpg": [[250, 260, 600, Infinity]]}', ["'einstein.jpg'", "NaN or infinite"]),
+    ('[[250, 260, 600, 1e999]]', ["the list", "NaN or infinite"]),
+    (json.dumps({"einstien.jpg": [EINSTEIN_BOX]}), ["'einstien.jpg' names none of the images", "einstein.jpg"]),
+    (json.dumps({"einstein.jpg": [EINSTEIN_BOX], "a.jpg": [], "b.jpg": []}), ["'a.jpg', 'b.jpg' name none"]),
+])
+def test_boxes_that_are_not_boxes_for_these_images(tmp_path, fan1, content, fragments):
+    bad = tmp_path / "bad_boxes.json"
+    bad.write_text(content)
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--boxes", bad, "--save-json", tmp_path / "r.json",
+                      *NNABLA_CPU)
+    assert_one_line_error(result, str(bad), *fragments)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_boxes_keyed_by_the_path_given_or_the_file_name(tmp_path, fan1):
+    """The check for misspelt names accepts both ways of naming an image."""
+    given = tmp_path / "boxes.json"
+    given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": []}))
+    out = tmp_path / "r.json"
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image", os.path.join(FACES, "breakingbad.jpg"),
+                      "--boxes", given, "--save-json", out, *NNABLA_CPU)
+    assert result.returncode == 0, result.stderr
+    [einstein, breakingbad] = json.loads(out.read_text())["images"]
+    assert [face["box"] for face in einstein["faces"]] == [EINSTEIN_BOX]
+    assert breakingbad["faces"] == []  # an empty list is "no face here", not "detect"
+
+
+@pytest.fixture
+def ground_truth(tmp_path):
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    for name in ("einstein.jpg", "einstein.pts"):
+        shutil.copy(os.path.join(FACES, name), folder / name)
+    return folder
+
+
+def test_deeply_nested_predictions(tmp_path, ground_truth):
+    bad = tmp_path / "deep.json"
+    bad.write_text(_deep(100000))
+    assert_one_line_error(run_tool("-m face_alignment.evaluate", "--ground-truth", ground_truth, "--predictions", bad),
+                          str(bad), "nested too deeply")
