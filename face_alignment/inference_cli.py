@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -101,19 +102,33 @@ def find_model(given: Optional[str], which: str) -> str:
 
 
 def collect_images(paths: List[str]) -> List[str]:
+    """The image files of ``paths`` (files, or folders whose images are listed), each checked
+    to be there and readable, so that a permission problem is reported as one."""
     from .pipeline.image import list_images
 
     images = []
     for path in paths:
-        if os.path.isdir(path):
-            found = list_images(path)
-            if not found:
-                raise FaceAlignmentError(f"{path}: folder holds no images")
-            images.extend(found)
-        elif os.path.exists(path):
+        try:
+            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FaceAlignmentError(f"{path}: no such image or folder") from None
+        except OSError as e:  # e.g. a folder on the way that cannot be entered
+            raise FaceAlignmentError(f"{path}: cannot reach the image or folder ({e.strerror})") from None
+        if not is_folder:
             images.append(path)
-        else:
-            raise FaceAlignmentError(f"{path}: no such image or folder")
+            continue
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as e:
+            raise FaceAlignmentError(f"{path}: cannot list the folder ({e.strerror})") from None
+        found = list_images(path)
+        if not found:
+            raise FaceAlignmentError(f"{path}: folder holds no images")
+        images.extend(found)
+    for image in images:
+        if not os.access(image, os.R_OK):
+            raise FaceAlignmentError(f"{image}: cannot read the image (permission denied)")
     return images
 
 

@@ -80,8 +80,8 @@ def test_boxes_keyed_by_the_path_given_or_the_file_name(tmp_path, fan1):
     given = tmp_path / "boxes.json"
     given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": []}))
     out = tmp_path / "r.json"
-    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image", os.path.join(FACES, "breakingbad.jpg"),
-                      "--boxes", given, "--save-json", out, *NNABLA_CPU)
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image",
+                      os.path.join(FACES, "breakingbad.jpg"), "--boxes", given, "--save-json", out, *NNABLA_CPU)
     assert result.returncode == 0, result.stderr
     [einstein, breakingbad] = json.loads(out.read_text())["images"]
     assert [face["box"] for face in einstein["faces"]] == [EINSTEIN_BOX]
@@ -102,3 +102,106 @@ def test_deeply_nested_predictions(tmp_path, ground_truth):
     bad.write_text(_deep(100000))
     assert_one_line_error(run_tool("-m face_alignment.evaluate", "--ground-truth", ground_truth, "--predictions", bad),
                           str(bad), "nested too deeply")
+
+
+# --- Permissions ------------------------------------------------------------------------------------
+# Tests run as root, whom the kernel lets read anything, so what it does for other users is
+# simulated in this process: the os functions fail for a "locked" folder (mode 000) as they do
+# for a user who is not its owner.
+
+def lock(monkeypatch, folder, unreadable_files=()):
+    """Make ``folder`` behave as a folder of mode 000 (and ``unreadable_files`` as files of mode
+    000) does to an unprivileged user: it cannot be listed, nothing in it can be reached."""
+    folder = os.path.abspath(folder)
+    unreadable = {os.path.abspath(f) for f in unreadable_files}
+
+    def inside(path):
+        return isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)).startswith(folder + os.sep)
+
+    def denied(path):
+        return PermissionError(13, "Permission denied", os.fspath(path))
+
+    def guard(function, refuse):
+        def guarded(path=".", *args, **kwargs):
+            if refuse(path):
+                raise denied(path)
+            return function(path, *args, **kwargs)
+        return guarded
+
+    listing = lambda path: isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)) == folder  # noqa
+    monkeypatch.setattr(os, "scandir", guard(os.scandir, lambda p: listing(p) or inside(p)))
+    monkeypatch.setattr(os, "listdir", guard(os.listdir, lambda p: listing(p) or inside(p)))
+    monkeypatch.setattr(os, "stat", guard(os.stat, inside))
+    monkeypatch.setattr(os, "lstat", guard(os.lstat, inside))
+    access = os.access
+
+    def guarded_access(path, mode, *args, **kwargs):
+        if inside(path) or (listing(path) and mode != os.F_OK):
+            return False
+        if isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)) in unreadable:
+            return mode == os.F_OK
+        return access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", guarded_access)
+
+
+def run_in_process(capsys, main, *args):
+    """``main`` (a command line's) on ``args``: its exit status and its one error line."""
+    status = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    return status, err[-1] if err else ""
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(EINSTEIN, folder / "einstein.jpg")
+    return folder
+
+
+def test_a_folder_that_cannot_be_listed_is_not_empty(monkeypatch, capsys, fan1, photos):
+    from face_alignment.inference_cli import main
+
+    lock(monkeypatch, photos)
+    status, error = run_in_process(capsys, main, "-m", fan1, "--test-image", photos,
+                                   "--save-json", photos.parent / "r.json")
+    assert status == 2
+    assert error == f"error: {photos}: cannot list the folder (Permission denied)"
+
+
+def test_an_image_in_a_folder_that_cannot_be_entered_is_not_missing(monkeypatch, capsys, fan1, photos):
+    from face_alignment.inference_cli import main
+
+    lock(monkeypatch, photos)
+    image = photos / "einstein.jpg"
+    status, error = run_in_process(capsys, main, "-m", fan1, "--test-image", image,
+                                   "--save-json", photos.parent / "r.json")
+    assert status == 2
+    assert error == f"error: {image}: cannot reach the image or folder (Permission denied)"
+
+
+def test_an_image_that_cannot_be_read(monkeypatch, capsys, fan1, photos, tmp_path):
+    from face_alignment.inference_cli import main
+
+    image = photos / "einstein.jpg"
+    lock(monkeypatch, tmp_path / "elsewhere", unreadable_files=[image])
+    status, error = run_in_process(capsys, main, "-m", fan1, "--test-image", photos,
+                                   "--save-json", photos.parent / "r.json")
+    assert status == 2
+    assert error == f"error: {image}: cannot read the image (permission denied)"
+
+
+def test_a_ground_truth_subfolder_that_cannot_be_listed(monkeypatch, capsys, tmp_path, ground_truth):
+    from face_alignment.evaluate import main
+
+    hidden = ground_truth / "helen"
+    hidden.mkdir()
+    for name in ("breakingbad.jpg", "breakingbad.pts"):
+        shutil.copy(os.path.join(FACES, name), hidden / name)
+    predictions = tmp_path / "p.json"
+    predictions.write_text(json.dumps({"images": [{"path": "einstein.jpg", "faces": []}]}))
+    lock(monkeypatch, hidden)
+    status, error = run_in_process(capsys, main, "--ground-truth", ground_truth, "--predictions", predictions)
+    assert status == 2
+    assert error == f"error: {hidden}: cannot read the ground-truth folder (Permission denied)"
