@@ -5,6 +5,7 @@ import hashlib
 import os
 import secrets
 from contextlib import contextmanager
+from typing import Iterable, Sequence, Tuple
 
 from .errors import FaceAlignmentError, OutputExistsError
 
@@ -73,3 +74,68 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+Named = Tuple[str, str]  # (what a path is to the user, e.g. "--save-json", path)
+
+
+def check_outputs(files: Sequence[Named], inputs: Iterable[Named] = (), folders: Sequence[Named] = ()) -> None:
+    """Before any work is done, check that every output ``files`` entry can be written: its
+    folder exists (or is one of the output ``folders``, which must exist or be possible to
+    make) and is writable, it is not a folder, its name is not too long, and it is neither an
+    input nor another output. Paths are compared as the files they name (the same file by
+    any path, symbolic or hard link), not as strings. Raises FaceAlignmentError naming the
+    path and what it is."""
+    checked = set()
+    for what, folder in folders:
+        _check_folder(folder, what, may_create=True)
+        checked.add(os.path.abspath(folder))
+    for what, path in files:
+        if os.path.isdir(path):
+            raise FaceAlignmentError(f"{path}: {what} is a folder; expected a file name")
+        folder = os.path.dirname(path) or os.curdir
+        if os.path.abspath(folder) not in checked:
+            _check_folder(folder, what, may_create=False)
+            checked.add(os.path.abspath(folder))
+        _check_name_length(path, what, folder)
+    claimed = {}
+    for what, path in inputs:
+        claimed.setdefault(_file_key(path), (what, path, "an input"))
+    for what, path in files:
+        key = _file_key(path)
+        if key in claimed:
+            other_what, other, role = claimed[key]
+            raise FaceAlignmentError(f"{path}: {what} is the same file as {other_what} {other}; "
+                                     f"expected a path that is not {role}")
+        claimed[key] = (what, path, "another output")
+
+
+def _file_key(path: str):
+    """What identifies the file ``path`` names: its inode if it exists, else its real path."""
+    try:
+        st = os.stat(path)
+        return "inode", st.st_dev, st.st_ino
+    except OSError:
+        return "path", os.path.normcase(os.path.realpath(path))
+
+
+def _check_folder(folder: str, what: str, may_create: bool) -> None:
+    existing = folder
+    while not os.path.lexists(existing):  # the folder, or the nearest that exists on the way to it
+        if not may_create:
+            raise FaceAlignmentError(f"{folder}: the folder for {what} does not exist")
+        existing = os.path.dirname(existing.rstrip(os.sep)) or os.curdir
+    if not os.path.isdir(existing):
+        raise FaceAlignmentError(f"{existing}: not a folder; {what} needs a folder there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FaceAlignmentError(f"{existing}: cannot write {what} in this folder (permission denied)")
+
+
+def _check_name_length(path: str, what: str, folder: str) -> None:
+    name = os.fsencode(os.path.basename(path))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX") if os.path.isdir(folder) else 255
+    except (OSError, ValueError):
+        return
+    if len(name) > limit:
+        raise FaceAlignmentError(f"{path}: {what}: file name of {len(name)} bytes; expected at most {limit}")

@@ -9,7 +9,8 @@ import json
 import logging
 import os
 import stat
-from typing import Dict, List, Optional
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
 from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
+from .files import check_outputs
 from .document import image_record, write_document
 from .pipeline.decode import DECODE_METHODS
 from .validation import check_reference_scale
@@ -53,8 +55,10 @@ def parser() -> ArgumentParser:
                    "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
     p.add_argument("--test-image", action="append", required=True, metavar="PATH",
                    help="image file or folder of images; repeat for several")
-    p.add_argument("--output", help="picture to write (one image), or folder (several); default output.png, "
-                   "or nothing when only --save-json is asked for")
+    p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
+                   "folder; made if need be): "
+                   f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
+                   "--save-json is asked for. No output may be an input or another output")
     p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
                    help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
     p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
@@ -165,11 +169,56 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
 
-def output_path(output: Optional[str], image: str, several: bool) -> str:
-    if not several:
-        return output
-    stem = os.path.splitext(os.path.basename(image))[0]
-    return os.path.join(output, f"{stem}_landmarks.png")
+PICTURE_SUFFIX = "_landmarks.png"
+PICTURE_NAMES = (
+    "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
+    "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
+    "extension kept (a/face.jpg, b/face.jpg: a_face.jpg_landmarks.png, b_face.jpg_landmarks.png), and "
+    "a name still taken (ignoring case) gets the first free number: face_landmarks_2.png")
+NAME_MAX = 255  # bytes in a file name on common file systems
+
+
+def picture_names(images: Sequence[str]) -> List[str]:
+    """The file names of the pictures of ``images`` in one folder, in order: different from
+    each other even where case is ignored (see :data:`PICTURE_NAMES`)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    sharing = Counter(stem.casefold() for stem in stems)
+    groups: Dict[str, List[int]] = {}
+    for index, stem in enumerate(stems):
+        if sharing[stem.casefold()] > 1:
+            groups.setdefault(stem.casefold(), []).append(index)
+    names = [stem + PICTURE_SUFFIX for stem in stems]
+    for members in groups.values():
+        paths = [os.path.abspath(images[i]) for i in members]
+        common = os.path.commonpath([os.path.dirname(p) for p in paths])
+        for index, path in zip(members, paths):
+            flat = os.path.relpath(path, common).replace(os.sep, "_")
+            if len(os.fsencode(flat + PICTURE_SUFFIX)) <= NAME_MAX:
+                names[index] = flat + PICTURE_SUFFIX
+    # The first image to have a name keeps it; a later one is numbered, skipping taken names.
+    taken, repeated = set(), []
+    for index, name in enumerate(names):
+        if name.casefold() in taken:
+            repeated.append(index)
+        taken.add(name.casefold())
+    for index in repeated:
+        base = names[index][:-len(PICTURE_SUFFIX)]
+        number = 2
+        while f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png".casefold() in taken:
+            number += 1
+        names[index] = f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png"
+        taken.add(names[index].casefold())
+    return names
+
+
+def picture_paths(output: Optional[str], images: List[str], into_folder: bool) -> List[Optional[str]]:
+    """Where each image's picture goes: ``output`` itself (one image), in the folder
+    ``output``, or nowhere without ``output``."""
+    if not output:
+        return [None] * len(images)
+    if not into_folder:
+        return [output]
+    return [os.path.join(output, name) for name in picture_names(images)]
 
 
 @command_line
@@ -185,32 +234,46 @@ def main(argv=None):
     output = args.output
     if output is None and not args.save_json:
         output = "output" if several else "output.png"
-    if output and several:
-        os.makedirs(output, exist_ok=True)
-    boxes = read_boxes(args.boxes, images) if args.boxes else None
-
+    # An existing folder takes the picture of even one image.
+    into_folder = bool(output) and (several or os.path.isdir(output))
+    pictures = picture_paths(output, images, into_folder)
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
+    # Every output is checked before any work, so that a mistake costs no wait and leaves no
+    # half-done results; and no output may overwrite an input or another output.
+    if output and not into_folder:
+        draw.check_image_path(output)
+    inputs = [("--test-image", p) for p in images] + [
+        (flag, p) for flag, p in (("--boxes", args.boxes), ("--model", model), ("--resnet-depth-model", depth),
+                                  ("--cnn-face-detection-model", args.cnn_model)) if p]
+    outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
+               for image, picture in zip(images, pictures) if picture]
+    outputs += [("--save-json", args.save_json)] if args.save_json else []
+    check_outputs(outputs, inputs, folders=[("--output", output)] if into_folder else [])
+    boxes = read_boxes(args.boxes, images) if args.boxes else None
+
     fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size, backend=args.backend)
+    if into_folder:
+        os.makedirs(output, exist_ok=True)
 
     records = []
     progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
-    for path, image, predictions in fa.predict_files(images, boxes, (fa.decode,)):
+    results = fa.predict_files(images, boxes, (fa.decode,))
+    for (path, image, predictions), target in zip(results, pictures):
         prediction = predictions[fa.decode]
         progress.update(1)
         if len(prediction.boxes) == 0:
             log.warning("%s: no face found", path)
         records.append(image_record(path, image.shape, prediction))
-        if output:
+        if target:
             faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
             picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
             if args.caption:
                 picture = draw.caption(picture, args.caption)
-            target = output_path(output, path, several)
             draw.save_image(target, picture)
             log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     progress.close()

@@ -205,3 +205,111 @@ def test_a_ground_truth_subfolder_that_cannot_be_listed(monkeypatch, capsys, tmp
     status, error = run_in_process(capsys, main, "--ground-truth", ground_truth, "--predictions", predictions)
     assert status == 2
     assert error == f"error: {hidden}: cannot read the ground-truth folder (Permission denied)"
+
+
+# --- Outputs: never an input, never each other, checked before any work ---------------------------
+
+def _folder_state(folder):
+    return {p: open(os.path.join(folder, p), "rb").read() for p in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, p))}
+
+
+@pytest.mark.parametrize("outputs, fragments", [
+    (["--output", "face.jpg"], ["face.jpg: --output is the same file as --test-image face.jpg"]),
+    (["--output", "./photo_link.png"], ["--output is the same file as --test-image face.jpg"]),  # a symbolic link
+    (["--save-json", "face.jpg"], ["face.jpg: --save-json is the same file as --test-image face.jpg"]),
+    (["--save-json", "hard_link.json"], ["--save-json is the same file as --test-image face.jpg"]),
+    (["--save-json", "boxes.json"], ["--save-json is the same file as --boxes boxes.json"]),
+    (["--save-json", "fan.h5"], ["--save-json is the same file as --model fan.h5"]),
+    (["--output", "x.png", "--save-json", "sub/../x.png"], ["--save-json is the same file as --output x.png",
+                                                            "not another output"]),
+])
+def test_no_output_overwrites_an_input_or_another_output(tmp_path, fan1, outputs, fragments):
+    shutil.copy(EINSTEIN, tmp_path / "face.jpg")
+    shutil.copy(fan1, tmp_path / "fan.h5")
+    (tmp_path / "boxes.json").write_text(json.dumps([EINSTEIN_BOX]))
+    (tmp_path / "sub").mkdir()
+    os.symlink("face.jpg", tmp_path / "photo_link.png")
+    os.link(tmp_path / "face.jpg", tmp_path / "hard_link.json")
+    before = _folder_state(tmp_path)
+    result = run_tool(TOOL, "-m", "fan.h5", "--test-image", "face.jpg", "--boxes", "boxes.json", *outputs,
+                      *NNABLA_CPU, cwd=tmp_path)
+    assert_one_line_error(result, *fragments, "expected a path that is not")
+    assert _folder_state(tmp_path) == before
+    with open(EINSTEIN, "rb") as original:
+        assert (tmp_path / "face.jpg").read_bytes() == original.read()
+
+
+def test_an_output_folder_that_is_missing_is_found_before_any_picture_is_drawn(tmp_path, fan1, boxes):
+    pictures = tmp_path / "pictures"
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image", os.path.join(FACES, "breakingbad.jpg"),
+                      "--boxes", boxes, "--output", pictures, "--save-json", tmp_path / "missing" / "r.json",
+                      *NNABLA_CPU)
+    assert_one_line_error(result, f"{tmp_path / 'missing'}: the folder for --save-json does not exist")
+    assert not pictures.exists()
+
+
+@pytest.mark.parametrize("images, outputs, fragment", [
+    (2, ["--save-json", "{locked}/r.json"], "{locked}: cannot write --save-json in this folder (permission denied)"),
+    (2, ["--output", "{locked}/new/pics"], "{locked}: cannot write --output in this folder (permission denied)"),
+    (2, ["--output", "{file}/pics"], "{file}: not a folder; --output needs a folder there"),
+    (2, ["--save-json", "{tmp}"], "{tmp}: --save-json is a folder; expected a file name"),
+    (1, ["--output", "{tmp}/result"], "{tmp}/result: unsupported image file extension (use e.g. .png or .jpg)"),
+    (1, ["--save-json", "{tmp}/" + "r" * 300 + ".json"], "--save-json: file name of 305 bytes; expected at most 255"),
+])
+def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
+        monkeypatch, capsys, tmp_path, fan1, boxes, images, outputs, fragment):
+    from face_alignment import api, inference_cli
+
+    places = dict(locked=tmp_path / "locked", file=boxes, tmp=tmp_path)
+    places["locked"].mkdir()
+    access = os.access
+    # The kernel's answer to a user other than the owner of the folder "locked" (mode 755).
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and not (
+        os.path.abspath(path) == str(places["locked"]) and mode & os.W_OK))
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    status, error = run_in_process(capsys, inference_cli.main, "-m", fan1, *["--test-image", EINSTEIN] * images,
+                                   "--boxes", boxes, *[part.format(**places) for part in outputs])
+    assert status == 2
+    assert error.startswith("error: ") and fragment.format(**places) in error
+    assert os.listdir(places["locked"]) == []
+
+
+# --- One picture per image, named predictably ------------------------------------------------------
+
+@pytest.mark.parametrize("images, names", [
+    (["p/einstein.jpg", "p/face.jpg"], ["einstein_landmarks.png", "face_landmarks.png"]),
+    (["a/face.jpg", "b/face.jpg", "a/face.png", "a/einstein.jpg"],
+     ["a_face.jpg_landmarks.png", "b_face.jpg_landmarks.png", "a_face.png_landmarks.png", "einstein_landmarks.png"]),
+    (["x/2020/face.jpg", "x/2021/face.jpg"], ["2020_face.jpg_landmarks.png", "2021_face.jpg_landmarks.png"]),
+    (["x/Face.jpg", "y/face.jpg"], ["x_Face.jpg_landmarks.png", "y_face.jpg_landmarks.png"]),  # case-blind systems
+    (["Face.jpg", "face.jpg"], ["Face.jpg_landmarks.png", "face.jpg_landmarks_2.png"]),
+    (["a_b/face.jpg", "a/b/face.jpg"], ["a_b_face.jpg_landmarks.png", "a_b_face.jpg_landmarks_2.png"]),
+    (["face.jpg", "face.jpg", "./face.jpg"],
+     ["face.jpg_landmarks.png", "face.jpg_landmarks_2.png", "face.jpg_landmarks_3.png"]),
+    (["s/x_face.jpg.png", "a/face.jpg", "b/face.jpg"],  # a unique stem that is a clash's name
+     ["x_face.jpg_landmarks.png", "a_face.jpg_landmarks.png", "b_face.jpg_landmarks.png"]),
+    (["s/a_face.jpg.png", "s/a/face.jpg", "s/b/face.jpg"],
+     ["a_face.jpg_landmarks.png", "a_face.jpg_landmarks_2.png", "b_face.jpg_landmarks.png"]),
+])
+def test_picture_names(images, names):
+    from face_alignment.inference_cli import picture_names
+
+    assert picture_names(images) == names
+
+
+def test_images_of_the_same_name_get_a_picture_each(tmp_path, fan1, boxes):
+    for folder, name, source in [("a", "face.jpg", EINSTEIN), ("b", "face.jpg", os.path.join(FACES, "breakingbad.jpg")),
+                                 ("a", "face.png", os.path.join(FACES, "breakingbad.jpg"))]:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / folder / name), cv2.imread(source)[:300 + 100 * len(os.listdir(tmp_path))])
+    images = ["a/face.jpg", "b/face.jpg", "a/face.png", "a/face.jpg"]
+    result = run_tool(TOOL, "-m", fan1, *sum((["--test-image", image] for image in images), []), "--boxes", boxes,
+                      "--output", "pics", *NNABLA_CPU, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = {"a_face.jpg_landmarks.png": "a/face.jpg", "b_face.jpg_landmarks.png": "b/face.jpg",
+                "a_face.png_landmarks.png": "a/face.png", "a_face.jpg_landmarks_2.png": "a/face.jpg"}
+    assert sorted(os.listdir(tmp_path / "pics")) == sorted(expected)
+    for picture, image in expected.items():  # each picture is of its own image (their heights differ)
+        assert cv2.imread(str(tmp_path / "pics" / picture)).shape == cv2.imread(str(tmp_path / image)).shape
+        assert f"{image}: 1 face(s) -> {os.path.join('pics', picture)}" in result.stderr
