@@ -147,7 +147,10 @@ def lock(monkeypatch, folder, unreadable_files=()):
 
 def run_in_process(capsys, main, *args):
     """``main`` (a command line's) on ``args``: its exit status and its one error line."""
-    status = main([str(a) for a in args])
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's way out
+        status = e.code
     err = capsys.readouterr().err.strip().splitlines()
     return status, err[-1] if err else ""
 
@@ -313,3 +316,43 @@ def test_images_of_the_same_name_get_a_picture_each(tmp_path, fan1, boxes):
     for picture, image in expected.items():  # each picture is of its own image (their heights differ)
         assert cv2.imread(str(tmp_path / "pics" / picture)).shape == cv2.imread(str(tmp_path / image)).shape
         assert f"{image}: 1 face(s) -> {os.path.join('pics', picture)}" in result.stderr
+
+
+# --- evaluate: the CED chart ------------------------------------------------------------------------
+
+@pytest.fixture
+def predictions(tmp_path):
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps({"images": [{"path": "einstein.jpg", "faces": []}]}))
+    return path
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("{predictions}", "--ced-plot is the same file as --predictions {predictions}"),
+    ("{gt}/einstein.jpg", "--ced-plot is the same file as the ground-truth image {gt}/einstein.jpg"),
+    ("{gt}/./einstein.pts", "--ced-plot is the same file as the annotation {gt}/einstein.pts"),
+])
+def test_the_ced_plot_overwrites_no_input(tmp_path, ground_truth, predictions, target, fragment):
+    before = {**_folder_state(tmp_path), **_folder_state(ground_truth)}
+    places = dict(predictions=predictions, gt=ground_truth)
+    result = run_tool("-m face_alignment.evaluate", "--ground-truth", ground_truth, "--predictions", predictions,
+                      "--ced-plot", target.format(**places))
+    assert_one_line_error(result, fragment.format(**places), "expected a path that is not an input")
+    assert {**_folder_state(tmp_path), **_folder_state(ground_truth)} == before
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--ced-plot", "{tmp}/missing/ced.png"], "{tmp}/missing: the folder for --ced-plot does not exist"),
+    (["--ced-plot", "{tmp}"], "{tmp}: --ced-plot is a folder; expected a file name"),
+    (["--threshold", "0"], "threshold 0.0: expected a positive number"),
+    (["--ced-plot", "{tmp}/ced.png", "--plot-size", "50x50"], "plot size 50x50: expected whole numbers of pixels"),
+])
+def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypatch, capsys, tmp_path, ground_truth,
+                                                                       fan1, options, fragment):
+    from face_alignment import api, evaluate
+
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    status, error = run_in_process(capsys, evaluate.main, "--ground-truth", ground_truth, "--model", fan1,
+                                   "--gt-boxes", *[o.format(tmp=tmp_path) for o in options])
+    assert status == 2
+    assert error.startswith("error: ") and fragment.format(tmp=tmp_path) in error
