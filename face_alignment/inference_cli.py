@@ -81,8 +81,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--detector", choices=("hog", "cnn"),
                    help="dlib face detector (default: hog on cpu, cnn on cudnn)")
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; a name that "
-                   "matches no image is an error)")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
+                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
+                   "an error)")
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
@@ -136,10 +137,14 @@ def collect_images(paths: List[str]) -> List[str]:
     return images
 
 
+def _some(names: List[str], shown: int = 3) -> str:
+    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected, and a
-    file name that names none of the images is refused (a misspelt name must not silently
-    leave its image to the detector)."""
+    """Boxes for each image from a JSON file; images it does not mention are detected, unless
+    it also names files that are none of the images: then a misspelt name would silently
+    leave its image to the detector, and it is refused."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -160,11 +165,14 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         by_name = {name: parse(value, repr(name)) for name, value in data.items()}
         known = set(images) | {os.path.basename(p) for p in images}
         unknown = [name for name in by_name if name not in known]
-        if unknown:
-            listed = ", ".join(map(repr, unknown[:5])) + (f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
+        # A file may hold boxes for more images than are given (a whole data set's); but a name
+        # of no image while an image is left to the detector is most likely a misspelling.
+        if unknown and unnamed:
             raise FaceAlignmentError(
-                f"{path}: {listed} {'names' if len(unknown) == 1 else 'name'} none of the images; expected "
-                f"the file name or path of an image given, e.g. {os.path.basename(images[0])!r}")
+                f"{path}: {_some(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
+                f"{_some(unnamed)} would be detected; expected the file name or path of each image to give boxes "
+                f"for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 

@@ -63,22 +63,26 @@ def _deep(depth):
     (json.dumps([1, 2, 3, 4, 5, 6, 7, 8]), ["shape (8,)", "expected (N, 4)"]),
     ('{"einstein.jpg": [[250, 260, 600, Infinity]]}', ["'einstein.jpg'", "NaN or infinite"]),
     ('[[250, 260, 600, 1e999]]', ["the list", "NaN or infinite"]),
-    (json.dumps({"einstien.jpg": [EINSTEIN_BOX]}), ["'einstien.jpg' names none of the images", "einstein.jpg"]),
-    (json.dumps({"einstein.jpg": [EINSTEIN_BOX], "a.jpg": [], "b.jpg": []}), ["'a.jpg', 'b.jpg' name none"]),
+    (json.dumps({"einstien.jpg": [EINSTEIN_BOX]}),
+     [f"'einstien.jpg' names none of the images, and {EINSTEIN!r}, ", "would be detected"]),
+    (json.dumps({"einstein.jpg": [EINSTEIN_BOX], "a.jpg": [], "b.jpg": []}),
+     [f"'a.jpg', 'b.jpg' name none of the images, and {os.path.join(FACES, 'breakingbad.jpg')!r} would be"]),
 ])
 def test_boxes_that_are_not_boxes_for_these_images(tmp_path, fan1, content, fragments):
     bad = tmp_path / "bad_boxes.json"
     bad.write_text(content)
-    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--boxes", bad, "--save-json", tmp_path / "r.json",
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image",
+                      os.path.join(FACES, "breakingbad.jpg"), "--boxes", bad, "--save-json", tmp_path / "r.json",
                       *NNABLA_CPU)
     assert_one_line_error(result, str(bad), *fragments)
     assert not (tmp_path / "r.json").exists()
 
 
 def test_boxes_keyed_by_the_path_given_or_the_file_name(tmp_path, fan1):
-    """The check for misspelt names accepts both ways of naming an image."""
+    """The check for misspelt names accepts both ways of naming an image, and boxes of other
+    images when every image given has its own."""
     given = tmp_path / "boxes.json"
-    given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": []}))
+    given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": [], "other.jpg": [[1, 2, 3, 4]]}))
     out = tmp_path / "r.json"
     result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image",
                       os.path.join(FACES, "breakingbad.jpg"), "--boxes", given, "--save-json", out, *NNABLA_CPU)
@@ -245,9 +249,9 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path, fan1, outputs
 
 def test_an_output_folder_that_is_missing_is_found_before_any_picture_is_drawn(tmp_path, fan1, boxes):
     pictures = tmp_path / "pictures"
-    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image", os.path.join(FACES, "breakingbad.jpg"),
-                      "--boxes", boxes, "--output", pictures, "--save-json", tmp_path / "missing" / "r.json",
-                      *NNABLA_CPU)
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image",
+                      os.path.join(FACES, "breakingbad.jpg"), "--boxes", boxes, "--output", pictures,
+                      "--save-json", tmp_path / "missing" / "r.json", *NNABLA_CPU)
     assert_one_line_error(result, f"{tmp_path / 'missing'}: the folder for --save-json does not exist")
     assert not pictures.exists()
 
@@ -356,3 +360,4 @@ def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypat
                                    "--gt-boxes", *[o.format(tmp=tmp_path) for o in options])
     assert status == 2
     assert error.startswith("error: ") and fragment.format(tmp=tmp_path) in error
+
