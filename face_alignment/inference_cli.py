@@ -177,6 +177,28 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
 
+def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
+    """Refuse a FAN named as a 2D one (by --arch, by what the file records or by its name)
+    for 3D landmarks: ResNetDepth's z would be paired with the wrong points. A FAN that
+    nothing names (nnabla-examples' files record nothing) is taken as the user says."""
+    if resolved.landmarks != "2D":
+        return
+    from .registry import weights_for_file
+    from .weights.h5 import read_h5_names
+    from .weights.loading import ATTR_ARCH
+
+    if arch:
+        said_by = "as --arch says"
+    elif ATTR_ARCH in read_h5_names(model)[1]:
+        said_by = "as the file records"
+    elif weights_for_file(os.path.basename(model)) is not None:
+        said_by = "as its name says; pass --arch if it is not"
+    else:
+        return
+    raise FaceAlignmentError(f"{model}: holds {resolved.name}, a 2D-FAN ({said_by}); --landmarks-type-3D needs "
+                             f"a 3D-FAN such as 3DFAN4")
+
+
 PICTURE_SUFFIX = "_landmarks.png"
 PICTURE_NAMES = (
     "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
@@ -265,6 +287,8 @@ def main(argv=None):
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size, backend=args.backend)
+    if args.landmarks_3d:
+        check_3d_fan(model, args.arch, fa.arch)
     if into_folder:
         os.makedirs(output, exist_ok=True)
 

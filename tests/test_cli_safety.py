@@ -361,3 +361,43 @@ def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypat
     assert status == 2
     assert error.startswith("error: ") and fragment.format(tmp=tmp_path) in error
 
+
+# --- A 2D-FAN for 3D landmarks -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fans_3d(tmp_path_factory, depth_net):
+    """ResNetDepth, FANs that say they are 2D or 3D in different ways, and FANs that say nothing."""
+    from face_alignment.registry import RESNET_DEPTH
+
+    folder = tmp_path_factory.mktemp("fans_3d")
+    write_h5(str(folder / "depth.h5"), checkpoints.nnabla_params(depth_net, RESNET_DEPTH),
+             architecture_attrs(ARCHITECTURES["ResNetDepth"]))
+    fan1_h5(folder / "recorded_2d.h5", "2DFAN4")
+    fan1_h5(folder / "recorded_3d.h5", "3DFAN4")
+    fan1_h5(folder / "nameless.h5", attrs=False)
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(4, "avg", seed=5), FAN, 4)
+    write_h5(str(folder / "3DFAN4_NNabla_model.h5"), params, {})  # as nnabla-examples publish it
+    os.link(folder / "3DFAN4_NNabla_model.h5", folder / "2DFAN4_NNabla_model.h5")
+    return folder
+
+
+@pytest.mark.parametrize("model, fragments", [
+    ("recorded_2d.h5", ["holds 2DFAN1, a 2D-FAN (as the file records)"]),
+    ("2DFAN4_NNabla_model.h5", ["holds 2DFAN4, a 2D-FAN (as its name says; pass --arch if it is not)"]),
+])
+def test_a_2d_fan_is_refused_for_3d_landmarks(tmp_path, fans_3d, boxes, model, fragments):
+    result = run_tool(TOOL, "--landmarks-type-3D", "-m", fans_3d / model, "--resnet-depth-model", fans_3d / "depth.h5",
+                      "--test-image", EINSTEIN, "--boxes", boxes, "--save-json", tmp_path / "r.json",
+                      "--output", tmp_path / "r.png", *NNABLA_CPU)
+    assert_one_line_error(result, str(fans_3d / model), *fragments, "--landmarks-type-3D needs a 3D-FAN")
+    assert os.listdir(tmp_path) == ["boxes.json"]
+
+
+@pytest.mark.parametrize("model", ["recorded_3d.h5", "nameless.h5", "3DFAN4_NNabla_model.h5"])
+def test_a_fan_that_is_3d_or_says_nothing_gives_3d_landmarks(tmp_path, fans_3d, boxes, model):
+    out = tmp_path / "r.json"
+    result = run_tool(TOOL, "--landmarks-type-3D", "-m", fans_3d / model, "--resnet-depth-model", fans_3d / "depth.h5",
+                      "--test-image", EINSTEIN, "--boxes", boxes, "--save-json", out, *NNABLA_CPU)
+    assert result.returncode == 0, result.stderr
+    [face] = json.loads(out.read_text())["images"][0]["faces"]
+    assert np.array(face["landmarks"]).shape == (68, 3)
