@@ -401,3 +401,10 @@ def test_a_fan_that_is_3d_or_says_nothing_gives_3d_landmarks(tmp_path, fans_3d, 
     assert result.returncode == 0, result.stderr
     [face] = json.loads(out.read_text())["images"][0]["faces"]
     assert np.array(face["landmarks"]).shape == (68, 3)
+
+
+def test_an_existing_output_folder_takes_the_picture_of_one_image(tmp_path, fan1, boxes):
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--boxes", boxes, "--output", tmp_path, *NNABLA_CPU)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["boxes.json", "einstein_landmarks.png"]
+    assert cv2.imread(str(tmp_path / "einstein_landmarks.png")).shape == cv2.imread(EINSTEIN).shape
