@@ -132,6 +132,11 @@ def collect_images(paths: List[str]) -> List[str]:
             raise FaceAlignmentError(f"{path}: folder holds no images")
         images.extend(found)
     for image in images:
+        try:
+            image.encode("utf-8")
+        except UnicodeEncodeError:  # OpenCV crashes (SIGSEGV) on such a path
+            raise FaceAlignmentError(f"{image}: the file name is not valid UTF-8, which OpenCV cannot open; "
+                                     "expected a file name in UTF-8 (rename the file)") from None
         if not os.access(image, os.R_OK):
             raise FaceAlignmentError(f"{image}: cannot read the image (permission denied)")
     return images

@@ -408,3 +408,13 @@ def test_an_existing_output_folder_takes_the_picture_of_one_image(tmp_path, fan1
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ["boxes.json", "einstein_landmarks.png"]
     assert cv2.imread(str(tmp_path / "einstein_landmarks.png")).shape == cv2.imread(EINSTEIN).shape
+
+
+def test_an_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, fan1, boxes):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with open(os.path.join(bytes(folder), b"caf\xe9.jpg"), "wb") as f, open(EINSTEIN, "rb") as photo:
+        f.write(photo.read())
+    result = run_tool(TOOL, "-m", fan1, "--test-image", folder, "--boxes", boxes, "--save-json", tmp_path / "r.json",
+                      *NNABLA_CPU)
+    assert_one_line_error(result, str(folder), "caf\\udce9.jpg: the file name is not valid UTF-8")
