@@ -29,7 +29,7 @@ import numpy as np
 
 from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
-from .files import check_outputs
+from .files import check_outputs, check_utf8_path
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
 from .evaluation.metrics import FACE_SIZE, checked_threshold
@@ -104,6 +104,8 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
         raise FaceAlignmentError(f"--label given {len(args.label)} times for {len(methods)} decoding(s)")
     labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
     images = list(ground_truth.values())
+    for image in images:
+        check_utf8_path(image.path)
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
                        cnn_detector_model=args.cnn_model)

@@ -62,6 +62,17 @@ def _naming(error: OSError, tmp, path: str) -> OSError:
     return error
 
 
+def check_utf8_path(path: str) -> str:
+    """``path`` if it is valid UTF-8: OpenCV's imread crashes the process (SIGSEGV) on a path
+    with undecodable bytes (a Latin-1 name on a UTF-8 system)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FaceAlignmentError(f"{path}: the file name is not valid UTF-8, which OpenCV cannot open; "
+                                 "expected a file name in UTF-8 (rename the file)") from None
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -18,7 +18,7 @@ from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
 from .cli_support import ArgumentParser, command_line
 from .errors import FaceAlignmentError
-from .files import check_outputs
+from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
 from .pipeline.decode import DECODE_METHODS
 from .validation import check_reference_scale
@@ -132,11 +132,7 @@ def collect_images(paths: List[str]) -> List[str]:
             raise FaceAlignmentError(f"{path}: folder holds no images")
         images.extend(found)
     for image in images:
-        try:
-            image.encode("utf-8")
-        except UnicodeEncodeError:  # OpenCV crashes (SIGSEGV) on such a path
-            raise FaceAlignmentError(f"{image}: the file name is not valid UTF-8, which OpenCV cannot open; "
-                                     "expected a file name in UTF-8 (rename the file)") from None
+        check_utf8_path(image)
         if not os.access(image, os.R_OK):
             raise FaceAlignmentError(f"{image}: cannot read the image (permission denied)")
     return images

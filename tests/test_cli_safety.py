@@ -418,3 +418,10 @@ def test_an_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, fan1, b
     result = run_tool(TOOL, "-m", fan1, "--test-image", folder, "--boxes", boxes, "--save-json", tmp_path / "r.json",
                       *NNABLA_CPU)
     assert_one_line_error(result, str(folder), "caf\\udce9.jpg: the file name is not valid UTF-8")
+
+
+def test_a_ground_truth_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, ground_truth, fan1):
+    for suffix in (".jpg", ".pts"):
+        os.rename(ground_truth / f"einstein{suffix}", os.path.join(bytes(ground_truth), b"caf\xe9" + suffix.encode()))
+    result = run_tool("-m face_alignment.evaluate", "--ground-truth", ground_truth, "--model", fan1, "--gt-boxes")
+    assert_one_line_error(result, "caf\\udce9.jpg: the file name is not valid UTF-8")
