@@ -425,3 +425,9 @@ def test_a_ground_truth_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_p
         os.rename(ground_truth / f"einstein{suffix}", os.path.join(bytes(ground_truth), b"caf\xe9" + suffix.encode()))
     result = run_tool("-m face_alignment.evaluate", "--ground-truth", ground_truth, "--model", fan1, "--gt-boxes")
     assert_one_line_error(result, "caf\\udce9.jpg: the file name is not valid UTF-8")
+
+
+@pytest.mark.parametrize("given, fragment", [(EINSTEIN, "is not a folder"), ("missing", "does not exist")])
+def test_a_ground_truth_that_is_no_folder(tmp_path, predictions, given, fragment):
+    result = run_tool("-m face_alignment.evaluate", "--ground-truth", tmp_path / given, "--predictions", predictions)
+    assert_one_line_error(result, f"{tmp_path / given}: ground-truth folder {fragment}")

@@ -80,7 +80,8 @@ def load_ground_truth(folder: str) -> GroundTruth:
     each annotation file that annotates no image is logged as a warning. Raises
     :class:`AnnotationError` if the folder is missing or holds no annotated image."""
     if not os.path.isdir(folder):
-        raise AnnotationError(f"{folder}: ground-truth folder does not exist")
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise AnnotationError(f"{folder}: ground-truth folder {what}; expected a folder of annotated images")
     images: Dict[str, AnnotatedImage] = {}
     unevaluated: List[Tuple[str, str]] = []
     for directory, subdirectories, files in os.walk(folder, onerror=_unreadable_folder):
