@@ -17,7 +17,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def command_line(main):
-    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or Ctrl-C) prints
+    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, MemoryError, or Ctrl-C) prints
     ``error: <message>`` and returns 2 instead of a traceback."""
 
     @functools.wraps(main)
@@ -30,6 +30,8 @@ def command_line(main):
             print(f"error: {e}", file=sys.stderr)
         except OSError as e:
             print(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        except MemoryError as e:  # e.g. numpy refusing a huge array: say so, without a traceback
+            print(f"error: out of memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
         return EXIT_BAD_INPUT

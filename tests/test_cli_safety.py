@@ -431,3 +431,14 @@ def test_a_ground_truth_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_p
 def test_a_ground_truth_that_is_no_folder(tmp_path, predictions, given, fragment):
     result = run_tool("-m face_alignment.evaluate", "--ground-truth", tmp_path / given, "--predictions", predictions)
     assert_one_line_error(result, f"{tmp_path / given}: ground-truth folder {fragment}")
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, fan1):
+    """A box 100000 pixels wide makes the crop ask for a window of over 100 GiB (this machine
+    has 24): that may fail, but in one line, not with a traceback."""
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps([[0, 0, 100000, 100000]]))
+    result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--boxes", huge, "--save-json", tmp_path / "r.json",
+                      *NNABLA_CPU)
+    if result.returncode != 0:  # as today; a crop that needs no such window would succeed
+        assert_one_line_error(result, "out of memory", "Unable to allocate")
