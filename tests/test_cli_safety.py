@@ -2,6 +2,7 @@
 destroyed, nothing is left half done, and each mistake is one line naming what is wrong."""
 import dataclasses
 import json
+import logging
 import os
 import shutil
 
@@ -132,7 +133,9 @@ def lock(monkeypatch, folder, unreadable_files=()):
             return function(path, *args, **kwargs)
         return guarded
 
-    listing = lambda path: isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)) == folder  # noqa
+    def listing(path):
+        return isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)) == folder
+
     monkeypatch.setattr(os, "scandir", guard(os.scandir, lambda p: listing(p) or inside(p)))
     monkeypatch.setattr(os, "listdir", guard(os.listdir, lambda p: listing(p) or inside(p)))
     monkeypatch.setattr(os, "stat", guard(os.stat, inside))
@@ -150,11 +153,17 @@ def lock(monkeypatch, folder, unreadable_files=()):
 
 
 def run_in_process(capsys, main, *args):
-    """``main`` (a command line's) on ``args``: its exit status and its one error line."""
+    """``main`` (a command line's) on ``args``: its exit status and its one error line. The
+    root logger, which command lines set up, is left as it was for the tests after this one."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
         status = main([str(a) for a in args])
     except SystemExit as e:  # argparse's way out
         status = e.code
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     err = capsys.readouterr().err.strip().splitlines()
     return status, err[-1] if err else ""
 
