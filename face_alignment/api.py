@@ -26,6 +26,7 @@ from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
 from .shapes import NUM_LANDMARKS
+from .validation import check_positive_int, check_reference_scale
 from .weights import open_weights
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,9 @@ class FaceAlignment:
         for name, path in (("model", model), ("depth_model", depth_model)):
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         if max_pixels is not None:
-            _check_positive_int("max_pixels", max_pixels)
+            check_positive_int("max_pixels", max_pixels)
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
@@ -93,7 +94,7 @@ class FaceAlignment:
                                      f"and the authors' crop ({self.arch.name} uses {self.arch.crop!r})")
         self.flip = flip
         self.integer_landmarks = integer_landmarks
-        self.reference_scale = float(reference_scale)
+        self.reference_scale = check_reference_scale(reference_scale)
         self.batch_size = int(batch_size)
         self.max_pixels = max_pixels
         self.fan = make_network(fan_weights, self.backend, self.context)
@@ -306,8 +307,3 @@ def _as_decodes(decodes) -> Tuple[str, ...]:
     if not methods:
         raise FaceAlignmentError(f"decodes: empty; expected method names from {', '.join(DECODE_METHODS)}")
     return methods
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise FaceAlignmentError(f"{name}: got {value!r}; expected a whole number, 1 or more")

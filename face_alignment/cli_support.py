@@ -59,9 +59,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def command_line(main):
-    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or Ctrl-C) prints
-    ``error: <message>`` and returns 2 instead of a traceback; SIGTERM unwinds like Ctrl-C,
-    prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
+    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, MemoryError, or Ctrl-C)
+    prints ``error: <message>`` and returns 2 instead of a traceback; SIGTERM unwinds like
+    Ctrl-C, prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
@@ -77,6 +77,8 @@ def command_line(main):
             print(f"error: {e}", file=sys.stderr)
         except OSError as e:
             print(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        except MemoryError as e:  # e.g. numpy refusing a huge array: say so, without a traceback
+            print(f"error: out of memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
         return EXIT_BAD_INPUT

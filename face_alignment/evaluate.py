@@ -29,16 +29,21 @@ import numpy as np
 
 from .cli_support import ArgumentParser, command_line, positive_int
 from .errors import FaceAlignmentError
+from .files import check_outputs, check_utf8_path
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
-from .evaluation.metrics import FACE_SIZE
+from .evaluation.metrics import FACE_SIZE, checked_threshold
+from .evaluation.plot import check_plot_size
 
 
 def _plot_size(text: str) -> Tuple[int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in pixels, e.g. 800x600")
-    return int(match.group(1)), int(match.group(2))
+    try:
+        return check_plot_size((int(match.group(1)), int(match.group(2))))
+    except FaceAlignmentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +107,8 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
         raise FaceAlignmentError(f"--label given {len(args.label)} times for {len(methods)} decoding(s)")
     labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
     images = list(ground_truth.values())
+    for image in images:
+        check_utf8_path(image.path)
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
                        cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
@@ -112,8 +119,23 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
     return [(label, f"{args.model} ({m})", {"images": records[m]}) for label, m in zip(labels, methods)]
 
 
+def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
+    """Before any scoring or inference: the chart can be written where asked, and would not
+    replace one of the files read (a predictions file, the model, an annotated image or a
+    .pts file)."""
+    inputs = [("--predictions", p) for p in args.predictions or ()]
+    inputs += [(flag, p) for flag, p in (("--model", args.model), ("--cnn-face-detection-model", args.cnn_model)) if p]
+    for image in ground_truth.values():
+        inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
+    inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]
+    check_outputs([("--ced-plot", args.ced_plot)], inputs)
+
+
 def run(args: argparse.Namespace) -> None:
+    checked_threshold(args.threshold)  # before the model runs, not after
     ground_truth = load_ground_truth(args.ground_truth)
+    if args.ced_plot:
+        _check_plot_path(args, ground_truth)
     results = [evaluate_document(document, ground_truth, args.normalization, args.threshold,
                                  source=source, label=label)
                for label, source, document in _documents(args, ground_truth)]

@@ -1,10 +1,20 @@
-"""Files: writing them so that a reader never sees half of one, and their digests."""
+"""Files: writing them so that a reader never sees half of one, checking where outputs go
+before any work is done, and their digests."""
+import errno
 import hashlib
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
+from typing import Iterable, Sequence, Tuple
 
 from .errors import FaceAlignmentError, OutputExistsError
+
+# The temporary file beside an output: ".fa-" + 8 random characters + ".tmp" + the output's
+# extension, so that it is short whatever the output's name (a name valid for the file system
+# must stay writable) and writers that choose the format by the extension (cv2.imwrite) still
+# can. An extension longer than this is no format's and is left out.
+TEMP_PREFIX = ".fa-"
+MAX_TEMP_EXTENSION = 16
 
 
 def check_not_there(path: str, force: bool) -> None:
@@ -21,22 +31,23 @@ def _exists(path: str) -> OutputExistsError:
 @contextmanager
 def atomic_write(path: str, force: bool = True):
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on any
-    error it is removed. Refuses an existing ``path`` unless ``force``."""
+    error it is removed. Refuses an existing ``path`` unless ``force``. An OSError in making,
+    writing or renaming the temporary file names ``path``, never the temporary file."""
     check_not_there(path, force)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FaceAlignmentError(f"{folder}: output folder does not exist")
-    name, ext = os.path.splitext(os.path.basename(path))
-    # Keep the extension: some writers (cv2.imwrite) choose the format by it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=folder)
-    os.close(fd)
+    tmp = None
     try:
+        tmp = _make_temp(folder, os.path.splitext(path)[1])
         yield tmp
-        # mkstemp makes the file private (0600); give it the permissions open() would have.
+        # The temporary file is private (0600); give it the permissions open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
         _commit(tmp, path, force)
+    except OSError as e:
+        raise _naming(e, tmp, path) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.remove(tmp)
 
 
@@ -63,6 +74,38 @@ def _commit(tmp: str, path: str, force: bool):
             raise
 
 
+def _make_temp(folder: str, extension: str) -> str:
+    suffix = ".tmp" + (extension if len(extension) <= MAX_TEMP_EXTENSION else "")
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
+
+
+def _naming(error: OSError, tmp, path: str) -> OSError:
+    """``error`` as the same kind of OSError about ``path``, if it was about the temporary file."""
+    if tmp is None or error.filename in (tmp, path) or error.filename2 in (tmp, path):
+        return type(error)(error.errno, error.strerror or str(error), path)
+    if tmp in str(error):  # e.g. h5py's messages, which name the file in the text
+        return type(error)(error.errno, str(error).replace(tmp, path), path)
+    return error
+
+
+def check_utf8_path(path: str) -> str:
+    """``path`` if it is valid UTF-8: OpenCV's imread crashes the process (SIGSEGV) on a path
+    with undecodable bytes (a Latin-1 name on a UTF-8 system)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FaceAlignmentError(f"{path}: the file name is not valid UTF-8, which OpenCV cannot open; "
+                                 "expected a file name in UTF-8 (rename the file)") from None
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -75,3 +118,68 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+Named = Tuple[str, str]  # (what a path is to the user, e.g. "--save-json", path)
+
+
+def check_outputs(files: Sequence[Named], inputs: Iterable[Named] = (), folders: Sequence[Named] = ()) -> None:
+    """Before any work is done, check that every output ``files`` entry can be written: its
+    folder exists (or is one of the output ``folders``, which must exist or be possible to
+    make) and is writable, it is not a folder, its name is not too long, and it is neither an
+    input nor another output. Paths are compared as the files they name (the same file by
+    any path, symbolic or hard link), not as strings. Raises FaceAlignmentError naming the
+    path and what it is."""
+    checked = set()
+    for what, folder in folders:
+        _check_folder(folder, what, may_create=True)
+        checked.add(os.path.abspath(folder))
+    for what, path in files:
+        if os.path.isdir(path):
+            raise FaceAlignmentError(f"{path}: {what} is a folder; expected a file name")
+        folder = os.path.dirname(path) or os.curdir
+        if os.path.abspath(folder) not in checked:
+            _check_folder(folder, what, may_create=False)
+            checked.add(os.path.abspath(folder))
+        _check_name_length(path, what, folder)
+    claimed = {}
+    for what, path in inputs:
+        claimed.setdefault(_file_key(path), (what, path, "an input"))
+    for what, path in files:
+        key = _file_key(path)
+        if key in claimed:
+            other_what, other, role = claimed[key]
+            raise FaceAlignmentError(f"{path}: {what} is the same file as {other_what} {other}; "
+                                     f"expected a path that is not {role}")
+        claimed[key] = (what, path, "another output")
+
+
+def _file_key(path: str):
+    """What identifies the file ``path`` names: its inode if it exists, else its real path."""
+    try:
+        st = os.stat(path)
+        return "inode", st.st_dev, st.st_ino
+    except OSError:
+        return "path", os.path.normcase(os.path.realpath(path))
+
+
+def _check_folder(folder: str, what: str, may_create: bool) -> None:
+    existing = folder
+    while not os.path.lexists(existing):  # the folder, or the nearest that exists on the way to it
+        if not may_create:
+            raise FaceAlignmentError(f"{folder}: the folder for {what} does not exist")
+        existing = os.path.dirname(existing.rstrip(os.sep)) or os.curdir
+    if not os.path.isdir(existing):
+        raise FaceAlignmentError(f"{existing}: not a folder; {what} needs a folder there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FaceAlignmentError(f"{existing}: cannot write {what} in this folder (permission denied)")
+
+
+def _check_name_length(path: str, what: str, folder: str) -> None:
+    name = os.fsencode(os.path.basename(path))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX") if os.path.isdir(folder) else 255
+    except (OSError, ValueError):
+        return
+    if len(name) > limit:
+        raise FaceAlignmentError(f"{path}: {what}: file name of {len(name)} bytes; expected at most {limit}")

@@ -4,10 +4,13 @@ Keeps every flag of nnabla-examples' script with its meaning, and adds what user
 PyTorch face-alignment package expect: several images or folders, JSON output, given boxes,
 a choice of decoding, flip augmentation and detector.
 """
+import argparse
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+import stat
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -15,9 +18,12 @@ from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
 from .cli_support import ArgumentParser, command_line, positive_int
 from .errors import FaceAlignmentError
+from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
 from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
+from .registry import MODULE_COUNTS
+from .validation import check_reference_scale
 
 log = logging.getLogger("face_alignment")
 
@@ -29,6 +35,18 @@ DEFAULT_MODELS = {
     "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
+
+
+def _reference_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = text
+    try:
+        return check_reference_scale(value)
+    except FaceAlignmentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parser() -> ArgumentParser:
@@ -39,16 +57,18 @@ def parser() -> ArgumentParser:
                    "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
     p.add_argument("--test-image", action="append", required=True, metavar="PATH",
                    help="image file or folder of images; repeat for several")
-    p.add_argument("--output", help="picture to write (one image), or folder (several); default output.png, "
-                   "or nothing when only --save-json is asked for")
+    p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
+                   "folder; made if need be): "
+                   f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
+                   "--save-json is asked for. No output may be an input or another output")
     p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
                    help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
     p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
                    "Resnet_Depth_NNabla_model.h5 here, or weights/depth.h5")
-    p.add_argument("--network-size", type=int, choices=(1, 2, 3, 4),
+    p.add_argument("--network-size", type=int, choices=MODULE_COUNTS,
                    help="hourglass modules; default: what the weight file holds")
     p.add_argument("--arch", help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
-    p.add_argument("--reference-scale", type=float, default=195.0,
+    p.add_argument("--reference-scale", type=_reference_scale, default=195.0,
                    help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
     p.add_argument("--context", "-c", choices=CONTEXTS,
                    help=f"nnabla context (default: {default_context_name()}, or cpu with --backend onnxruntime; "
@@ -63,7 +83,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--detector", choices=("hog", "cnn"),
                    help="dlib face detector (default: hog on cpu, cnn on cudnn)")
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]}")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
+                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
+                   "an error)")
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
@@ -90,24 +112,45 @@ def find_model(given: Optional[str], which: str) -> str:
 
 
 def collect_images(paths: List[str]) -> List[str]:
+    """The image files of ``paths`` (files, or folders whose images are listed), each checked
+    to be there and readable, so that a permission problem is reported as one."""
     from .pipeline.image import list_images
 
     images = []
     for path in paths:
-        if os.path.isdir(path):
-            found = list_images(path)
-            if not found:
-                raise FaceAlignmentError(f"{path}: folder holds no images")
-            images.extend(found)
-        elif os.path.exists(path):
+        try:
+            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FaceAlignmentError(f"{path}: no such image or folder") from None
+        except OSError as e:  # e.g. a folder on the way that cannot be entered
+            raise FaceAlignmentError(f"{path}: cannot reach the image or folder ({e.strerror})") from None
+        if not is_folder:
             images.append(path)
-        else:
-            raise FaceAlignmentError(f"{path}: no such image or folder")
+            continue
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as e:
+            raise FaceAlignmentError(f"{path}: cannot list the folder ({e.strerror})") from None
+        found = list_images(path)
+        if not found:
+            raise FaceAlignmentError(f"{path}: folder holds no images")
+        images.extend(found)
+    for image in images:
+        check_utf8_path(image)
+        if not os.access(image, os.R_OK):
+            raise FaceAlignmentError(f"{image}: cannot read the image (permission denied)")
     return images
 
 
+def _some(names: List[str], shown: int = 3) -> str:
+    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected."""
+    """Boxes for each image from a JSON file; images it does not mention are detected, unless
+    it also names files that are none of the images: then a misspelt name would silently
+    leave its image to the detector, and it is refused."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -115,6 +158,8 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
     except ValueError as e:
         raise FaceAlignmentError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise FaceAlignmentError(f"{path}: JSON nested too deeply; expected {BOXES_JSON}") from None
 
     def parse(value, where):
         return as_boxes(value, f"{path}: {where}")
@@ -124,15 +169,92 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         return [boxes for _ in images]
     if isinstance(data, dict):
         by_name = {name: parse(value, repr(name)) for name, value in data.items()}
+        known = set(images) | {os.path.basename(p) for p in images}
+        unknown = [name for name in by_name if name not in known]
+        unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
+        # A file may hold boxes for more images than are given (a whole data set's); but a name
+        # of no image while an image is left to the detector is most likely a misspelling.
+        if unknown and unnamed:
+            raise FaceAlignmentError(
+                f"{path}: {_some(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
+                f"{_some(unnamed)} would be detected; expected the file name or path of each image to give boxes "
+                f"for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
-    raise FaceAlignmentError(f"{path}: expected a list of boxes or an object mapping file names to boxes")
+    raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
 
-def output_path(output: Optional[str], image: str, several: bool) -> str:
-    if not several:
-        return output
-    stem = os.path.splitext(os.path.basename(image))[0]
-    return os.path.join(output, f"{stem}_landmarks.png")
+def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
+    """Refuse a FAN named as a 2D one (by --arch, by what the file records or by its name)
+    for 3D landmarks: ResNetDepth's z would be paired with the wrong points. A FAN that
+    nothing names (nnabla-examples' files record nothing) is taken as the user says."""
+    if resolved.landmarks != "2D":
+        return
+    from .registry import weights_for_file
+    from .weights.h5 import read_h5_names
+    from .weights.loading import ATTR_ARCH
+
+    if arch:
+        said_by = "as --arch says"
+    elif ATTR_ARCH in read_h5_names(model)[1]:
+        said_by = "as the file records"
+    elif weights_for_file(os.path.basename(model)) is not None:
+        said_by = "as its name says; pass --arch if it is not"
+    else:
+        return
+    raise FaceAlignmentError(f"{model}: holds {resolved.name}, a 2D-FAN ({said_by}); --landmarks-type-3D needs "
+                             f"a 3D-FAN such as 3DFAN4")
+
+
+PICTURE_SUFFIX = "_landmarks.png"
+PICTURE_NAMES = (
+    "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
+    "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
+    "extension kept (a/face.jpg, b/face.jpg: a_face.jpg_landmarks.png, b_face.jpg_landmarks.png), and "
+    "a name still taken (ignoring case) gets the first free number: face_landmarks_2.png")
+NAME_MAX = 255  # bytes in a file name on common file systems
+
+
+def picture_names(images: Sequence[str]) -> List[str]:
+    """The file names of the pictures of ``images`` in one folder, in order: different from
+    each other even where case is ignored (see :data:`PICTURE_NAMES`)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    sharing = Counter(stem.casefold() for stem in stems)
+    groups: Dict[str, List[int]] = {}
+    for index, stem in enumerate(stems):
+        if sharing[stem.casefold()] > 1:
+            groups.setdefault(stem.casefold(), []).append(index)
+    names = [stem + PICTURE_SUFFIX for stem in stems]
+    for members in groups.values():
+        paths = [os.path.abspath(images[i]) for i in members]
+        common = os.path.commonpath([os.path.dirname(p) for p in paths])
+        for index, path in zip(members, paths):
+            flat = os.path.relpath(path, common).replace(os.sep, "_")
+            if len(os.fsencode(flat + PICTURE_SUFFIX)) <= NAME_MAX:
+                names[index] = flat + PICTURE_SUFFIX
+    # The first image to have a name keeps it; a later one is numbered, skipping taken names.
+    taken, repeated = set(), []
+    for index, name in enumerate(names):
+        if name.casefold() in taken:
+            repeated.append(index)
+        taken.add(name.casefold())
+    for index in repeated:
+        base = names[index][:-len(PICTURE_SUFFIX)]
+        number = 2
+        while f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png".casefold() in taken:
+            number += 1
+        names[index] = f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png"
+        taken.add(names[index].casefold())
+    return names
+
+
+def picture_paths(output: Optional[str], images: List[str], into_folder: bool) -> List[Optional[str]]:
+    """Where each image's picture goes: ``output`` itself (one image), in the folder
+    ``output``, or nowhere without ``output``."""
+    if not output:
+        return [None] * len(images)
+    if not into_folder:
+        return [output]
+    return [os.path.join(output, name) for name in picture_names(images)]
 
 
 @command_line
@@ -148,32 +270,48 @@ def main(argv=None):
     output = args.output
     if output is None and not args.save_json:
         output = "output" if several else "output.png"
-    if output and several:
-        os.makedirs(output, exist_ok=True)
-    boxes = read_boxes(args.boxes, images) if args.boxes else None
-
+    # An existing folder takes the picture of even one image.
+    into_folder = bool(output) and (several or os.path.isdir(output))
+    pictures = picture_paths(output, images, into_folder)
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
+    # Every output is checked before any work, so that a mistake costs no wait and leaves no
+    # half-done results; and no output may overwrite an input or another output.
+    if output and not into_folder:
+        draw.check_image_path(output)
+    inputs = [("--test-image", p) for p in images] + [
+        (flag, p) for flag, p in (("--boxes", args.boxes), ("--model", model), ("--resnet-depth-model", depth),
+                                  ("--cnn-face-detection-model", args.cnn_model)) if p]
+    outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
+               for image, picture in zip(images, pictures) if picture]
+    outputs += [("--save-json", args.save_json)] if args.save_json else []
+    check_outputs(outputs, inputs, folders=[("--output", output)] if into_folder else [])
+    boxes = read_boxes(args.boxes, images) if args.boxes else None
+
     fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)
+    if args.landmarks_3d:
+        check_3d_fan(model, args.arch, fa.arch)
+    if into_folder:
+        os.makedirs(output, exist_ok=True)
 
     records = []
     progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
-    for path, image, predictions in fa.predict_files(images, boxes, (fa.decode,)):
+    results = fa.predict_files(images, boxes, (fa.decode,))
+    for (path, image, predictions), target in zip(results, pictures):
         prediction = predictions[fa.decode]
         progress.update(1)
         if len(prediction.boxes) == 0:
             log.warning("%s: no face found", path)
         records.append(image_record(path, image.shape, prediction))
-        if output:
+        if target:
             faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
             picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
             if args.caption:
                 picture = draw.caption(picture, args.caption)
-            target = output_path(output, path, several)
             draw.save_image(target, picture)
             log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     progress.close()

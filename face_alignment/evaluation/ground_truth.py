@@ -69,15 +69,22 @@ def _why_unused(file: str, files: List[str]) -> str:
     return "no image of the same stem beside it"
 
 
+def _unreadable_folder(error: OSError) -> None:
+    """A folder of the ground truth that cannot be listed: its annotations would be left out
+    without a word, so it is an error."""
+    raise AnnotationError(f"{error.filename}: cannot read the ground-truth folder ({error.strerror})")
+
+
 def load_ground_truth(folder: str) -> GroundTruth:
     """Every annotated image under ``folder``, keyed by file name, with its faces' landmarks;
     each annotation file that annotates no image is logged as a warning. Raises
     :class:`AnnotationError` if the folder is missing or holds no annotated image."""
     if not os.path.isdir(folder):
-        raise AnnotationError(f"{folder}: ground-truth folder does not exist")
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise AnnotationError(f"{folder}: ground-truth folder {what}; expected a folder of annotated images")
     images: Dict[str, AnnotatedImage] = {}
     unevaluated: List[Tuple[str, str]] = []
-    for directory, subdirectories, files in os.walk(folder):
+    for directory, subdirectories, files in os.walk(folder, onerror=_unreadable_folder):
         subdirectories.sort()
         pts_files = sorted(f for f in files if f.endswith(PTS_SUFFIX))
         image_files = sorted(f for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)

@@ -13,6 +13,15 @@ DPI = 100
 MIN_SIDE, MAX_SIDE = 100, 10000  # pixels; below this the axes and legend do not fit
 
 
+def check_plot_size(size: Tuple[int, int]) -> Tuple[int, int]:
+    """``size`` = (width, height) if a chart of that many pixels can be drawn."""
+    width, height = size
+    if not all(isinstance(side, int) and MIN_SIDE <= side <= MAX_SIDE for side in size):
+        raise FaceAlignmentError(f"plot size {width}x{height}: expected whole numbers of pixels "
+                                 f"from {MIN_SIDE} to {MAX_SIDE}")
+    return width, height
+
+
 def plot_ced(curves: Sequence[Tuple[str, np.ndarray]], path: str, threshold: float = 0.07,
              size: Tuple[int, int] = (800, 600), x_label: str = "NME") -> None:
     """Draw the CED of each ``(label, errors)`` pair (errors per face, +inf for missed faces)
@@ -20,10 +29,7 @@ def plot_ced(curves: Sequence[Tuple[str, np.ndarray]], path: str, threshold: flo
 
     The x axis runs from 0 to ``threshold``, so the area under each curve divided by the
     width of the chart is that curve's AUC."""
-    width, height = size
-    if not all(isinstance(side, int) and MIN_SIDE <= side <= MAX_SIDE for side in size):
-        raise FaceAlignmentError(f"plot size {width}x{height}: expected whole numbers of pixels "
-                                 f"from {MIN_SIDE} to {MAX_SIDE}")
+    width, height = check_plot_size(size)
     if not curves:
         raise FaceAlignmentError(f"{path}: no curves to plot")
     # A Figure with its own Agg canvas: no pyplot, so no global state and no display needed.

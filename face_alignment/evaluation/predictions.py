@@ -37,6 +37,8 @@ def read_predictions(path: str) -> Dict[str, Any]:
         raise AnnotationError(f"{path}: cannot read the predictions file ({e})") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise AnnotationError(f"{path}: JSON nested too deeply; expected a predictions document") from None
 
 
 def _finite_array(value: Any, shape_ok: Callable[[Tuple[int, ...]], bool], source: str,

@@ -178,13 +178,20 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([banner, picture])
 
 
-def save_image(path: Union[str, "os.PathLike[str]"], image_rgb: np.ndarray) -> None:
-    """Write an RGB image to ``path`` (format from the extension, e.g. .png or .jpg),
-    replacing any file there only once the new one is complete."""
+def check_image_path(path: Union[str, "os.PathLike[str]"]) -> None:
+    """Raise FaceAlignmentError unless ``save_image`` can write to ``path``'s type of file
+    (chosen by its extension), so a command line can tell before any work is done."""
     path = os.fspath(path)
     if not os.path.splitext(path)[1] or not cv2.haveImageWriter(path):
         raise FaceAlignmentError(
             f"{path}: unsupported image file extension (use e.g. .png or .jpg)")
+
+
+def save_image(path: Union[str, "os.PathLike[str]"], image_rgb: np.ndarray) -> None:
+    """Write an RGB image to ``path`` (format from the extension, e.g. .png or .jpg),
+    replacing any file there only once the new one is complete."""
+    path = os.fspath(path)
+    check_image_path(path)
     bgr = np.ascontiguousarray(read_image(image_rgb)[..., ::-1])
     with atomic_write(path, force=True) as tmp_path:
         try:
