@@ -1,0 +1,260 @@
+"""face_alignment.video's reader, on small videos the tests write
+with PyAV (tests/synthetic_video.py: each frame's content says its index). Expected
+values are what the tests wrote: timestamps, pictures."""
+import pickle
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from face_alignment.errors import FaceAlignmentError, VideoReadError, VideoTruncatedError
+from face_alignment.video.reader import VideoInfo, probe_video, read_video
+from synthetic_video import LEVELS, index_of, pattern, write_video
+
+# H.264 at its default quality keeps the flat test pictures within a few levels; edges blur.
+MEAN_TOLERANCE = 3.0
+
+
+def _assert_picture(image: np.ndarray, expected: np.ndarray) -> None:
+    assert image.shape == expected.shape and image.dtype == np.uint8
+    error = np.abs(image.astype(np.int16) - expected).mean()
+    assert error < MEAN_TOLERANCE, error
+
+
+def _assert_one_line(error: Exception, *fragments: str) -> None:
+    message = str(error)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def test_constant_25_fps_mp4_frames_times_pictures_and_probe(tmp_path):
+    path = str(tmp_path / "cfr.mp4")
+    written = write_video(path, range(20), Fraction(1, 25))
+    frames = list(read_video(path))
+    assert [f.index for f in frames] == list(range(20))
+    # pts i in 1/25 s: exactly i/25 once the muxer's time base (1/12800) is undone.
+    assert [f.time for f in frames] == [float(Fraction(i, 25)) for i in range(20)]
+    for frame, image in zip(frames, written):
+        assert frame.image.flags["C_CONTIGUOUS"]
+        _assert_picture(frame.image, image)
+        assert index_of(frame.image) == frame.index
+    info = probe_video(path)
+    assert info == VideoInfo(path=path, width=64, height=48, fps=25.0, frame_rate=Fraction(25),
+                             frame_count=20, rotation=0, duration=0.8)
+
+
+def test_ntsc_rate_30000_1001(tmp_path):
+    path = str(tmp_path / "ntsc.mp4")
+    rate = Fraction(30000, 1001)
+    write_video(path, range(12), 1 / rate, rate=rate)
+    info = probe_video(path)
+    assert info.frame_rate == rate and info.fps == 30000 / 1001
+    assert info.frame_count == 12
+    frames = list(read_video(path))
+    assert [f.time for f in frames] == [float(i / rate) for i in range(12)]
+    assert [index_of(f.image) for f in frames] == list(range(12))
+
+
+@pytest.mark.parametrize("extension", ["mkv", "mp4"])
+def test_variable_frame_rate_keeps_each_frames_time(tmp_path, extension):
+    path = str(tmp_path / f"vfr.{extension}")
+    milliseconds = [0, 40, 100, 110, 250, 300, 420, 430, 600]
+    written = write_video(path, milliseconds, Fraction(1, 1000))
+    frames = list(read_video(path))
+    assert [f.time for f in frames] == [float(Fraction(ms, 1000)) for ms in milliseconds]
+    for frame, image in zip(frames, written):
+        _assert_picture(frame.image, image)
+
+
+def test_times_count_from_the_streams_start(tmp_path):
+    # The MPEG-TS muxer starts its clock at 1.4 s; times are from the first frame still.
+    path = str(tmp_path / "clip.ts")
+    write_video(path, range(10), Fraction(1, 25))
+    with av.open(path) as container:
+        assert container.streams.video[0].start_time > 0  # what this test is about
+    frames = list(read_video(path))
+    assert [f.time for f in frames] == [float(Fraction(i, 25)) for i in range(10)]
+    assert probe_video(path).frame_count is None  # MPEG-TS does not count its frames
+
+
+@pytest.mark.parametrize("extension", ["mp4", "mkv"])
+@pytest.mark.parametrize("counter_clockwise, mirror, clockwise_applied", [
+    (-90, False, 90),  # a phone held upright: stored landscape, shown turned clockwise
+    (90, False, 270),
+    (180, False, 180),
+    (0, True, 0),
+    (90, True, 270),
+])
+def test_display_matrix_turns_frames_upright(tmp_path, extension, counter_clockwise, mirror,
+                                             clockwise_applied):
+    path = str(tmp_path / f"turned.{extension}")
+    written = write_video(path, range(3), Fraction(1, 25), rotation=counter_clockwise, mirror=mirror)
+    # What a player shows, from PyAV's definition of the display rotation: turned
+    # counter-clockwise (np.rot90's direction), then mirrored left-right.
+    shown = [np.rot90(image, k=counter_clockwise // 90) for image in written]
+    if mirror:
+        shown = [image[:, ::-1] for image in shown]
+    info = probe_video(path)
+    assert (info.width, info.height) == (shown[0].shape[1], shown[0].shape[0])
+    assert (info.rotation, info.mirrored) == (clockwise_applied, mirror)
+    frames = list(read_video(path))
+    assert len(frames) == 3
+    for frame, image in zip(frames, shown):
+        assert frame.image.flags["C_CONTIGUOUS"]
+        _assert_picture(frame.image, image)
+
+
+def _not_a_video(tmp_path):
+    """(name, how to make it, what the error says) for files that are not videos."""
+    import cv2
+    picture = pattern(0, 64, 48)
+
+    def text(path):
+        with open(path, "w") as f:
+            f.write("just some text\n" * 50)
+
+    def jpeg(path):
+        ok, data = cv2.imencode(".jpg", picture)
+        with open(path, "wb") as f:
+            f.write(data.tobytes())
+
+    def png(path):
+        cv2.imwrite(path, picture)
+
+    def audio(path):
+        with av.open(path, "w") as container:
+            stream = container.add_stream("pcm_s16le", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            frame.sample_rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+
+    def empty(path):
+        open(path, "w").close()
+
+    return [("notes.txt", text, "text"), ("notes.mp4", text, "not a readable video"),
+            ("photo.jpg", jpeg, "still image"), ("photo.mp4", jpeg, "still image"),
+            ("photo.png", png, "still image"), ("sound.wav", audio, "no video stream"),
+            ("empty.mkv", empty, "not a readable video")]
+
+
+def test_files_that_are_not_videos_are_refused_in_one_line(tmp_path):
+    for name, make, says in _not_a_video(tmp_path):
+        path = str(tmp_path / name)
+        make(path)
+        for read in (probe_video, read_video):
+            with pytest.raises(VideoReadError) as caught:
+                read(path)
+            assert not isinstance(caught.value, VideoTruncatedError)
+            _assert_one_line(caught.value, path, says)
+    for missing in (str(tmp_path / "nowhere.mp4"), str(tmp_path)):
+        with pytest.raises(VideoReadError) as caught:
+            read_video(missing)
+        _assert_one_line(caught.value, missing, "no such video file")
+    assert issubclass(VideoReadError, FaceAlignmentError)
+
+
+def _packets(path):
+    """(pts, dts, pos, size) of the video packets, in the file's (decoding) order."""
+    with av.open(path) as container:
+        return [(p.pts, p.dts, p.pos, p.size) for p in container.demux(video=0) if p.size]
+
+
+def _read_until_error(path):
+    frames = []
+    with pytest.raises(VideoTruncatedError) as caught:
+        for frame in read_video(path):
+            frames.append(frame)
+    return frames, caught.value
+
+
+def _assert_good_prefix(frames, error, path, total):
+    """Frames 0..k, each showing itself at its time, then an error naming frame k."""
+    assert 0 < len(frames) < total
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert [index_of(f.image) for f in frames] == [i % LEVELS for i in range(len(frames))]
+    assert [f.time for f in frames] == [float(Fraction(i, 25)) for i in range(len(frames))]
+    last = frames[-1]
+    assert error.last_good_frame == last.index
+    _assert_one_line(error, path, "breaks off", f"after frame {last.index} at {last.time:.3f} s")
+
+
+@pytest.mark.parametrize("extension, options", [("mkv", {}), ("mp4", {"movflags": "+faststart"}),
+                                                ("ts", {})])
+def test_video_cut_mid_way_yields_the_good_frames_then_names_the_last(tmp_path, extension, options):
+    # H.264 with B-frames: cut after a frame that is shown after frames whose data comes
+    # later in the file, so frames after that gap are in the cut file (and in the decoder).
+    whole = str(tmp_path / f"whole.{extension}")
+    write_video(whole, range(24), Fraction(1, 25), width=160, height=120, container_options=options)
+    packets = _packets(whole)
+    with open(whole, "rb") as f:
+        data = f.read()
+    position = next(i for i in range(8, len(packets) - 1) if packets[i][0] > packets[i + 1][0])
+    pts, dts, pos, size = packets[position]
+    # Inside the next packet: the MPEG-TS packet that holds it is left partial.
+    cut = str(tmp_path / f"cut.{extension}")
+    with open(cut, "wb") as f:
+        f.write(data[: packets[position + 1][2] + packets[position + 1][3] // 2])
+    frames, error = _read_until_error(cut)
+    _assert_good_prefix(frames, error, cut, 24)
+    assert "cut short" in str(error)
+    # Every frame shown no later than the last whole packet's decoding time was read whole
+    # before it (a frame is decoded before it is shown): those at least are yielded.
+    with av.open(whole) as container:
+        stream = container.streams.video[0]
+        sure = float((dts - (stream.start_time or 0)) * stream.time_base)
+    assert frames[-1].time >= sure, (frames[-1].time, sure)
+
+
+def test_mkv_cut_exactly_between_blocks_is_seen_by_its_declared_size(tmp_path):
+    # FFmpeg ends such a file without an error; the Matroska segment's size says it is cut.
+    whole = str(tmp_path / "whole.mkv")
+    write_video(whole, range(24), Fraction(1, 25), width=160, height=120)
+    packets = _packets(whole)
+    with open(whole, "rb") as f:
+        data = f.read()
+    cut = str(tmp_path / "cut.mkv")
+    with open(cut, "wb") as f:
+        f.write(data[: packets[12][2] + packets[12][3]])
+    frames, error = _read_until_error(cut)
+    _assert_good_prefix(frames, error, cut, 24)
+    _assert_one_line(error, "Matroska element", "the file has")
+
+
+def test_cut_avi_breaks_off_after_its_good_frames(tmp_path):
+    whole = str(tmp_path / "whole.avi")
+    write_video(whole, range(24), Fraction(1, 25), width=160, height=120, codec="mpeg4")
+    packets = _packets(whole)
+    with open(whole, "rb") as f:
+        data = f.read()
+    cut = str(tmp_path / "cut.avi")
+    with open(cut, "wb") as f:
+        f.write(data[: packets[12][2] + packets[12][3] // 2])
+    frames, error = _read_until_error(cut)
+    _assert_good_prefix(frames, error, cut, 24)
+
+
+def test_mp4_cut_before_its_index_is_not_a_readable_video(tmp_path):
+    # Without faststart the moov box (the index) comes last: a cut file cannot be opened.
+    whole = str(tmp_path / "whole.mp4")
+    write_video(whole, range(24), Fraction(1, 25), width=160, height=120)
+    with open(whole, "rb") as f:
+        data = f.read()
+    assert data.index(b"moov") > data.index(b"mdat")
+    cut = str(tmp_path / "cut.mp4")
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) * 2 // 3])
+    for read in (probe_video, read_video):
+        with pytest.raises(VideoReadError) as caught:
+            read(cut)
+        assert not isinstance(caught.value, VideoTruncatedError)
+        _assert_one_line(caught.value, cut, "not a readable video", "cut short")
+
+
+def test_truncated_error_keeps_its_last_good_frame_through_pickling():
+    error = pickle.loads(pickle.dumps(VideoTruncatedError("a.mkv: breaks off", last_good_frame=7)))
+    assert (str(error), error.last_good_frame) == ("a.mkv: breaks off", 7)
