@@ -1,6 +1,7 @@
-"""face_alignment.video's reader, on small videos the tests write
+"""face_alignment.video's reader and writer, on small videos the tests write
 with PyAV (tests/synthetic_video.py: each frame's content says its index). Expected
 values are what the tests wrote: timestamps, pictures."""
+import os
 import pickle
 from fractions import Fraction
 
@@ -8,9 +9,11 @@ import av
 import numpy as np
 import pytest
 
-from face_alignment.errors import FaceAlignmentError, VideoReadError, VideoTruncatedError
+from face_alignment.errors import (FaceAlignmentError, VideoReadError, VideoTruncatedError,
+                                   VideoWriteError)
 from face_alignment.video.reader import VideoInfo, probe_video, read_video
-from synthetic_video import LEVELS, index_of, pattern, write_video
+from face_alignment.video.writer import AnnotatedVideoWriter
+from synthetic_video import LEVELS, decode_with_pyav, index_of, pattern, write_video
 
 # H.264 at its default quality keeps the flat test pictures within a few levels; edges blur.
 MEAN_TOLERANCE = 3.0
@@ -258,3 +261,112 @@ def test_mp4_cut_before_its_index_is_not_a_readable_video(tmp_path):
 def test_truncated_error_keeps_its_last_good_frame_through_pickling():
     error = pickle.loads(pickle.dumps(VideoTruncatedError("a.mkv: breaks off", last_good_frame=7)))
     assert (str(error), error.last_good_frame) == ("a.mkv: breaks off", 7)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extension", ["mp4", "mkv", "avi", "mov"])
+@pytest.mark.parametrize("rate", [Fraction(25), Fraction(30000, 1001)])
+def test_writer_keeps_size_rate_times_and_pictures(tmp_path, extension, rate):
+    path = str(tmp_path / f"out.{extension}")
+    info = VideoInfo(path="in.mp4", width=96, height=64, fps=float(rate), frame_rate=rate,
+                     frame_count=15, rotation=0, duration=None)
+    pictures = [pattern(i, 96, 64) for i in range(15)]
+    times = [float(i / rate) for i in range(15)]
+    with AnnotatedVideoWriter(path, info) as writer:
+        for picture, time in zip(pictures, times):
+            writer.write(picture, time)
+    assert os.listdir(tmp_path) == [f"out.{extension}"]
+    read_times, images, time_base, average_rate = decode_with_pyav(path)
+    assert average_rate == rate
+    assert len(images) == 15
+    # Within half a tick of the container's clock (Matroska: 1 ms).
+    assert np.abs(np.array(read_times, dtype=float) - times).max() <= float(time_base) / 2 + 1e-12
+    for image, picture in zip(images, pictures):
+        _assert_picture(image, picture)
+
+
+@pytest.mark.parametrize("extension, tick", [("mp4", Fraction(1, 90000)), ("mkv", Fraction(1, 1000))])
+def test_writer_keeps_a_variable_frame_rate(tmp_path, extension, tick):
+    path = str(tmp_path / f"out.{extension}")
+    info = VideoInfo(path="in.mkv", width=64, height=48, fps=25.0, frame_rate=Fraction(25),
+                     frame_count=None, rotation=0, duration=None)
+    times = [0.0, 0.04, 0.1, 0.11, 0.25, 0.3, 0.4213, 0.43]
+    with AnnotatedVideoWriter(path, info) as writer:
+        for i, time in enumerate(times):
+            writer.write(pattern(i, 64, 48), time)
+    read_times, images, time_base, _ = decode_with_pyav(path)
+    assert time_base == tick
+    expected = [round(Fraction(t) / tick) * tick for t in times]  # the nearest tick
+    assert read_times == expected
+    assert [index_of(image) for image in images] == list(range(len(times)))
+
+
+def test_odd_size_is_padded_by_repeating_the_last_row_and_column(tmp_path):
+    path = str(tmp_path / "odd.mp4")
+    info = VideoInfo(path="in.mp4", width=65, height=49, fps=25.0, frame_rate=Fraction(25),
+                     frame_count=None, rotation=0, duration=None)
+    pictures = [pattern(i, 65, 49) for i in range(4)]
+    for picture in pictures:  # a bright last column and a dark last row, to see them repeated
+        picture[:, -1] = 230
+        picture[-1, :] = 10
+    with AnnotatedVideoWriter(path, info) as writer:
+        assert (writer.width, writer.height) == (66, 50)
+        for i, picture in enumerate(pictures):
+            writer.write(picture, i / 25)
+    _, images, _, _ = decode_with_pyav(path)
+    assert len(images) == 4
+    for image, picture in zip(images, pictures):
+        padded = np.concatenate([picture, picture[:, -1:]], axis=1)
+        padded = np.concatenate([padded, padded[-1:]], axis=0)
+        _assert_picture(image, padded)
+
+
+def test_error_inside_the_with_block_leaves_no_file(tmp_path):
+    path = str(tmp_path / "out.mp4")
+    info = VideoInfo(path="in.mp4", width=64, height=48, fps=25.0, frame_rate=Fraction(25),
+                     frame_count=None, rotation=0, duration=None)
+    with pytest.raises(RuntimeError, match="tracker failed"):
+        with AnnotatedVideoWriter(path, info) as writer:
+            for i in range(5):
+                writer.write(pattern(i, 64, 48), i / 25)
+            raise RuntimeError("tracker failed")
+    assert os.listdir(tmp_path) == []
+    # An earlier output stays as it was.
+    with open(path, "wb") as f:
+        f.write(b"earlier")
+    with pytest.raises(VideoWriteError) as caught:
+        with AnnotatedVideoWriter(path, info) as writer:
+            writer.write(pattern(0, 64, 48), 0.0)
+            writer.write(pattern(1, 48, 64), 0.04)  # the wrong size
+    _assert_one_line(caught.value, path, "frame 1", "(48, 64, 3)")
+    assert os.listdir(tmp_path) == ["out.mp4"]
+    with open(path, "rb") as f:
+        assert f.read() == b"earlier"
+
+
+def test_unknown_container_is_refused_before_anything_is_written(tmp_path):
+    info = VideoInfo(path="in.mp4", width=64, height=48, fps=25.0, frame_rate=Fraction(25),
+                     frame_count=None, rotation=0, duration=None)
+    for name in ("out.gif", "out"):
+        path = str(tmp_path / name)
+        with pytest.raises(VideoWriteError) as caught:
+            AnnotatedVideoWriter(path, info)
+        _assert_one_line(caught.value, path, ".avi, .m4v, .mkv, .mov, .mp4")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_read_video_written_back_keeps_its_frames_and_times(tmp_path):
+    source = str(tmp_path / "in.mkv")
+    milliseconds = [0, 40, 100, 110, 250, 300]
+    write_video(source, milliseconds, Fraction(1, 1000), rotation=-90)
+    info = probe_video(source)
+    out = str(tmp_path / "out.mp4")
+    with AnnotatedVideoWriter(out, info) as writer:
+        for frame in read_video(source):
+            writer.write(frame.image, frame.time)
+    read_times, images, _, _ = decode_with_pyav(out)
+    assert read_times == [Fraction(ms, 1000) for ms in milliseconds]
+    # Upright: the input's display matrix (turn clockwise) applied, and none written.
+    for i, image in enumerate(images):
+        _assert_picture(image, np.rot90(pattern(i, 64, 48), k=-1))
