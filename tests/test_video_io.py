@@ -1,17 +1,21 @@
-"""face_alignment.video's reader and writer, on small videos the tests write
-with PyAV (tests/synthetic_video.py: each frame's content says its index). Expected
-values are what the tests wrote: timestamps, pictures."""
+"""face_alignment.video's reader, writer and landmark table, on small videos the tests write
+with PyAV (tests/synthetic_video.py: each frame's content says its index) and tables of
+known rows. Expected values are what the tests wrote: timestamps, pictures, rows."""
+import json
 import os
 import pickle
 from fractions import Fraction
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from face_alignment.errors import (FaceAlignmentError, VideoReadError, VideoTruncatedError,
-                                   VideoWriteError)
+from face_alignment.errors import (FaceAlignmentError, LandmarkTableError, VideoReadError,
+                                   VideoTruncatedError, VideoWriteError)
 from face_alignment.video.reader import VideoInfo, probe_video, read_video
+from face_alignment.video.table import LandmarkTableWriter, read_landmark_table, schema, to_numpy
 from face_alignment.video.writer import AnnotatedVideoWriter
 from synthetic_video import LEVELS, decode_with_pyav, index_of, pattern, write_video
 
@@ -370,3 +374,121 @@ def test_a_read_video_written_back_keeps_its_frames_and_times(tmp_path):
     # Upright: the input's display matrix (turn clockwise) applied, and none written.
     for i, image in enumerate(images):
         _assert_picture(image, np.rot90(pattern(i, 64, 48), k=-1))
+
+
+# --- the landmark table ---------------------------------------------------------------------
+
+def _faces(dims, seed=0):
+    """Per frame: (video, frame, time, tracks, boxes, landmarks, scores, sources)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for frame, count in enumerate([2, 0, 1, 3, 1]):
+        tracks = None if frame == 2 else np.arange(count) + 10 * frame
+        sources = "detector" if frame < 3 else ["tracking", "given", "detector"][:count]
+        frames.append(("clip.mp4", frame, frame / 25, tracks, rng.random((count, 4)) * 100,
+                       rng.random((count, 68, dims)) * 100, rng.random((count, 68)), sources))
+    return frames
+
+
+def _expected_rows(frames):
+    rows = []
+    for video, frame, time, tracks, boxes, landmarks, scores, sources in frames:
+        for i in range(len(boxes)):
+            rows.append({"video": video, "frame": frame, "time": time,
+                         "track": -1 if tracks is None else int(tracks[i]),
+                         "box": boxes[i].tolist(), "landmarks": landmarks[i].tolist(),
+                         "scores": scores[i].astype(np.float32).tolist(),
+                         "source": sources if isinstance(sources, str) else sources[i]})
+    return rows
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_parquet_table_holds_the_rows_in_the_documented_types(tmp_path, dims):
+    path = str(tmp_path / "faces.parquet")
+    frames = _faces(dims)
+    with LandmarkTableWriter(path, dims, rows_per_group=3) as table:
+        for faces in frames:
+            table.add(*faces)
+    read = pq.read_table(path)  # pyarrow itself, as pandas' read_parquet does
+    types = {field.name: str(field.type) for field in read.schema}
+    assert types == {
+        "video": "string", "frame": "int64", "time": "double", "track": "int64",
+        "box": "fixed_size_list<element: double>[4]",
+        "landmarks": f"fixed_size_list<element: fixed_size_list<element: double>[{dims}]>[68]",
+        "scores": "fixed_size_list<element: float>[68]",
+        "source": "dictionary<values=string, indices=int8, ordered=0>"}
+    expected = _expected_rows(frames)
+    assert read.to_pylist() == expected
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # 7 rows, 3 a group: bounded
+    points = to_numpy(read_landmark_table(path))
+    assert points.shape == (7, 68, dims) and points.dtype == np.float64
+    np.testing.assert_array_equal(points, [row["landmarks"] for row in expected])
+
+
+def test_json_table_has_the_same_fields_and_reads_as_the_same_table(tmp_path):
+    frames = _faces(3, seed=1)
+    for name in ("faces.json", "faces.parquet"):
+        with LandmarkTableWriter(str(tmp_path / name), 3) as table:
+            for faces in frames:
+                table.add(*faces)
+    with open(tmp_path / "faces.json") as f:
+        document = json.load(f)
+    assert document == {"landmark_dims": 3, "faces": _expected_rows(frames)}
+    from_json = read_landmark_table(str(tmp_path / "faces.json"))
+    assert from_json.equals(pq.read_table(str(tmp_path / "faces.parquet")))
+
+
+@pytest.mark.parametrize("name", ["empty.parquet", "empty.json"])
+def test_no_faces_gives_a_valid_file_with_the_schema_and_no_rows(tmp_path, name):
+    path = str(tmp_path / name)
+    with LandmarkTableWriter(path, 3) as table:
+        table.add("clip.mp4", 0, 0.0, None, np.zeros((0, 4)), np.zeros((0, 68, 3)),
+                  np.zeros((0, 68)), "detector")
+    read = pq.read_table(path) if name.endswith(".parquet") else read_landmark_table(path)
+    assert read.num_rows == 0 and read.schema.equals(schema(3))
+    assert to_numpy(read).shape == (0, 68, 3)
+
+
+def test_table_error_inside_the_with_block_leaves_no_file(tmp_path):
+    for name in ("faces.parquet", "faces.json"):
+        with pytest.raises(RuntimeError):
+            with LandmarkTableWriter(str(tmp_path / name), 2, rows_per_group=1) as table:
+                for faces in _faces(2):  # some row groups are written before the failure
+                    table.add(*faces)
+                raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_rows_and_files_are_refused_in_one_line(tmp_path):
+    path = str(tmp_path / "faces.parquet")
+    with pytest.raises(LandmarkTableError) as caught:
+        LandmarkTableWriter(str(tmp_path / "faces.csv"))
+    _assert_one_line(caught.value, "faces.csv", ".json, .parquet, .pq")
+    with pytest.raises(LandmarkTableError):
+        LandmarkTableWriter(path, dims=4)
+    with pytest.raises(LandmarkTableError) as caught:
+        with LandmarkTableWriter(path, 2) as table:
+            table.add("clip.mp4", 0, 0.0, None, np.zeros((1, 4)), np.zeros((1, 68, 3)),
+                      np.zeros((1, 68)), "detector")
+    _assert_one_line(caught.value, path, "landmarks", "(1, 68, 2)")
+    with pytest.raises(LandmarkTableError) as caught:
+        with LandmarkTableWriter(path, 2) as table:
+            table.add("clip.mp4", 0, 0.0, None, np.zeros((1, 4)), np.zeros((1, 68, 2)),
+                      np.zeros((1, 68)), "guessed")
+    _assert_one_line(caught.value, path, "guessed", "detector, tracking, given")
+    assert os.listdir(tmp_path) == []
+    # Files that are not landmark tables.
+    other = str(tmp_path / "other.parquet")
+    pq.write_table(pa.table({"frame": [1, 2]}), other)
+    not_json = str(tmp_path / "faces.json")
+    with open(not_json, "w") as f:
+        f.write('{"faces": []}')
+    not_parquet = str(tmp_path / "text.parquet")
+    with open(not_parquet, "w") as f:
+        f.write("frame,time\n")
+    for bad, says in ((other, "not a landmark table"), (not_json, "landmark_dims"),
+                      (not_parquet, "not a readable Parquet file"),
+                      (str(tmp_path / "missing.parquet"), "no such landmark table")):
+        with pytest.raises(LandmarkTableError) as caught:
+            read_landmark_table(bad)
+        _assert_one_line(caught.value, bad, says)
