@@ -1,14 +1,15 @@
 """Small videos that the video tests write with PyAV, whose every frame says what it is: a
 grey level in its bottom half gives the frame's index, and a white top-left quarter beside
-a black top-right quarter makes each of the eight turns and mirrors of the picture look
-different. Tests compare what they read with what they wrote here."""
+a red top-right quarter makes each of the eight turns and mirrors of the picture look
+different, and RGB different from BGR. Tests compare what they read with what they wrote
+here."""
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence
 
 import av
 import numpy as np
 
-# Levels 40, 47, ..., 194: distinct for 23 frames, far from the white and black quarters,
+# Levels 40, 47, ..., 194: distinct for 23 frames, far from the white and red quarters,
 # 7 apart so that a codec's error on a flat area (1 or 2) cannot take one for its neighbour.
 LEVELS = 23
 
@@ -21,7 +22,7 @@ def pattern(index: int, width: int, height: int) -> np.ndarray:
     """The RGB picture of frame ``index``."""
     image = np.full((height, width, 3), grey(index), dtype=np.uint8)
     image[: height // 2, : width // 2] = 255
-    image[: height // 2, width // 2:] = 0
+    image[: height // 2, width // 2:] = (255, 0, 0)
     return image
 
 

@@ -19,14 +19,16 @@ from face_alignment.video.table import LandmarkTableWriter, read_landmark_table,
 from face_alignment.video.writer import AnnotatedVideoWriter
 from synthetic_video import LEVELS, decode_with_pyav, index_of, pattern, write_video
 
-# H.264 at its default quality keeps the flat test pictures within a few levels; edges blur.
+# H.264 at its default quality keeps the flat test pictures within a few levels on average
+# (edges and the red quarter's colour blur: measured up to 1.7); a picture turned or mirrored
+# the wrong way, or in BGR, is off by 30 or more. Which frame it is, index_of says.
 MEAN_TOLERANCE = 3.0
 
 
-def _assert_picture(image: np.ndarray, expected: np.ndarray) -> None:
+def _assert_picture(image: np.ndarray, expected: np.ndarray, tolerance: float = MEAN_TOLERANCE) -> None:
     assert image.shape == expected.shape and image.dtype == np.uint8
     error = np.abs(image.astype(np.int16) - expected).mean()
-    assert error < MEAN_TOLERANCE, error
+    assert error < tolerance, error
 
 
 def _assert_one_line(error: Exception, *fragments: str) -> None:
@@ -372,8 +374,9 @@ def test_a_read_video_written_back_keeps_its_frames_and_times(tmp_path):
     read_times, images, _, _ = decode_with_pyav(out)
     assert read_times == [Fraction(ms, 1000) for ms in milliseconds]
     # Upright: the input's display matrix (turn clockwise) applied, and none written.
+    # Encoded twice: twice the error (measured up to 2.7).
     for i, image in enumerate(images):
-        _assert_picture(image, np.rot90(pattern(i, 64, 48), k=-1))
+        _assert_picture(image, np.rot90(pattern(i, 64, 48), k=-1), tolerance=2 * MEAN_TOLERANCE)
 
 
 # --- the landmark table ---------------------------------------------------------------------
