@@ -49,12 +49,10 @@ class VideoTruncatedError(VideoReadError):
     damaged. ``last_good_frame`` is the index of the last frame read, None if there was none."""
 
     def __init__(self, message: str, last_good_frame=None):
+        # last_good_frame has a default, so pickling (to and from worker processes), which
+        # calls the class with the message alone and then restores the attributes, keeps it.
         super().__init__(message)
         self.last_good_frame = last_good_frame
-
-    def __reduce__(self):
-        # Keep last_good_frame across pickling (worker processes): args holds only the message.
-        return type(self), (str(self), self.last_good_frame)
 
 
 class VideoWriteError(FaceAlignmentError):

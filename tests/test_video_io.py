@@ -219,19 +219,38 @@ def test_video_cut_mid_way_yields_the_good_frames_then_names_the_last(tmp_path, 
     assert frames[-1].time >= sure, (frames[-1].time, sure)
 
 
-def test_mkv_cut_exactly_between_blocks_is_seen_by_its_declared_size(tmp_path):
-    # FFmpeg ends such a file without an error; the Matroska segment's size says it is cut.
-    whole = str(tmp_path / "whole.mkv")
-    write_video(whole, range(24), Fraction(1, 25), width=160, height=120)
+@pytest.mark.parametrize("extension, codec, says", [("mkv", "libx264", "Matroska element"),
+                                                 ("avi", "mpeg4", "AVI chunk")])
+def test_cut_exactly_between_frames_is_seen_by_the_declared_sizes(tmp_path, extension, codec, says):
+    # FFmpeg ends such a file without an error or a corrupt frame; the Matroska segment's or
+    # the RIFF chunk's size says it is cut.
+    whole = str(tmp_path / f"whole.{extension}")
+    write_video(whole, range(24), Fraction(1, 25), width=160, height=120, codec=codec)
     packets = _packets(whole)
     with open(whole, "rb") as f:
         data = f.read()
-    cut = str(tmp_path / "cut.mkv")
+    cut = str(tmp_path / f"cut.{extension}")
     with open(cut, "wb") as f:
         f.write(data[: packets[12][2] + packets[12][3]])
     frames, error = _read_until_error(cut)
     _assert_good_prefix(frames, error, cut, 24)
-    _assert_one_line(error, "Matroska element", "the file has")
+    _assert_one_line(error, says, "the file has")
+
+
+def test_mp4_cut_between_its_boxes_is_seen_by_its_index(tmp_path):
+    # Cut right after the index (moov, at the front with faststart): every box is whole,
+    # but the index places the frames in the box that is missing.
+    whole = str(tmp_path / "whole.mp4")
+    write_video(whole, range(24), Fraction(1, 25), container_options={"movflags": "+faststart"})
+    with open(whole, "rb") as f:
+        data = f.read()
+    cut = str(tmp_path / "cut.mp4")
+    with open(cut, "wb") as f:
+        f.write(data[: data.index(b"mdat") - 4])
+    with pytest.raises(VideoTruncatedError) as caught:
+        list(read_video(cut))
+    assert caught.value.last_good_frame is None
+    _assert_one_line(caught.value, cut, "before its first frame", "index places frame data")
 
 
 def test_cut_avi_breaks_off_after_its_good_frames(tmp_path):
