@@ -360,14 +360,16 @@ def test_error_inside_the_with_block_leaves_no_file(tmp_path):
     # An earlier output stays as it was.
     with open(path, "wb") as f:
         f.write(b"earlier")
-    with pytest.raises(VideoWriteError) as caught:
-        with AnnotatedVideoWriter(path, info) as writer:
-            writer.write(pattern(0, 64, 48), 0.0)
-            writer.write(pattern(1, 48, 64), 0.04)  # the wrong size
-    _assert_one_line(caught.value, path, "frame 1", "(48, 64, 3)")
-    assert os.listdir(tmp_path) == ["out.mp4"]
-    with open(path, "rb") as f:
-        assert f.read() == b"earlier"
+    for picture, time, says in ((pattern(1, 48, 64), 0.04, "(48, 64, 3)"),  # the wrong size
+                                (pattern(1, 64, 48), float("nan"), "time nan")):
+        with pytest.raises(VideoWriteError) as caught:
+            with AnnotatedVideoWriter(path, info) as writer:
+                writer.write(pattern(0, 64, 48), 0.0)
+                writer.write(picture, time)
+        _assert_one_line(caught.value, path, "frame 1", says)
+        assert os.listdir(tmp_path) == ["out.mp4"]
+        with open(path, "rb") as f:
+            assert f.read() == b"earlier"
 
 
 def test_unknown_container_is_refused_before_anything_is_written(tmp_path):

@@ -25,9 +25,9 @@ says, read at open: Matroska/WebM elements, MP4/MOV boxes and AVI RIFF chunks de
 sizes, MP4's sample tables (FFmpeg's index) place every frame, MPEG-TS is a whole number of
 fixed-size packets. FFmpeg itself ends a cut Matroska or MPEG-TS file without a word.
 Reading stops at the first corrupt frame: after damage, frames are unreliable until the
-next keyframe. Not seen: a Matroska file written live (sizes left unknown) or an MPEG-TS
-cut exactly between two packets, cut; they read as shorter videos, and their last frame or
-two may be numbered as frames the cut removed (their times are right). An MP4 whose index
+next keyframe. Not seen: the cut of a Matroska file written live (its sizes left unknown)
+or of an MPEG-TS file exactly between two packets; such files read as shorter videos, and
+their last frame or two may be numbered as frames the cut removed (their times are right). An MP4 whose index
 (``moov``) was to come at the end cannot be opened at all when cut: that is a
 VideoReadError, which says the file is cut short.
 """

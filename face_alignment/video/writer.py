@@ -25,9 +25,11 @@ taller than the input (``width``/``height`` say by how much) and every input pix
 its coordinates. yuv444p would keep the size but many players (browsers, QuickTime) cannot
 play it.
 
-Colour: RGB is converted with the BT.601 matrix to limited-range YUV and the stream is
-tagged so, so that players do not assume BT.709 for HD sizes and shift the colours.
+Colour: RGB is converted with the BT.601 matrix to limited-range YUV, and H.264 streams are
+tagged so, so that players do not assume BT.709 for HD sizes and shift the colours (MPEG-4
+Part 2 in AVI carries no tag; players take it as BT.601 anyway).
 """
+import math
 import os
 from fractions import Fraction
 from typing import Dict, Optional, Tuple, Union
@@ -91,7 +93,9 @@ class AnnotatedVideoWriter:
         self.height = info.height + info.height % 2
         self._format, self._options, self._codec = CONTAINERS[extension]
         self._force = force
-        self._time_base = _clock(self._format, Fraction(info.frame_rate))
+        # A float rate (29.97) would give a clock too fine for FFmpeg's 32-bit time bases.
+        self.frame_rate = Fraction(info.frame_rate).limit_denominator(1001 * 1000)
+        self._time_base = _clock(self._format, self.frame_rate)
         self._atomic = None
         self._container = None
         self._stream = None
@@ -103,7 +107,7 @@ class AnnotatedVideoWriter:
         temporary = self._atomic.__enter__()
         try:
             self._container = av.open(temporary, "w", format=self._format, options=self._options)
-            stream = self._container.add_stream(self._codec, rate=Fraction(self.info.frame_rate))
+            stream = self._container.add_stream(self._codec, rate=self.frame_rate)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.codec_context.time_base = self._time_base
             stream.codec_context.colorspace = _AVCOL_SPC_SMPTE170M
@@ -131,6 +135,9 @@ class AnnotatedVideoWriter:
                      else type(image).__name__)
             raise VideoWriteError(f"{self.path}: frame {self.frames_written} is {found}; "
                                   f"expected uint8 {expected} (RGB, the input's size)")
+        if not math.isfinite(time):
+            raise VideoWriteError(f"{self.path}: frame {self.frames_written} at time {time}; "
+                                  "expected a time in seconds")
         pad_rows, pad_columns = self.height - expected[0], self.width - expected[1]
         if pad_rows or pad_columns:
             image = np.pad(image, ((0, pad_rows), (0, pad_columns), (0, 0)), mode="edge")
