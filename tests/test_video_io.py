@@ -203,7 +203,7 @@ def test_video_cut_mid_way_yields_the_good_frames_then_names_the_last(tmp_path, 
     with open(whole, "rb") as f:
         data = f.read()
     position = next(i for i in range(8, len(packets) - 1) if packets[i][0] > packets[i + 1][0])
-    pts, dts, pos, size = packets[position]
+    dts = packets[position][1]
     # Inside the next packet: the MPEG-TS packet that holds it is left partial.
     cut = str(tmp_path / f"cut.{extension}")
     with open(cut, "wb") as f:

@@ -27,9 +27,9 @@ fixed-size packets. FFmpeg itself ends a cut Matroska or MPEG-TS file without a 
 Reading stops at the first corrupt frame: after damage, frames are unreliable until the
 next keyframe. Not seen: the cut of a Matroska file written live (its sizes left unknown)
 or of an MPEG-TS file exactly between two packets; such files read as shorter videos, and
-their last frame or two may be numbered as frames the cut removed (their times are right). An MP4 whose index
-(``moov``) was to come at the end cannot be opened at all when cut: that is a
-VideoReadError, which says the file is cut short.
+their last frame or two may be numbered as frames the cut removed (their times are right).
+An MP4 whose index (``moov``) was to come at the end cannot be opened at all when cut: that
+is a VideoReadError, which says the file is cut short.
 """
 import math
 import os
