@@ -41,3 +41,28 @@ class ImageReadError(FaceAlignmentError):
 class AnnotationError(FaceAlignmentError):
     """A landmark annotation (.pts), annotation folder or prediction file that is missing,
     unreadable or not in the expected shape."""
+
+
+class VideoReadError(FaceAlignmentError):
+    """A video file that is missing, not a video (a still image, text, audio only) or that
+    cannot be decoded."""
+
+
+class VideoTruncatedError(VideoReadError):
+    """A video that breaks off: the frames before the break were read, the rest is missing or
+    damaged. ``last_good_frame`` is the index of the last frame read, None if there was none."""
+
+    def __init__(self, message: str, last_good_frame=None):
+        # last_good_frame has a default, so pickling (to and from worker processes), which
+        # calls the class with the message alone and then restores the attributes, keeps it.
+        super().__init__(message)
+        self.last_good_frame = last_good_frame
+
+
+class VideoWriteError(FaceAlignmentError):
+    """A video output that cannot be written: unknown container, frames of the wrong size."""
+
+
+class LandmarkTableError(FaceAlignmentError):
+    """A landmark table (.parquet, .json) that cannot be written or read, or rows that do not
+    fit its schema."""

@@ -1,0 +1,1 @@
+"""Landmarks for every frame of a video: reading, writing, tracking and smoothing."""
