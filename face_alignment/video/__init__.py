@@ -1,0 +1,1 @@
+"""Landmarks in videos: where each frame's face boxes come from, tracking and smoothing."""
