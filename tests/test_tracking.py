@@ -150,13 +150,13 @@ def test_detection_comes_right_after_a_loss_and_a_dip_keeps_the_id(two):
 
     def landmarks(index, image, boxes):
         points, scores = truth(index, image, boxes)
-        left = [row for row, name in enumerate(_who(clip, index, _faces(boxes))) if name == "left"][0]
-        if index == 7:
-            scores[left] = 0.1
-        elif index == 16:
-            points[left] = points[left].mean(axis=0) + (points[left] - points[left].mean(axis=0)) / 300
-        elif index == 25:
-            points[left] -= [300.0, 0.0]
+        for left in [row for row, name in enumerate(_who(clip, index, _faces(boxes))) if name == "left"]:
+            if index == 7:
+                scores[left] = 0.1
+            elif index == 16:
+                points[left] = points[left].mean(axis=0) + (points[left] - points[left].mean(axis=0)) / 300
+            elif index == 25:
+                points[left] -= [300.0, 0.0]
         return points, scores
 
     found = mf.run(FaceTracker(detect, 6), clip, landmarks)
@@ -318,7 +318,8 @@ def test_bad_arguments_are_refused_by_name(two):
     for options, message in (({"detect_every": 0}, "detect_every=0: expected a whole number of frames, 1 or more"),
                              ({"detect_every": 2.5}, "detect_every=2.5: expected a whole number"),
                              ({"max_misses": -1}, "max_misses=-1: expected a whole number, 0 or more"),
-                             ({"min_iou": 0}, r"min_iou=0: expected an overlap in \(0, 1\]")):
+                             ({"min_iou": 0}, r"min_iou=0: expected an overlap in \(0, 1\]"),
+                             ({"min_size": 0.0}, "min_size=0.0: expected a side in pixels above 0")):
         with pytest.raises(FaceAlignmentError, match=message):
             FaceTracker(detect, **options)
     with pytest.raises(FaceAlignmentError, match="detect: got 3; expected a callable"):

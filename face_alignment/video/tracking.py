@@ -182,6 +182,9 @@ class FaceTracker:
             raise FaceAlignmentError(f"max_misses={max_misses!r}: expected a whole number, 0 or more")
         if not 0 < min_iou <= 1:
             raise FaceAlignmentError(f"min_iou={min_iou!r}: expected an overlap in (0, 1]")
+        if not min_size > 0:
+            # A box from landmarks must keep some area: a zero-sized one is no box.
+            raise FaceAlignmentError(f"min_size={min_size!r}: expected a side in pixels above 0")
         if not 0 <= min_inside <= 1:
             raise FaceAlignmentError(f"min_inside={min_inside!r}: expected a fraction in [0, 1]")
         self.detect = detect
