@@ -1,1 +1,1 @@
-"""Landmarks for every frame of a video: reading, writing, tracking and smoothing."""
+"""Landmarks for every frame of a video: reading, box sources and tracking, smoothing, writing."""
