@@ -27,9 +27,25 @@ from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
 from .shapes import NUM_LANDMARKS
 from .validation import check_positive_int, check_reference_scale
+from .video.box_sources import BoxSource
+from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
+from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
 from .weights import open_weights
 
 log = logging.getLogger(__name__)
+
+
+class VideoLandmarks(NamedTuple):
+    """The faces of one video frame: its ``index`` and presentation ``time`` (seconds), the
+    upright RGB ``image``, the ``prediction``, and for each face its ``tracks`` id (-1 when
+    untracked) and ``sources`` ("detector", "tracking" or "given": where its box came from)."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    prediction: "Prediction"
+    tracks: np.ndarray
+    sources: Tuple[str, ...]
 
 
 class Prediction(NamedTuple):
@@ -140,6 +156,37 @@ class FaceAlignment:
         detected, in a worker thread up to a batch ahead of the network."""
         for predictions in self.predict(images, boxes, (self.decode,)):
             yield predictions[self.decode]
+
+    def get_landmarks_from_video(self, path: str, *, detect_every: int = DEFAULT_DETECT_EVERY,
+                                 boxes: Optional[BoxSource] = None, smooth: bool = False,
+                                 smooth_min_cutoff: float = DEFAULT_MIN_CUTOFF,
+                                 smooth_beta: float = DEFAULT_BETA) -> Iterator[VideoLandmarks]:
+        """One VideoLandmarks per frame of the video at ``path``, in order, streamed: memory
+        does not grow with the video's length. Faces are detected on the first frame, every
+        ``detect_every`` frames and after a track is lost, and followed by their landmarks in
+        between (:class:`~face_alignment.video.tracking.FaceTracker`); ``boxes`` replaces
+        that with any other source (a :class:`~face_alignment.video.box_sources.BoxSource`:
+        given boxes, a detector of your own). ``smooth`` runs a One Euro filter per track
+        over the landmarks it returns (the tracker always sees the raw ones). A video that
+        breaks off raises VideoTruncatedError after the frames that decoded."""
+        from .video.reader import read_video  # PyAV, imported only for videos
+
+        source = boxes if boxes is not None else self.face_tracker(detect_every)
+        smoother = TrackSmoother(smooth_min_cutoff, smooth_beta) if smooth else None
+        for frame in read_video(path):
+            faces = source.boxes(frame.index, frame.image)
+            [(_, _, predictions)] = self._landmarks([(frame, frame.image, faces.boxes)], (self.decode,))
+            prediction = predictions[self.decode]
+            source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
+            if smoother is not None:
+                prediction = prediction._replace(
+                    landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))
+            yield VideoLandmarks(frame.index, frame.time, frame.image, prediction, faces.tracks, faces.sources)
+
+    def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
+        """A tracker that detects with this object's detector, its boxes placed as that
+        detector's (dlib HOG or CNN)."""
+        return FaceTracker(self.detect_faces, detect_every, relation=DLIB_BOXES[self._detector_kind])
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                 decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:

@@ -23,6 +23,8 @@ from .document import image_record, write_document
 from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
 from .registry import MODULE_COUNTS
+from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
+from .video.tracking import DEFAULT_DETECT_EVERY
 from .validation import check_reference_scale
 
 log = logging.getLogger("face_alignment")
@@ -55,12 +57,17 @@ def parser() -> ArgumentParser:
         description="68 facial landmarks with FAN in NNabla: detect faces, crop, infer, decode, draw.")
     p.add_argument("--model", "-m", help="FAN weights (.h5); default: 2DFAN4_NNabla_model.h5 here, or "
                    "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
-    p.add_argument("--test-image", action="append", required=True, metavar="PATH",
-                   help="image file or folder of images; repeat for several")
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--test-image", action="append", metavar="PATH",
+                        help="image file or folder of images; repeat for several")
+    inputs.add_argument("--test-video", metavar="PATH",
+                        help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
+                        "faces detected every --detect-every frames and tracked in between")
     p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
                    "folder; made if need be): "
                    f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
-                   "--save-json is asked for. No output may be an input or another output")
+                   "--save-json is asked for. With --test-video: the annotated video (.mp4, .mkv, .mov or "
+                   ".avi; same size and frame rate). No output may be an input or another output")
     p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
                    help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
     p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
@@ -96,6 +103,17 @@ def parser() -> ArgumentParser:
                    help="refuse images of more pixels than this, told by their header before decoding "
                    "(default: %(default)s)")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
+    video = p.add_argument_group("video (with --test-video)")
+    video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
+                       "(schema: face_alignment.video.table) or .json for short clips")
+    video.add_argument("--detect-every", type=positive_int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                       help="run the face detector every N frames (and after a track is lost); in between, "
+                       "boxes follow each face's landmarks (default: %(default)s; 1: detect every frame)")
+    video.add_argument("--smooth", action="store_true", help="One Euro filter on each track's landmarks")
+    video.add_argument("--smooth-min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
+                       help="its cutoff for a still face: lower smooths more (default: %(default)s)")
+    video.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="B",
+                       help="how fast the cutoff rises with speed: higher lags less (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -262,9 +280,12 @@ def main(argv=None):
     args = parser().parse_args(argv)
     from tqdm import tqdm
 
-    from .api import FaceAlignment
     from .pipeline import draw
 
+    if args.test_video:
+        return _video(args)
+    if args.save_landmarks:
+        raise FaceAlignmentError("--save-landmarks is for --test-video; for images use --save-json")
     images = collect_images(args.test_image)
     several = len(images) > 1 or any(os.path.isdir(p) for p in args.test_image)
     output = args.output
@@ -288,13 +309,7 @@ def main(argv=None):
     check_outputs(outputs, inputs, folders=[("--output", output)] if into_folder else [])
     boxes = read_boxes(args.boxes, images) if args.boxes else None
 
-    fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
-                       flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
-                       cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
-                       type_config=args.type_config, reference_scale=args.reference_scale,
-                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)
-    if args.landmarks_3d:
-        check_3d_fan(model, args.arch, fa.arch)
+    fa = face_alignment(args, model, depth)
     if into_folder:
         os.makedirs(output, exist_ok=True)
 
@@ -319,3 +334,29 @@ def main(argv=None):
         write_document(args.save_json, records)
         log.info("wrote %s", args.save_json)
     return 0
+
+
+def _video(args) -> int:
+    from .video_cli import check_video_options, check_video_outputs, run_video
+
+    check_video_options(args)
+    model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
+    depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
+    inputs = [(flag, p) for flag, p in (("--model", model), ("--resnet-depth-model", depth),
+                                        ("--cnn-face-detection-model", args.cnn_model)) if p]
+    info = check_video_outputs(args, inputs)
+    return run_video(args, face_alignment(args, model, depth), info)
+
+
+def face_alignment(args, model: str, depth: Optional[str]):
+    """The FaceAlignment the flags ask for."""
+    from .api import FaceAlignment
+
+    fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
+                       flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
+                       cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
+                       type_config=args.type_config, reference_scale=args.reference_scale,
+                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)
+    if args.landmarks_3d:
+        check_3d_fan(model, args.arch, fa.arch)
+    return fa

@@ -189,7 +189,7 @@ def _assert_good_prefix(frames, error, path, total):
     assert [f.time for f in frames] == [float(Fraction(i, 25)) for i in range(len(frames))]
     last = frames[-1]
     assert error.last_good_frame == last.index
-    _assert_one_line(error, path, "breaks off", f"after frame {last.index} at {last.time:.3f} s")
+    _assert_one_line(error, path, "breaks off", f"after its last good frame, {last.index} at {last.time:.3f} s")
 
 
 @pytest.mark.parametrize("extension, options", [("mkv", {}), ("mp4", {"movflags": "+faststart"}),

@@ -145,7 +145,7 @@ def _frames(path: str, container, stream) -> Iterator[VideoFrame]:
             image = _orientation(path, frame).apply(frame.to_ndarray(format="rgb24"))
             yield VideoFrame(index=index, time=time, image=image)
         if reason is not None:
-            last = f"after frame {index} at {time:.3f} s" if index >= 0 else "before its first frame"
+            last = f"after its last good frame, {index} at {time:.3f} s" if index >= 0 else "before its first frame"
             raise VideoTruncatedError(f"{path}: the video breaks off {last} ({reason})",
                                       last_good_frame=index if index >= 0 else None)
 
