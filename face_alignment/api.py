@@ -91,6 +91,8 @@ class FaceAlignment:
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
         check_positive_int("batch_size", batch_size)
+        if detector is not None and detector not in DLIB_BOXES:  # the detectors boxes are known for
+            raise FaceAlignmentError(f"detector {detector!r}: expected one of {', '.join(DLIB_BOXES)}")
         if max_pixels is not None:
             check_positive_int("max_pixels", max_pixels)
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.

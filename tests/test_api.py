@@ -85,6 +85,7 @@ def test_one_decoding_name_is_one_decoding(fa):
     (dict(depth_model=5), "depth_model: got 5"),
     (dict(max_pixels=-1), "max_pixels: got -1"),
     (dict(max_pixels="many"), "max_pixels: got 'many'"),
+    (dict(detector="mtcnn"), "detector 'mtcnn': expected one of hog, cnn"),
     (dict(reference_scale="abc"), "reference_scale 'abc': expected a positive finite number"),
     (dict(reference_scale=float("nan")), "reference_scale nan"),
     (dict(reference_scale=0), "reference_scale 0"),
