@@ -106,6 +106,28 @@ def check_utf8_path(path: str) -> str:
     return path
 
 
+def abandon_atomic_write(atomic, error: BaseException) -> None:
+    """End an ``atomic_write`` that a writer object entered by hand, after ``error``: the
+    temporary file is removed. A new error in doing so is raised; ``error`` itself is left to
+    the caller."""
+    if atomic is None:
+        return
+    try:
+        atomic.__exit__(type(error), error, error.__traceback__)
+    except BaseException as again:
+        if again is not error:
+            raise
+
+
+def checked_extension(path: str, known, what: str, error=FaceAlignmentError) -> str:
+    """The lower-case extension of ``path``, one of ``known``; else ``error`` naming both."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in known:
+        raise error(f"{path}: unknown {what} {extension or '(no extension)'!r}; "
+                    f"expected one of {', '.join(sorted(known))}")
+    return extension
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

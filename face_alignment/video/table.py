@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import LandmarkTableError
-from ..files import atomic_write
+from ..files import abandon_atomic_write, atomic_write, checked_extension
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -90,11 +90,7 @@ class LandmarkTableWriter:
     def __init__(self, path: PathLike, dims: int = 2, *, rows_per_group: int = ROWS_PER_GROUP,
                  force: bool = True):
         self.path = os.fspath(path)
-        extension = os.path.splitext(self.path)[1].lower()
-        if extension not in _FORMATS:
-            raise LandmarkTableError(
-                f"{self.path}: unknown landmark table format {extension or '(no extension)'!r}; "
-                f"expected one of {', '.join(sorted(_FORMATS))}")
+        extension = checked_extension(self.path, _FORMATS, "landmark table format", LandmarkTableError)
         if rows_per_group < 1:
             raise LandmarkTableError(f"rows_per_group {rows_per_group!r}: expected at least 1")
         self.dims = dims
@@ -208,12 +204,7 @@ class LandmarkTableWriter:
                 pass  # the file is being removed
             self._parquet = None
         atomic, self._atomic = self._atomic, None
-        if atomic is not None:
-            try:
-                atomic.__exit__(type(error), error, error.__traceback__)
-            except BaseException as again:
-                if again is not error:
-                    raise
+        abandon_atomic_write(atomic, error)
 
 
 def _table(columns: Dict[str, np.ndarray], table_schema: pa.Schema) -> pa.Table:

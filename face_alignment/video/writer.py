@@ -38,7 +38,7 @@ import av
 import numpy as np
 
 from ..errors import VideoWriteError
-from ..files import atomic_write
+from ..files import abandon_atomic_write, atomic_write, checked_extension
 from .reader import VideoInfo
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -81,11 +81,7 @@ class AnnotatedVideoWriter:
 
     def __init__(self, path: PathLike, info: VideoInfo, *, force: bool = True):
         self.path = os.fspath(path)
-        extension = os.path.splitext(self.path)[1].lower()
-        if extension not in CONTAINERS:
-            raise VideoWriteError(
-                f"{self.path}: unknown video container {extension or '(no extension)'!r}; "
-                f"expected one of {', '.join(sorted(CONTAINERS))}")
+        extension = checked_extension(self.path, CONTAINERS, "video container", VideoWriteError)
         if not info.frame_rate or info.frame_rate <= 0:
             raise VideoWriteError(f"{self.path}: frame rate {info.frame_rate} is not positive")
         self.info = info
@@ -175,9 +171,4 @@ class AnnotatedVideoWriter:
             except Exception:
                 pass  # the file is being removed: its trailer does not matter
         atomic, self._atomic, self._container, self._stream = self._atomic, None, None, None
-        if atomic is not None:
-            try:
-                atomic.__exit__(type(error), error, error.__traceback__)
-            except BaseException as again:
-                if again is not error:
-                    raise
+        abandon_atomic_write(atomic, error)
