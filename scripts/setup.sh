@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 supported="3.8 3.9 3.10"
-extras=${EXTRAS-dev,export}
+extras=${EXTRAS-dev,export,ray}
 
 # An interpreter counts only if it runs and reports a supported version:
 # pyenv shims exist for every installed version but fail unless it is selected.
