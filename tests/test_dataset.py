@@ -249,3 +249,41 @@ def test_bad_command_lines_are_one_line_errors_and_write_nothing(dataset, fan1_h
     assert_one_line_error(run_dataset("--input", dataset["photos"][0], "--output", foreign, "--model", fan1_h5),
                           "foreign", "manifest.json")
     assert sorted(os.listdir(tmp_path)) == ["foreign", "notes.md"] and os.listdir(foreign) == ["mine.txt"]
+
+
+def _close(a, b, path="report"):
+    """Two JSON values equal, numbers within 1e-6 (label and source names aside)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            if key not in ("label", "source", "predictions"):
+                _close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9), path
+    else:
+        assert a == b, path
+
+
+def test_evaluate_scores_a_dataset_output_as_the_same_predictions_saved_as_json(fan1_h5, tmp_path):
+    import shutil
+
+    truth = tmp_path / "truth"
+    shutil.copytree(os.path.join(SHARED, "data", "faces"), truth)
+    out = str(tmp_path / "out")
+    assert run_dataset("--input", truth, "--output", out, "--model", fan1_h5).returncode == 0
+    saved = tmp_path / "pred.json"
+    made = run_tool("model_inference.py", "--model", fan1_h5, "--test-image", truth, "--save-json", saved,
+                    "--no-progress", *CPU)
+    assert made.returncode == 0, made.stderr
+    reports = []
+    for predictions in (out, saved):
+        result = run_tool("-m face_alignment.evaluate", "--ground-truth", truth, "--predictions", predictions, "--json")
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads(result.stdout))
+    _close(reports[0], reports[1])
+    assert_one_line_error(run_tool("-m face_alignment.evaluate", "--ground-truth", truth, "--predictions", tmp_path,
+                                   "--json"), "not a dataset job's output")
