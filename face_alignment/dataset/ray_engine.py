@@ -2,8 +2,9 @@
 class that builds FaceAlignment once per worker process and runs :func:`.job.run_unit` (the
 local engine's function: the same rows) on one unit per batch.
 
-Sizing. Ray Data's own tasks need CPU too: on 2 cores, two actors asking for one CPU each
-left none for them and the job never finished. So a worker asks for
+Sizing. Ray Data's own tasks need CPU too: the issue reports that on 2 cores two actors
+asking for one CPU each left none for its read tasks and the job never finished (not seen
+here with Ray 2.60 and ``from_items``, which has no read tasks). So a worker asks for
 ``min(1, (cpus - reserve) / workers)`` CPUs, ``reserve`` being one CPU (half of a 1-CPU
 machine) kept for Ray Data, and ONNX Runtime runs ``max(1, cpus // workers)`` threads per
 worker, so that workers together do not oversubscribe the cores. ``--context cudnn``:
