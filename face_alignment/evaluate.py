@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(name.pts or name_1.pts, name_2.pts, ...; subfolders included)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", nargs="+", metavar="JSON",
-                        help="prediction documents as written by model_inference.py --save-json")
+                        help="prediction documents as written by model_inference.py --save-json, or output "
+                        "folders of python -m face_alignment.dataset (their photos)")
     source.add_argument("--model", metavar="FAN.h5", help="run this model on the annotated images")
     model = parser.add_argument_group("with --model")
     model.add_argument("--decode", choices=("argmax", "centroid", "both"), default="centroid",

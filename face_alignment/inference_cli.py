@@ -51,23 +51,12 @@ def _reference_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parser() -> ArgumentParser:
-    p = ArgumentParser(
-        prog="model_inference.py",
-        description="68 facial landmarks with FAN in NNabla: detect faces, crop, infer, decode, draw.")
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that say which model runs and how (weights, 3D, backend, context, detector,
+    decoding, flip, batch size, image size limit): shared with ``python -m face_alignment.dataset``,
+    and turned into a FaceAlignment by :func:`face_alignment`."""
     p.add_argument("--model", "-m", help="FAN weights (.h5); default: 2DFAN4_NNabla_model.h5 here, or "
                    "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
-    inputs = p.add_mutually_exclusive_group(required=True)
-    inputs.add_argument("--test-image", action="append", metavar="PATH",
-                        help="image file or folder of images; repeat for several")
-    inputs.add_argument("--test-video", metavar="PATH",
-                        help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
-                        "faces detected every --detect-every frames and tracked in between")
-    p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
-                   "folder; made if need be): "
-                   f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
-                   "--save-json is asked for. With --test-video: the annotated video (.mp4, .mkv, .mov or "
-                   ".avi; same size and frame rate). No output may be an input or another output")
     p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
                    help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
     p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
@@ -89,19 +78,37 @@ def parser() -> ArgumentParser:
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
     p.add_argument("--detector", choices=("hog", "cnn"),
                    help="dlib face detector (default: hog on cpu, cnn on cudnn)")
-    p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
-                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
-                   "an error)")
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
     p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (default: %(default)s)")
     p.add_argument("--max-pixels", type=positive_int, default=image_module.MAX_IMAGE_PIXELS, metavar="N",
                    help="refuse images of more pixels than this, told by their header before decoding "
                    "(default: %(default)s)")
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="model_inference.py",
+        description="68 facial landmarks with FAN in NNabla: detect faces, crop, infer, decode, draw.")
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--test-image", action="append", metavar="PATH",
+                        help="image file or folder of images; repeat for several")
+    inputs.add_argument("--test-video", metavar="PATH",
+                        help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
+                        "faces detected every --detect-every frames and tracked in between")
+    p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
+                   "folder; made if need be): "
+                   f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
+                   "--save-json is asked for. With --test-video: the annotated video (.mp4, .mkv, .mov or "
+                   ".avi; same size and frame rate). No output may be an input or another output")
+    add_model_arguments(p)
+    p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
+                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
+                   "an error)")
+    p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "

@@ -24,6 +24,9 @@ from .output import checked_output
 log = logging.getLogger(__name__)
 ORT_PACKAGE = "onnxruntime"
 CACHE_FOLDER_NAME = "nnabla-face-alignment"
+# Threads per session when none are given, instead of every core: set by the dataset job's
+# Ray workers so that several processes on one machine do not oversubscribe its cores.
+THREADS_VARIABLE = "FACE_ALIGNMENT_ORT_THREADS"
 
 
 def user_cache_dir() -> str:
@@ -61,7 +64,7 @@ def session_options(threads: Optional[int] = None):
     # that can be folded into a convolution (bn1, bn_end: a conv's only consumer) already is,
     # at level BASIC; the rest read tensors the blocks' concatenation also needs unnormalised.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or physical_cores()
+    options.intra_op_num_threads = threads or int(os.environ.get(THREADS_VARIABLE) or 0) or physical_cores()
     # One chain of convolutions: nothing for parallel execution of branches to gain.
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Idle pool threads sleep instead of spinning. Spinning (even only within a run, with

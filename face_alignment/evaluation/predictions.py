@@ -29,7 +29,11 @@ class PredictedImage:
 
 
 def read_predictions(path: str) -> Dict[str, Any]:
-    """The JSON document in ``path``, unchecked (see :func:`parse_predictions`)."""
+    """The JSON document in ``path``, unchecked (see :func:`parse_predictions`); or, for a
+    folder, the photos of a dataset job's output (``python -m face_alignment.dataset``) as
+    such a document: :func:`dataset_document`."""
+    if os.path.isdir(path):
+        return dataset_document(path)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -39,6 +43,31 @@ def read_predictions(path: str) -> Dict[str, Any]:
         raise AnnotationError(f"{path}: not valid JSON ({e})") from None
     except RecursionError:
         raise AnnotationError(f"{path}: JSON nested too deeply; expected a predictions document") from None
+
+
+def dataset_document(folder: str) -> Dict[str, Any]:
+    """The rows of a dataset job's output folder that are photos (frame 0 of a file with one
+    of ``IMAGE_EXTENSIONS``), as a predictions document: one image per path, its faces'
+    ``box``, ``landmarks`` and ``scores``. Photos without a face have no rows, and are missed."""
+    from ..pipeline.image import IMAGE_EXTENSIONS
+    from ..video.table import read_landmark_table
+
+    shards = os.path.join(folder, "landmarks")
+    if not os.path.isfile(os.path.join(folder, "manifest.json")) or not os.path.isdir(shards):
+        raise AnnotationError(f"{folder}: not a dataset job's output (expected manifest.json and landmarks/ in it)")
+    images: Dict[str, list] = {}
+    for name in sorted(os.listdir(shards)):
+        if not (name.startswith("part-") and name.endswith(".parquet")):
+            continue
+        try:
+            rows = read_landmark_table(os.path.join(shards, name)).to_pydict()
+        except Exception as e:
+            raise AnnotationError(str(e)) from None
+        for video, frame, box, landmarks, scores in zip(rows["video"], rows["frame"], rows["box"],
+                                                        rows["landmarks"], rows["scores"]):
+            if frame == 0 and os.path.splitext(video)[1].lower() in IMAGE_EXTENSIONS:
+                images.setdefault(video, []).append({"box": box, "landmarks": landmarks, "scores": scores})
+    return {"images": [{"path": path, "faces": faces} for path, faces in sorted(images.items())]}
 
 
 def _finite_array(value: Any, shape_ok: Callable[[Tuple[int, ...]], bool], source: str,

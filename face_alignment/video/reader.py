@@ -45,6 +45,11 @@ from ..errors import VideoReadError, VideoTruncatedError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+# The suffixes (any case) by which a file found in a folder or a list is taken for a video
+# rather than a photo: common containers FFmpeg reads (read_video opens any it can).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
+                              ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv"})
+
 
 @dataclass(frozen=True)
 class VideoFrame:

@@ -1,0 +1,103 @@
+"""``--engine ray``: the missing units as a Ray Data dataset, ``map_batches`` over an actor
+class that builds FaceAlignment once per worker process and runs :func:`.job.run_unit` (the
+local engine's function: the same rows) on one unit per batch.
+
+Sizing. Ray Data's own tasks need CPU too: the issue reports that on 2 cores two actors
+asking for one CPU each left none for its read tasks and the job never finished (not seen
+here with Ray 2.60 and ``from_items``, which has no read tasks). So a worker asks for
+``min(1, (cpus - reserve) / workers)`` CPUs, ``reserve`` being one CPU (half of a 1-CPU
+machine) kept for Ray Data, and ONNX Runtime runs ``max(1, cpus // workers)`` threads per
+worker, so that workers together do not oversubscribe the cores. ``--context cudnn``:
+``num_gpus=1`` per worker (untested here: no GPU).
+
+Fault tolerance. The actors are restarted when their process dies (``max_restarts=-1``) and
+their unit is run again (``max_task_retries=-1``); a unit run twice writes the same shard
+twice, renamed into place: still once. Each worker writes its pid to ``OUT_DIR/_workers/``.
+"""
+import logging
+import os
+from typing import Dict, List
+
+import numpy as np
+
+from .job import BUILD_OPTIONS, WORKERS, run_unit
+
+log = logging.getLogger("face_alignment")
+OBJECT_STORE_BYTES = 256 * 1024 * 1024  # units and summaries are small: a local Ray's store stays small
+
+
+def worker_resources(cpus: float, workers: int, gpu: bool) -> Dict:
+    """Ray resources per worker, and ONNX Runtime's threads, for ``workers`` on ``cpus``."""
+    reserve = 1.0 if cpus >= 2 else cpus / 2
+    return {"num_cpus": max(0.01, min(1.0, (cpus - reserve) / workers)), "num_gpus": 1 if gpu else 0,
+            "threads": max(1, int(cpus // workers))}
+
+
+class UnitWorker:
+    """One per Ray worker process: the model, built once; called with a batch of one unit."""
+
+    def __init__(self, options: Dict, model: str, depth, out_dir: str, video_options: Dict, threads: int):
+        import argparse
+
+        from ..backends.onnx_net import THREADS_VARIABLE
+        from ..inference_cli import face_alignment
+
+        os.environ[THREADS_VARIABLE] = str(threads)
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        self.fa = face_alignment(argparse.Namespace(**options), model, depth)
+        self.out_dir, self.video_options = out_dir, video_options
+        folder = os.path.join(out_dir, WORKERS)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, str(os.getpid())), "w") as f:
+            f.write(f"{os.uname().nodename}\n")
+
+    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        summaries = [run_unit(self.fa, {"id": str(i), "kind": str(k), "paths": str(p).split("\n")}, self.out_dir,
+                              self.video_options)
+                     for i, k, p in zip(batch["id"], batch["kind"], batch["paths"])]
+        return {name: np.array([s[name] for s in summaries]) for name in ("id", "items", "faces", "errors", "pid")}
+
+
+def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_options: Dict) -> List[Dict]:
+    """Run ``units`` on Ray (a local one, started and shut down here, or ``args.ray_address``)."""
+    import ray
+
+    if not units:
+        return []
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # The workers import this package as the driver does (a checkout, not only an install).
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+        filter(None, [package_root, os.environ.get("PYTHONPATH")]))}}
+    started = not ray.is_initialized()
+    if started:
+        if args.ray_address:
+            ray.init(address=args.ray_address, runtime_env=runtime_env, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+                     runtime_env=runtime_env, log_to_driver=False)
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        sizing = worker_resources(cpus, args.workers, args.context == "cudnn")
+        log.info("ray: %g CPUs, %d workers with %g CPU%s each, %d ONNX Runtime threads each", cpus, args.workers,
+                 sizing["num_cpus"], f" and {sizing['num_gpus']} GPU" if sizing["num_gpus"] else "",
+                 sizing["threads"])
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = not args.no_progress
+        items = [{"id": u["id"], "kind": u["kind"], "paths": "\n".join(u["paths"])} for u in units]
+        options = {name: getattr(args, name) for name in BUILD_OPTIONS}
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            UnitWorker, batch_size=1, concurrency=args.workers, num_cpus=sizing["num_cpus"],
+            num_gpus=sizing["num_gpus"] or None,
+            fn_constructor_kwargs=dict(options=options, model=os.path.abspath(model),
+                                       depth=os.path.abspath(depth) if depth else None,
+                                       out_dir=os.path.abspath(out_dir), video_options=video_options,
+                                       threads=sizing["threads"]),
+            max_restarts=-1, max_task_retries=-1)
+        done = {}
+        for row in dataset.iter_rows():
+            done[str(row["id"])] = {"id": str(row["id"]), "items": int(row["items"]), "faces": int(row["faces"]),
+                                    "errors": int(row["errors"]), "pid": int(row["pid"])}
+        return list(done.values())
+    finally:
+        if started:
+            ray.shutdown()
