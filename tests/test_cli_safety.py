@@ -272,13 +272,17 @@ def test_an_output_folder_that_is_missing_is_found_before_any_picture_is_drawn(t
     (2, ["--save-json", "{tmp}"], "{tmp}: --save-json is a folder; expected a file name"),
     (1, ["--output", "{tmp}/result"], "{tmp}/result: unsupported image file extension (use e.g. .png or .jpg)"),
     (1, ["--save-json", "{tmp}/" + "r" * 300 + ".json"], "--save-json: file name of 305 bytes; expected at most 255"),
+    # Renamed into place, an output would put a regular file where a pipe (or /dev/null) was.
+    (1, ["--save-json", "{pipe}"], "{pipe}: --save-json is a device, pipe or socket"),
+    (1, ["--output", "{pipe}"], "{pipe}: --output is a device, pipe or socket"),
 ])
 def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
         monkeypatch, capsys, tmp_path, fan1, boxes, images, outputs, fragment):
     from face_alignment import api, inference_cli
 
-    places = dict(locked=tmp_path / "locked", file=boxes, tmp=tmp_path)
+    places = dict(locked=tmp_path / "locked", file=boxes, tmp=tmp_path, pipe=tmp_path / "pipe.png")
     places["locked"].mkdir()
+    os.mkfifo(places["pipe"])
     access = os.access
     # The kernel's answer to a user other than the owner of the folder "locked" (mode 755).
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and not (
@@ -359,11 +363,13 @@ def test_the_ced_plot_overwrites_no_input(tmp_path, ground_truth, predictions, t
     (["--ced-plot", "{tmp}"], "{tmp}: --ced-plot is a folder; expected a file name"),
     (["--threshold", "0"], "threshold 0.0: expected a positive number"),
     (["--ced-plot", "{tmp}/ced.png", "--plot-size", "50x50"], "plot size 50x50: expected whole numbers of pixels"),
+    (["--ced-plot", "{tmp}/pipe.png"], "{tmp}/pipe.png: --ced-plot is a device, pipe or socket"),
 ])
 def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypatch, capsys, tmp_path, ground_truth,
                                                                        fan1, options, fragment):
     from face_alignment import api, evaluate
 
+    os.mkfifo(tmp_path / "pipe.png")  # a named pipe, never to be replaced by the chart
     monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
     status, error = run_in_process(capsys, evaluate.main, "--ground-truth", ground_truth, "--model", fan1,
                                    "--gt-boxes", *[o.format(tmp=tmp_path) for o in options])
