@@ -314,22 +314,22 @@ def main(argv=None):
         os.makedirs(output, exist_ok=True)
 
     records = []
-    progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
-    results = fa.predict_files(images, boxes, (fa.decode,))
-    for (path, image, predictions), target in zip(results, pictures):
-        prediction = predictions[fa.decode]
-        progress.update(1)
-        if len(prediction.boxes) == 0:
-            log.warning("%s: no face found", path)
-        records.append(image_record(path, image.shape, prediction))
-        if target:
-            faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
-            picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
-            if args.caption:
-                picture = draw.caption(picture, args.caption)
-            draw.save_image(target, picture)
-            log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
-    progress.close()
+    # Closed on the way out of an error too, so that the error comes on a line of its own, last.
+    with tqdm(total=len(images), unit="image", disable=args.no_progress or not several) as progress:
+        results = fa.predict_files(images, boxes, (fa.decode,))
+        for (path, image, predictions), target in zip(results, pictures):
+            prediction = predictions[fa.decode]
+            progress.update(1)
+            if len(prediction.boxes) == 0:
+                log.warning("%s: no face found", path)
+            records.append(image_record(path, image.shape, prediction))
+            if target:
+                faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
+                picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+                if args.caption:
+                    picture = draw.caption(picture, args.caption)
+                draw.save_image(target, picture)
+                log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     if args.save_json:
         write_document(args.save_json, records)
         log.info("wrote %s", args.save_json)
