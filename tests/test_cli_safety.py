@@ -435,6 +435,13 @@ def test_an_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, fan1, b
     assert_one_line_error(result, str(folder), "caf\\udce9.jpg: the file name is not valid UTF-8")
 
 
+def test_a_file_name_with_a_line_break_keeps_the_error_on_one_line(tmp_path, fan1, boxes):
+    """Line breaks are legal in file names: the error shows them escaped, as repr does."""
+    missing = tmp_path / "new\nyear.jpg"
+    result = run_tool(TOOL, "-m", fan1, "--test-image", missing, "--boxes", boxes, *NNABLA_CPU)
+    assert_one_line_error(result, f"{tmp_path}/new\\nyear.jpg: no such image or folder")
+
+
 def test_a_ground_truth_image_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, ground_truth, fan1):
     for suffix in (".jpg", ".pts"):
         os.rename(ground_truth / f"einstein{suffix}", os.path.join(bytes(ground_truth), b"caf\xe9" + suffix.encode()))
