@@ -26,7 +26,7 @@ from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
 from .shapes import NUM_LANDMARKS
-from .validation import check_positive_int, check_reference_scale
+from .validation import check_positive_int, check_reference_scale, check_whole_number
 from .video.box_sources import BoxSource
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
 from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
@@ -91,8 +91,10 @@ class FaceAlignment:
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
         check_positive_int("batch_size", batch_size)
-        if max_pixels is not None:
-            check_positive_int("max_pixels", max_pixels)
+        check_whole_number("device_id", device_id, 0)
+        for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
+            if count is not None:
+                check_positive_int(name, count)
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)

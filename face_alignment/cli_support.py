@@ -57,6 +57,17 @@ def one_line(text: str) -> str:
     return "".join(repr(c)[1:-1] if c.splitlines() != [c] else c for c in text)
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number, 0 or more (a GPU's number)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Usage mistakes are reported like every other error: one line, status 2."""
 

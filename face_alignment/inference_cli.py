@@ -16,7 +16,7 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line, positive_int
+from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
@@ -83,7 +83,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--device-id", "-d", type=int, default=0, help="GPU id for cudnn")
+    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn")
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
@@ -98,7 +98,7 @@ def parser() -> ArgumentParser:
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
-    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="faces per forward pass (default: %(default)s)")
     p.add_argument("--max-pixels", type=positive_int, default=image_module.MAX_IMAGE_PIXELS, metavar="N",
                    help="refuse images of more pixels than this, told by their header before decoding "
                    "(default: %(default)s)")
@@ -136,6 +136,8 @@ def collect_images(paths: List[str]) -> List[str]:
 
     images = []
     for path in paths:
+        if not path:
+            raise FaceAlignmentError("--test-image '': an empty path; expected an image file or folder")
         try:
             is_folder = stat.S_ISDIR(os.stat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):

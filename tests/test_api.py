@@ -85,6 +85,10 @@ def test_one_decoding_name_is_one_decoding(fa):
     (dict(depth_model=5), "depth_model: got 5"),
     (dict(max_pixels=-1), "max_pixels: got -1"),
     (dict(max_pixels="many"), "max_pixels: got 'many'"),
+    (dict(device_id=-5), "device_id: got -5; expected a whole number, 0 or more"),
+    (dict(device_id="0"), "device_id: got '0'"),
+    (dict(detector_max_side="big"), "detector_max_side: got 'big'"),  # was a TypeError at the first detection
+    (dict(detector_max_side=0), "detector_max_side: got 0"),
     (dict(reference_scale="abc"), "reference_scale 'abc': expected a positive finite number"),
     (dict(reference_scale=float("nan")), "reference_scale nan"),
     (dict(reference_scale=0), "reference_scale 0"),

@@ -295,6 +295,23 @@ def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
     assert os.listdir(places["locked"]) == []
 
 
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number of at least 1"),
+    (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number of at least 1"),
+    (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number of at least 0"),
+    (["--test-image", ""], "--test-image '': an empty path; expected an image file or folder"),
+])
+def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_loaded(
+        monkeypatch, capsys, fan1, boxes, option, fragment):
+    from face_alignment import api, inference_cli
+
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    status, error = run_in_process(capsys, inference_cli.main, "-m", fan1, "--test-image", EINSTEIN,
+                                   "--boxes", boxes, *option)
+    assert status == 2
+    assert error.startswith("error: ") and fragment in error, error
+
 # --- One picture per image, named predictably ------------------------------------------------------
 
 @pytest.mark.parametrize("images, names", [
