@@ -247,10 +247,15 @@ class FaceAlignment:
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
-            for (_, image, faces), start, end in zip(group, starts, ends):
+            for (item, image, faces), start, end in zip(group, starts, ends):
                 if start < last and end > first:  # this image has faces in the batch
                     part = faces[max(first - start, 0):min(last, end) - start]
-                    image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
+                    try:
+                        image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
+                    except FaceAlignmentError as e:  # a box that cannot be cropped: say in which file
+                        if not isinstance(item, (str, os.PathLike)):
+                            raise
+                        raise type(e)(f"{os.fspath(item)}: {e}") from None
                     crops.append(image_crops)
                     frames.append(image_frames)
             crops = np.concatenate(crops)

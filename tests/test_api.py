@@ -71,6 +71,13 @@ def test_bad_calls_are_refused_naming_the_argument(fa, call, fragment):
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_box_that_cannot_be_cropped_is_named_with_its_file(fa):
+    """In a folder of hundreds, which image's box (or annotation) was wrong matters."""
+    with pytest.raises(FaceAlignmentError) as caught:
+        list(fa.predict_files([BREAKINGBAD, EINSTEIN], [np.array([[10.0, 10, 120, 140]]), [[0, 0, 1e12, 1e12]]]))
+    assert str(caught.value).startswith(f"{EINSTEIN}: box [0.0, 0.0, 1000000000000.0, 1000000000000.0] is too large")
+
+
 def test_one_decoding_name_is_one_decoding(fa):
     [result] = list(fa.predict([EINSTEIN], [np.array([[300.0, 300, 500, 520]])], decodes="argmax"))
     assert list(result) == ["argmax"]
