@@ -284,7 +284,7 @@ def main(argv=None):
 
     from .pipeline import draw
 
-    if args.test_video:
+    if args.test_video is not None:
         return _video(args)
     if args.save_landmarks:
         raise FaceAlignmentError("--save-landmarks is for --test-video; for images use --save-json")
@@ -341,6 +341,8 @@ def main(argv=None):
 def _video(args) -> int:
     from .video_cli import check_video_options, check_video_outputs, run_video
 
+    if not args.test_video:
+        raise FaceAlignmentError("--test-video '': an empty path; expected a video file")
     check_video_options(args)
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None

@@ -312,6 +312,16 @@ def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_
     assert status == 2
     assert error.startswith("error: ") and fragment in error, error
 
+
+def test_an_empty_video_path_is_not_taken_for_no_video(capsys, fan1, tmp_path):
+    """An empty --test-video once counted as none given: the error blamed --save-landmarks."""
+    from face_alignment import inference_cli
+
+    status, error = run_in_process(capsys, inference_cli.main, "-m", fan1, "--test-video", "",
+                                   "--save-landmarks", tmp_path / "l.json")
+    assert (status, error) == (2, "error: --test-video '': an empty path; expected a video file")
+
+
 # --- One picture per image, named predictably ------------------------------------------------------
 
 @pytest.mark.parametrize("images, names", [
