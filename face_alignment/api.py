@@ -218,7 +218,8 @@ class FaceAlignment:
         pending: List[Tuple[ImageInput, np.ndarray, np.ndarray]] = []
         for item, image, faces in _run_ahead(self._faces(images, boxes), ahead):
             pending.append((item, image, faces))
-            if sum(len(f) for _, _, f in pending) >= self.batch_size:
+            # A batch of faces, or of images: images without faces must not pile up, decoded.
+            if len(pending) >= self.batch_size or sum(len(f) for _, _, f in pending) >= self.batch_size:
                 yield from self._landmarks(pending, decodes)
                 pending = []
         if pending:
