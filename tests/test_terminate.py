@@ -15,6 +15,7 @@ import pytest
 import checkpoints
 from conftest import CPU, ROOT, SHARED
 from face_alignment.cli_support import EXIT_TERMINATED
+from face_alignment.files import TEMP_PREFIX
 from face_alignment.registry import FAN
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
@@ -88,7 +89,7 @@ def test_terminated_conversion_leaves_no_temporary_h5(tmp_path, sources):
     process, stderr, private_tmp, (held, _) = run_and_terminate(
         tmp_path, out, WRITING_H5, "converters/convert_model_weights.py",
         "-i", sources / "fan1.pth.tar", "-o", out / "fan1.h5")
-    assert len(held) == 1 and held[0].startswith(".fan1.") and held[0].endswith(".h5")
+    assert len(held) == 1 and held[0].startswith(TEMP_PREFIX) and held[0].endswith(".h5")
     assert_terminated(process, stderr)
     assert os.listdir(out) == []
     assert os.listdir(private_tmp) == []
@@ -102,7 +103,7 @@ def test_terminated_export_leaves_no_temporary_file_or_folder(tmp_path, sources,
         tmp_path, out, pause_in, "export_model.py", "--model", sources / "fan1.h5",
         "--output", out / f"fan1{extension}")
     if extension == ".nnp":
-        assert len(held[0]) == 1 and held[0][0].startswith(".fan1.") and held[0][0].endswith(".nnp")
+        assert len(held[0]) == 1 and held[0][0].startswith(TEMP_PREFIX) and held[0][0].endswith(".nnp")
     else:
         assert held[0] == [] and len(held[1]) == 1 and held[1][0].startswith("fan-export-")
     assert_terminated(process, stderr)
