@@ -26,7 +26,7 @@ from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
 from .shapes import NUM_LANDMARKS
-from .validation import check_positive_int, check_reference_scale
+from .validation import check_positive_int, check_reference_scale, check_whole_number
 from .video.box_sources import BoxSource
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
 from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
@@ -91,10 +91,12 @@ class FaceAlignment:
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
         check_positive_int("batch_size", batch_size)
+        check_whole_number("device_id", device_id, 0)
+        for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
+            if count is not None:
+                check_positive_int(name, count)
         if detector is not None and detector not in DLIB_BOXES:  # the detectors boxes are known for
             raise FaceAlignmentError(f"detector {detector!r}: expected one of {', '.join(DLIB_BOXES)}")
-        if max_pixels is not None:
-            check_positive_int("max_pixels", max_pixels)
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
@@ -218,7 +220,8 @@ class FaceAlignment:
         pending: List[Tuple[ImageInput, np.ndarray, np.ndarray]] = []
         for item, image, faces in _run_ahead(self._faces(images, boxes), ahead):
             pending.append((item, image, faces))
-            if sum(len(f) for _, _, f in pending) >= self.batch_size:
+            # A batch of faces, or of images: images without faces must not pile up, decoded.
+            if len(pending) >= self.batch_size or sum(len(f) for _, _, f in pending) >= self.batch_size:
                 yield from self._landmarks(pending, decodes)
                 pending = []
         if pending:
@@ -247,10 +250,15 @@ class FaceAlignment:
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
-            for (_, image, faces), start, end in zip(group, starts, ends):
+            for (item, image, faces), start, end in zip(group, starts, ends):
                 if start < last and end > first:  # this image has faces in the batch
                     part = faces[max(first - start, 0):min(last, end) - start]
-                    image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
+                    try:
+                        image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
+                    except FaceAlignmentError as e:  # a box that cannot be cropped: say in which file
+                        if not isinstance(item, (str, os.PathLike)):
+                            raise
+                        raise type(e)(f"{os.fspath(item)}: {e}") from None
                     crops.append(image_crops)
                     frames.append(image_frames)
             crops = np.concatenate(crops)

@@ -51,11 +51,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (from a file name that holds one, say) escaped as repr
+    shows them, so that an error stays one line."""
+    return "".join(repr(c)[1:-1] if c.splitlines() != [c] else c for c in text)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number, 0 or more (a GPU's number)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Usage mistakes are reported like every other error: one line, status 2."""
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see --help)\n")
 
 
 def command_line(main):
@@ -74,9 +91,9 @@ def command_line(main):
             print("error: terminated", file=sys.stderr)
             return EXIT_TERMINATED
         except FaceAlignmentError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {one_line(str(e))}", file=sys.stderr)
         except OSError as e:
-            print(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+            print(one_line(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": ")), file=sys.stderr)
         except MemoryError as e:  # e.g. numpy refusing a huge array: say so, without a traceback
             print(f"error: out of memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
         except KeyboardInterrupt:

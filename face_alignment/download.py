@@ -20,7 +20,11 @@ def download(url: str, path: str, progress: bool = False, timeout: float = 60.0,
     host = urllib.parse.urlparse(url).netloc or url
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+        request = urllib.request.Request(url)
+    except ValueError as e:  # e.g. a --mirror without http://
+        raise DownloadError(f"{url}: not a URL ({e}); expected one such as https://host/folder/file") from None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             # disable=None: a bar only on a terminal.
             with tqdm(total=total, unit="B", unit_scale=True, disable=None if progress else True,

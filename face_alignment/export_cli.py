@@ -3,6 +3,7 @@ import logging
 
 from .backends.export import EXPORTERS, ONNX_OPSET
 from .cli_support import ArgumentParser, command_line
+from .files import check_outputs
 from .registry import ARCHITECTURES, MODULE_COUNTS
 
 log = logging.getLogger("face_alignment")
@@ -29,6 +30,8 @@ def main(argv=None):
     from .backends.export import export_model
 
     args = parser().parse_args(argv)
+    # Before any work, and even with --force: never onto the weights themselves.
+    check_outputs([("--output", args.output)], [("--model", args.model)])
     arch = export_model(args.model, args.output, arch=args.arch, num_modules=args.network_size, force=args.force)
     log.info("%s -> %s (%s)", args.model, args.output, arch.name)
     return 0

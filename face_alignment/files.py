@@ -4,6 +4,7 @@ import errno
 import hashlib
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from typing import Iterable, Sequence, Tuple
 
@@ -24,6 +25,19 @@ def check_not_there(path: str, force: bool) -> None:
         raise _exists(path)
 
 
+def check_replaceable(path: str, what: str = "the output") -> None:
+    """Refuse an existing ``path`` that is not a regular file (a device such as /dev/null, a
+    pipe, a socket): outputs are renamed into place, which would put a regular file where
+    it was (for root, even in /dev)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # not there (or not reachable: the write itself will say why)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise FaceAlignmentError(f"{path}: {what} is a device, pipe or socket, which would be replaced by a "
+                                 "regular file; expected the name of a regular file")
+
+
 def _exists(path: str) -> OutputExistsError:
     return OutputExistsError(f"{path}: already exists (pass --force to overwrite)")
 
@@ -34,6 +48,7 @@ def atomic_write(path: str, force: bool = True):
     error it is removed. Refuses an existing ``path`` unless ``force``. An OSError in making,
     writing or renaming the temporary file names ``path``, never the temporary file."""
     check_not_there(path, force)
+    check_replaceable(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FaceAlignmentError(f"{folder}: output folder does not exist")
@@ -148,10 +163,10 @@ Named = Tuple[str, str]  # (what a path is to the user, e.g. "--save-json", path
 def check_outputs(files: Sequence[Named], inputs: Iterable[Named] = (), folders: Sequence[Named] = ()) -> None:
     """Before any work is done, check that every output ``files`` entry can be written: its
     folder exists (or is one of the output ``folders``, which must exist or be possible to
-    make) and is writable, it is not a folder, its name is not too long, and it is neither an
-    input nor another output. Paths are compared as the files they name (the same file by
-    any path, symbolic or hard link), not as strings. Raises FaceAlignmentError naming the
-    path and what it is."""
+    make) and is writable, it is not a folder (nor a device, pipe or socket), its name is not
+    too long, and it is neither an input nor another output. Paths are compared as the files
+    they name (the same file by any path, symbolic or hard link), not as strings. Raises
+    FaceAlignmentError naming the path and what it is."""
     checked = set()
     for what, folder in folders:
         _check_folder(folder, what, may_create=True)
@@ -159,6 +174,7 @@ def check_outputs(files: Sequence[Named], inputs: Iterable[Named] = (), folders:
     for what, path in files:
         if os.path.isdir(path):
             raise FaceAlignmentError(f"{path}: {what} is a folder; expected a file name")
+        check_replaceable(path, what)
         folder = os.path.dirname(path) or os.curdir
         if os.path.abspath(folder) not in checked:
             _check_folder(folder, what, may_create=False)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line, positive_int
+from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
@@ -72,7 +72,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--device-id", "-d", type=int, default=0, help="GPU id for cudnn")
+    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn")
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
@@ -82,7 +82,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="faces per forward pass (default: %(default)s)")
     p.add_argument("--max-pixels", type=positive_int, default=image_module.MAX_IMAGE_PIXELS, metavar="N",
                    help="refuse images of more pixels than this, told by their header before decoding "
                    "(default: %(default)s)")
@@ -143,6 +143,8 @@ def collect_images(paths: List[str]) -> List[str]:
 
     images = []
     for path in paths:
+        if not path:
+            raise FaceAlignmentError("--test-image '': an empty path; expected an image file or folder")
         try:
             is_folder = stat.S_ISDIR(os.stat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):
@@ -289,7 +291,7 @@ def main(argv=None):
 
     from .pipeline import draw
 
-    if args.test_video:
+    if args.test_video is not None:
         return _video(args)
     if args.save_landmarks:
         raise FaceAlignmentError("--save-landmarks is for --test-video; for images use --save-json")
@@ -321,22 +323,22 @@ def main(argv=None):
         os.makedirs(output, exist_ok=True)
 
     records = []
-    progress = tqdm(total=len(images), unit="image", disable=args.no_progress or not several)
-    results = fa.predict_files(images, boxes, (fa.decode,))
-    for (path, image, predictions), target in zip(results, pictures):
-        prediction = predictions[fa.decode]
-        progress.update(1)
-        if len(prediction.boxes) == 0:
-            log.warning("%s: no face found", path)
-        records.append(image_record(path, image.shape, prediction))
-        if target:
-            faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
-            picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
-            if args.caption:
-                picture = draw.caption(picture, args.caption)
-            draw.save_image(target, picture)
-            log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
-    progress.close()
+    # Closed on the way out of an error too, so that the error comes on a line of its own, last.
+    with tqdm(total=len(images), unit="image", disable=args.no_progress or not several) as progress:
+        results = fa.predict_files(images, boxes, (fa.decode,))
+        for (path, image, predictions), target in zip(results, pictures):
+            prediction = predictions[fa.decode]
+            progress.update(1)
+            if len(prediction.boxes) == 0:
+                log.warning("%s: no face found", path)
+            records.append(image_record(path, image.shape, prediction))
+            if target:
+                faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
+                picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+                if args.caption:
+                    picture = draw.caption(picture, args.caption)
+                draw.save_image(target, picture)
+                log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     if args.save_json:
         write_document(args.save_json, records)
         log.info("wrote %s", args.save_json)
@@ -346,6 +348,8 @@ def main(argv=None):
 def _video(args) -> int:
     from .video_cli import check_video_options, check_video_outputs, run_video
 
+    if not args.test_video:
+        raise FaceAlignmentError("--test-video '': an empty path; expected a video file")
     check_video_options(args)
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None

@@ -15,8 +15,13 @@ def check_reference_scale(value) -> float:
     return float(value)
 
 
+def check_whole_number(name: str, value, minimum: int) -> int:
+    """A whole number, ``minimum`` or more (not a bool, not a float, not text)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise FaceAlignmentError(f"{name}: got {value!r}; expected a whole number, {minimum} or more")
+    return int(value)
+
+
 def check_positive_int(name: str, value) -> int:
     """A count such as a batch size or a pixel limit: a whole number, 1 or more."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise FaceAlignmentError(f"{name}: got {value!r}; expected a whole number, 1 or more")
-    return int(value)
+    return check_whole_number(name, value, 1)

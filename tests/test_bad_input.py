@@ -94,6 +94,21 @@ def test_existing_output_is_kept_unless_forced(tmp_path, fan2_source):
     assert sorted(os.listdir(tmp_path)) == ["out.h5"]  # no temporary file left behind
 
 
+
+def test_the_checkpoint_is_never_its_own_output_even_with_force(tmp_path, fan2_source):
+    """--force replaces an existing output; by any path, the checkpoint being converted is
+    not one. And where the output cannot go is found before the checkpoint is read."""
+    source = tmp_path / "2dfan2.pth"
+    source.write_bytes(fan2_source[0].read_bytes())
+    os.mkdir(tmp_path / "sub")
+    result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "sub" / ".." / "2dfan2.pth",
+                      "--force")
+    assert_one_line_error(result, "--save-path is the same file as --pretrained-model", "not an input")
+    assert source.read_bytes() == fan2_source[0].read_bytes()
+    assert_one_line_error(run_tool(CONVERT, "-i", source, "-o", tmp_path / "sub", "--force"),
+                          "--save-path is a folder")
+    assert sorted(os.listdir(tmp_path)) == ["2dfan2.pth", "sub"] and os.listdir(tmp_path / "sub") == []
+
 def _write_h5(path, params):
     with h5py.File(path, "w") as f:
         for i, (k, v) in enumerate(params.items()):

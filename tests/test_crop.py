@@ -326,6 +326,24 @@ def test_huge_box_costs_memory_of_the_crop_not_of_the_window(box):
     assert 0 < np.count_nonzero(expected.max(axis=2) > 1) < 100  # the photo is a few pixels
 
 
+def test_a_tiny_reference_scale_costs_memory_of_the_crop_not_of_the_window():
+    """--reference-scale 0.5 instead of 195 makes a face's window 390 times as wide: a box of
+    350 x 380 pixels gets a window 290859 pixels a side, 236 GiB cut out whole (a MemoryError)."""
+    image, _ = read_photo("einstein")
+    box = np.array([[250.0, 260.0, 600.0, 640.0]])
+    tracemalloc.start()
+    try:
+        crops, frames = crop_faces(image, box, "authors", reference_scale=0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, peak
+    side = frames.windows[0, 2] - frames.windows[0, 0]
+    assert side == 290859 and crops.shape == (1, 3, 256, 256)
+    np.testing.assert_allclose(crops[0].transpose(1, 2, 0) * 255.0, bilinear_crop(image, frames.windows[0].tolist()),
+                               rtol=0, atol=1.0)
+
+
 def test_huge_window_is_sampled_exactly_where_the_taps_fall():
     """ibug's window for this box is 1048576 = 256 * 4096 pixels a side (3 TiB cut out whole):
     crop pixel d samples window coordinate d * 4096 + 2047.5, midway between two pixels. The
@@ -356,6 +374,7 @@ def test_huge_window_is_sampled_exactly_where_the_taps_fall():
 
 @pytest.mark.parametrize("convention, box", [("authors", [-1e9, -1e9, 1e9, 1e9]),
                                              ("authors", [3e9, 0.0, 3e9 + 100, 100.0]),
+                                             ("authors", [0.0, 0.0, 1e300, 1e300]),  # float32 scale 0
                                              ("ibug", [0.0, 0.0, 2e9, 2e9]),
                                              ("ibug", [0.0, 0.0, 1e300, 1e300])])
 def test_boxes_whose_window_overflows_int32_are_refused_in_one_line(convention, box):

@@ -1,6 +1,7 @@
 """Exported .nnp and ONNX models compute what our NNabla graphs compute, at any batch size;
 export_model.py writes them and reports bad input in one line."""
 import os
+import shutil
 from collections import OrderedDict
 
 import nnabla as nn
@@ -177,3 +178,13 @@ def test_cli_errors_are_one_line(fan1_h5, tmp_path):
                           "nowhere", "does not exist")
     assert_one_line_error(run_tool(TOOL, "--model", fan1_h5), "--output")
     assert not os.path.exists(tmp_path / "a.onnx")
+
+
+def test_the_weights_are_never_their_own_output_even_with_force(fan1_h5, tmp_path):
+    weights = tmp_path / "fan1.onnx"  # an .h5 by any other name is still read
+    shutil.copy(fan1_h5, weights)
+    result = run_tool(TOOL, "--model", weights, "--output", tmp_path / "." / "fan1.onnx", "--force")
+    assert_one_line_error(result, "--output is the same file as --model", "not an input")
+    with open(fan1_h5, "rb") as original:
+        assert weights.read_bytes() == original.read()
+    assert os.listdir(tmp_path) == ["fan1.onnx"]

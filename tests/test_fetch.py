@@ -86,3 +86,12 @@ def test_unknown_name_lists_the_known_ones(tmp_path):
     listing = run_tool(FETCH, "--list")
     assert listing.returncode == 0
     assert "https://www.adrianbulat.com/downloads/python-fan/depth-2a464da4ea.pth.tar" in listing.stdout
+
+
+def test_a_mirror_that_is_no_url_and_a_dest_that_is_a_file(tmp_path):
+    assert_one_line_error(run_tool(FETCH, "2DFAN4", "--dest", tmp_path, "--mirror", "my mirror"),
+                          "my mirror/2DFAN4-11f355bf06.pth.tar: not a URL (unknown url type")
+    (tmp_path / "weights").write_text("notes")
+    assert_one_line_error(run_tool(FETCH, "2DFAN4", "--dest", tmp_path / "weights"),
+                          f"{tmp_path / 'weights'}: not a folder; expected the folder to put the weights in")
+    assert sorted(os.listdir(tmp_path)) == ["weights"]

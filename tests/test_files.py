@@ -8,6 +8,7 @@ import pytest
 
 from face_alignment.cli_support import command_line
 from face_alignment.document import write_document
+from face_alignment.errors import FaceAlignmentError
 from face_alignment.files import atomic_write
 
 NAME_MAX = 255  # bytes in one file name on Linux file systems (ext4, tmpfs, overlayfs)
@@ -72,3 +73,16 @@ def test_an_error_about_another_file_is_left_as_it_is(tmp_path):
             open(source)
     assert raised.value.filename == source
     assert os.listdir(tmp_path) == []
+
+
+def test_a_pipe_or_device_is_never_replaced_by_a_regular_file(tmp_path):
+    """An output is renamed into place: over a named pipe (or, for root, over /dev/null or
+    /dev/full) that would leave a regular file where the pipe or device was."""
+    import stat
+
+    pipe = tmp_path / "results.fifo"
+    os.mkfifo(pipe)
+    with pytest.raises(FaceAlignmentError, match="results.fifo: the output is a device, pipe or socket"):
+        write_document(str(pipe), [])
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert os.listdir(tmp_path) == ["results.fifo"]

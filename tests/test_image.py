@@ -125,6 +125,16 @@ def test_missing_file_raises_naming_it(tmp_path):
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_pipe_is_not_called_missing(tmp_path):
+    """bash's --test-image <(curl ...) is a pipe: it exists, but can be read only once, and
+    the header is checked before the image is read."""
+    path = tmp_path / "stream.jpg"
+    os.mkfifo(path)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: not a regular file (a folder, pipe or device); expected an image file"
+
+
 @pytest.mark.parametrize("name, shape", [("breakingbad", (1080, 1920, 3)),
                                          ("einstein", (1024, 817, 3))])
 def test_shared_photos_match_cv2_decoding(name, shape):

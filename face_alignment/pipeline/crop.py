@@ -136,7 +136,7 @@ def _authors_frames(boxes: np.ndarray, reference_scale: float) -> FaceFrames:
     # (256, 256) mapped back, truncated toward zero.
     side = AUTHORS_SCALE_UNIT * scales
     # Boxes too small or too large for float32 give infinite or NaN corners: refused below.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         a = (CROP_SIZE / side).astype(np.float32)
         b = (CROP_SIZE * (-centers / side[:, None] + 0.5)).astype(np.float32)
         inv_a = (np.float32(1.0) / a)[:, None]

@@ -65,6 +65,8 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
             f"{type(image_or_path).__name__}: expected an image path or a numpy array")
     path = os.fspath(image_or_path)
     if not os.path.isfile(path):
+        if os.path.exists(path):  # e.g. bash's <(...), a pipe: read once, it cannot be checked first
+            raise ImageReadError(f"{path}: not a regular file (a folder, pipe or device); expected an image file")
         raise ImageReadError(f"{path}: no such image file")
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:

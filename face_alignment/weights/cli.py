@@ -2,6 +2,7 @@
 import logging
 
 from ..cli_support import ArgumentParser, command_line
+from ..files import check_outputs
 from ..registry import ARCHITECTURES, DEFAULT_FAN, KNOWN_WEIGHTS, RESNET_DEPTH
 
 log = logging.getLogger("face_alignment")
@@ -27,6 +28,8 @@ def _convert(argv, expect_kind=None, prog=None):
     from .convert import convert_checkpoint
 
     args = _convert_parser(prog).parse_args(argv)
+    # Before any work, and even with --force: never onto the checkpoint itself.
+    check_outputs([("--save-path", args.save_path)], [("--pretrained-model", args.pretrained_model)])
     arch = convert_checkpoint(args.pretrained_model, args.save_path, arch=args.arch, force=args.force,
                               allow_pickle=args.allow_pickle, expect_kind=expect_kind)
     log.info("%s -> %s (%s)", args.pretrained_model, args.save_path, arch.name)

@@ -6,7 +6,7 @@ import tempfile
 from typing import Optional
 
 from ..download import download
-from ..errors import DownloadError
+from ..errors import DownloadError, FaceAlignmentError
 from ..registry import KnownWeights, known_weights
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ def fetch(name: str, dest_dir: str = DEFAULT_DIR, mirror: Optional[str] = None, 
     from .loading import load_weights
 
     w = known_weights(name)
+    if os.path.exists(dest_dir) and not os.path.isdir(dest_dir):
+        raise FaceAlignmentError(f"{dest_dir}: not a folder; expected the folder to put the weights in")
     os.makedirs(dest_dir, exist_ok=True)
     target = os.path.join(dest_dir, output_name(w))
     if os.path.exists(target) and not force:
