@@ -1,9 +1,8 @@
 """``python -m face_alignment.dataset``: landmarks for every photo and video of a dataset, as a
 resumable Parquet dataset (see the package's docstring and the README)."""
-import argparse
 import logging
 import time
-from typing import Dict, List
+from typing import Dict
 
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
