@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
 from .boxes import as_boxes
-from .errors import FaceAlignmentError
+from .errors import FaceAlignmentError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
 from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
@@ -172,20 +172,37 @@ class FaceAlignment:
         that with any other source (a :class:`~face_alignment.video.box_sources.BoxSource`:
         given boxes, a detector of your own). ``smooth`` runs a One Euro filter per track
         over the landmarks it returns (the tracker always sees the raw ones). A video that
-        breaks off raises VideoTruncatedError after the frames that decoded."""
+        breaks off raises VideoTruncatedError after the frames that decoded.
+
+        The faces of a frame share network batches. So do those of consecutive frames, up to
+        ``batch_size`` faces and frames, when the boxes do not depend on earlier landmarks
+        (any source but a FaceTracker): a tracked frame's boxes need its predecessor's."""
         from .video.reader import read_video  # PyAV, imported only for videos
 
         source = boxes if boxes is not None else self.face_tracker(detect_every)
         smoother = TrackSmoother(smooth_min_cutoff, smooth_beta) if smooth else None
-        for frame in read_video(path):
-            faces = source.boxes(frame.index, frame.image)
-            [(_, _, predictions)] = self._landmarks([(frame, frame.image, faces.boxes)], (self.decode,))
-            prediction = predictions[self.decode]
-            source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
-            if smoother is not None:
-                prediction = prediction._replace(
-                    landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))
-            yield VideoLandmarks(frame.index, frame.time, frame.image, prediction, faces.tracks, faces.sources)
+        frames_per_batch = 1 if isinstance(source, FaceTracker) else self.batch_size
+        pending: list = []  # (VideoFrame, FrameFaces) waiting for their batch
+
+        def finish():
+            group = [(frame, frame.image, faces.boxes) for frame, faces in pending]
+            for (frame, faces), (_, _, predictions) in zip(pending, self._landmarks(group, (self.decode,))):
+                prediction = predictions[self.decode]
+                source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
+                if smoother is not None:
+                    prediction = prediction._replace(landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))
+                yield VideoLandmarks(frame.index, frame.time, frame.image, prediction, faces.tracks, faces.sources)
+            pending.clear()
+
+        try:
+            for frame in read_video(path):
+                pending.append((frame, source.boxes(frame.index, frame.image)))
+                if len(pending) >= frames_per_batch or sum(len(f) for _, f in pending) >= self.batch_size:
+                    yield from finish()
+        except VideoReadError:
+            yield from finish()  # a video that breaks off: the frames that decoded come first
+            raise
+        yield from finish()
 
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that

@@ -18,6 +18,7 @@ import moving_faces
 from conftest import CPU, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.boxes import as_boxes
+from face_alignment.errors import VideoTruncatedError
 from face_alignment.pipeline.detection import FaceDetector
 from face_alignment.video.box_sources import DETECTOR, GIVEN, GivenBoxes, TRACKING, UNTRACKED
 from face_alignment.video.reader import read_video
@@ -98,6 +99,24 @@ def test_api_yields_one_result_per_frame_with_given_boxes(clip_file, fan1_h5):
         assert r.image.shape == (moving_faces.SIZE[1], moving_faces.SIZE[0], 3)
 
 
+def test_consecutive_frames_share_batches_when_boxes_need_no_landmarks(clip_file, fan1_h5):
+    """Given boxes, one face a frame, batches of 4: the network sees 4 crops at a time, and
+    each frame still gets its own box back."""
+    fa = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=4)
+    seen, network = [], fa.fan
+
+    def recording(batch):
+        seen.append(len(batch))
+        return network(batch)
+
+    fa.fan = recording
+    given = {i: [[10.0 * i, 20, 10.0 * i + 90, 120]] for i in range(FRAMES)}
+    results = list(fa.get_landmarks_from_video(clip_file, boxes=GivenBoxes(given)))
+    assert seen == [4] * (FRAMES // 4)
+    for r in results:
+        np.testing.assert_array_equal(r.prediction.boxes, given[r.index])
+
+
 def test_tracking_holds_on_the_encoded_clip_and_detects_as_often_as_asked(clip, clip_file):
     """The tracker fed the true (moved) landmarks, as a perfect FAN would give them, on the
     frames decoded from the H.264 file: one track per face all through, detection on frames
@@ -165,6 +184,13 @@ def test_a_video_that_breaks_off_keeps_what_decoded_and_exits_non_zero(clip, fan
     assert 0 < len(good) < FRAMES and f"last good frame, {good[-1]} at" in error
     frames = pq.read_table(table).column("frame").to_pylist()
     assert set(frames) == set(good)  # each decoded frame has faces here (HOG finds one in each)
+    # Through the API with given boxes, which batch several frames: none is lost at the break.
+    fa = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=8)
+    got = []
+    with pytest.raises(VideoTruncatedError):
+        for result in fa.get_landmarks_from_video(str(cut), boxes=GivenBoxes(lambda i: [[10.0, 20, 100, 120]])):
+            got.append(result.index)
+    assert got == good
 
 
 def _frames_until_error(path):
