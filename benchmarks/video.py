@@ -2,8 +2,8 @@
 frame, and against the authors' face-alignment 1.5.0 run frame by frame. See
 benchmarks/README.md ("Video") for what each number means.
 
-    .venv/bin/python benchmarks/video.py                    # full: 300 frames of 1280x720, FAN-4 (~12 min)
-    .venv/bin/python benchmarks/video.py --quick --out-dir /tmp/bench   # smoke test: 12 small frames, FAN-1
+    .venv/bin/python benchmarks/video.py                    # full: 300 frames of 1280x720, FAN-4 (6-16 min)
+    .venv/bin/python benchmarks/video.py --quick --out-dir /tmp/bench   # smoke test: 12 small frames, FAN-1 (1 min)
     .venv/bin/python benchmarks/video.py --write-clip clip.mp4 --frames 50   # only write the test clip
     .venv/bin/python benchmarks/video.py --report results/video_benchmark_random-weights.json  # table again
 
