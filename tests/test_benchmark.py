@@ -57,3 +57,53 @@ def test_quick_benchmark_writes_chart_and_numbers(tmp_path):
     assert redrawn.returncode == 0, redrawn.stderr[-3000:]
     assert redrawn.stdout.strip() == result.stdout.strip()
     assert cv2.imread(str(tmp_path / "again" / "benchmark.png")).shape == picture.shape
+
+
+VIDEO_CONFIGS = ("ours_tracking", "ours_detect_every_frame", "authors_every_frame")
+VIDEO_STAGES = ("decoding", "detection", "fan", "writing", "other")
+
+
+def test_quick_video_benchmark_times_every_stage_of_the_three_configurations(tmp_path):
+    out_dir = tmp_path / "out"
+    result = run_tool("benchmarks/video.py", "--quick", "--out-dir", out_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    results = json.loads((out_dir / "video_benchmark_random-weights.json").read_text())
+    config = results["config"]
+    assert config["quick"] is True and config["weights"] == "random" and config["backend"] == "onnxruntime"
+    frames = config["frames"]
+    for name in VIDEO_CONFIGS:
+        [run] = results["runs"][name]  # --quick: one round
+        assert run["frames"] == frames and run["faces"] >= 1, (name, run)
+        assert math.isfinite(run["fps"]) and run["fps"] > 0, (name, run)
+        seconds = run["seconds"]
+        # The stages are timed apart inside the loop, so they never add up to more than it.
+        assert all(math.isfinite(seconds[s]) and seconds[s] >= 0 for s in VIDEO_STAGES if s != "other"), seconds
+        assert seconds["other"] > -1e-6 and seconds["fan"] > 0 and seconds["detection"] > 0, seconds
+        assert math.isclose(sum(seconds[s] for s in VIDEO_STAGES), run["wall_s"]), seconds
+        share = results["summary"][name]["share"]
+        assert math.isclose(sum(share[s] for s in VIDEO_STAGES), 1.0), share
+    tracking, every_frame = results["runs"]["ours_tracking"][0], results["runs"]["ours_detect_every_frame"][0]
+    # Tracking detects now and then; the others on every frame.
+    assert 1 <= tracking["detections"] < frames and tracking["sources"].get("tracking", 0) > 0, tracking
+    assert every_frame["detections"] == frames == results["runs"]["authors_every_frame"][0]["detections"]
+    assert set(results["summary"]["ratios"]) == {"tracking_over_detect_every_frame", "tracking_over_authors",
+                                                 "detect_every_frame_over_authors"}
+    assert isinstance(results["summary"]["target"]["met"], bool)
+    for title in ("(a) ours, tracking", "(b) ours, detection every frame", "(c) authors'", "RANDOM weights"):
+        assert title in result.stdout, title
+
+    # A saved result prints the same table again without measuring.
+    again = run_tool("benchmarks/video.py", "--report", out_dir / "video_benchmark_random-weights.json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.strip() == result.stdout.strip()
+
+
+def test_video_benchmark_writes_its_clip(tmp_path):
+    from face_alignment.video.reader import probe_video
+
+    clip = tmp_path / "clip.mp4"
+    result = run_tool("benchmarks/video.py", "--write-clip", clip, "--frames", 6, "--size", "320x180")
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = probe_video(clip)
+    assert (info.width, info.height, info.frame_count, info.fps) == (320, 180, 6, 25.0)
