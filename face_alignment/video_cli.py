@@ -11,6 +11,8 @@ import logging
 import os
 from typing import List, Optional
 
+import numpy as np
+
 from .errors import FaceAlignmentError, VideoTruncatedError
 from .files import check_outputs
 
@@ -53,6 +55,7 @@ def run_video(args, fa, info) -> int:
     from .video.writer import AnnotatedVideoWriter
 
     video, output, table = args.test_video, args.output, args.save_landmarks
+    banner = _Banner(draw, args.caption)
 
     frames = faces = 0
     broken: Optional[VideoTruncatedError] = None
@@ -75,7 +78,7 @@ def run_video(args, fa, info) -> int:
                     rows.add(video, result.index, result.time, result.tracks, prediction.boxes,
                              prediction.landmarks, prediction.scores, result.sources)
                 if writer:
-                    writer.write(_annotated(draw, result, args.caption), result.time)
+                    writer.write(_annotated(draw, result, banner(result.image.shape)), result.time)
         except VideoTruncatedError as e:
             broken = e
     if faces == 0:
@@ -87,8 +90,23 @@ def run_video(args, fa, info) -> int:
     return 0
 
 
-def _annotated(draw, result, caption: Optional[str]):
-    """The frame with each face's landmarks, box and track id drawn."""
+class _Banner:
+    """--caption on video frames: drawn once, then laid over the top rows of every frame, so
+    the annotated video keeps the input's size (draw.caption adds the banner above a picture)."""
+
+    def __init__(self, draw, text: Optional[str]):
+        self.draw, self.text, self._banner = draw, text, None
+
+    def __call__(self, shape) -> Optional[np.ndarray]:
+        if self.text and self._banner is None:
+            captioned = self.draw.caption(np.zeros(shape, np.uint8), self.text)
+            self._banner = captioned[:captioned.shape[0] - shape[0]]
+        return self._banner
+
+
+def _annotated(draw, result, banner) -> np.ndarray:
+    """The frame with each face's landmarks, box and track id drawn, and the caption's
+    banner over its top rows."""
     import cv2
 
     prediction = result.prediction
@@ -100,4 +118,7 @@ def _annotated(draw, result, caption: Optional[str]):
             corner = (int(round(box[0])), int(round(box[1] - 6 * scale)))
             cv2.putText(picture, f"#{track}", corner, cv2.FONT_HERSHEY_SIMPLEX, max(scale, 0.4), TRACK_COLOUR,
                         max(1, round(2 * scale)), cv2.LINE_AA)
-    return draw.caption(picture, caption) if caption else picture
+    if banner is not None:
+        rows = min(len(banner), len(picture))
+        picture[:rows] = banner[:rows]
+    return picture

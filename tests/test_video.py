@@ -20,6 +20,7 @@ from face_alignment.api import FaceAlignment
 from face_alignment.boxes import as_boxes
 from face_alignment.errors import VideoTruncatedError
 from face_alignment.pipeline.detection import FaceDetector
+from face_alignment.pipeline.draw import CAPTION_BACKGROUND
 from face_alignment.video.box_sources import DETECTOR, GIVEN, GivenBoxes, TRACKING, UNTRACKED
 from face_alignment.video.reader import read_video
 from face_alignment.video.table import to_numpy
@@ -61,7 +62,7 @@ def hog():
 def test_command_line_writes_a_row_per_face_per_frame_and_the_annotated_video(clip_file, fan1_h5, tmp_path):
     table, annotated = tmp_path / "landmarks.parquet", tmp_path / "annotated.mp4"
     result = run_tool("model_inference.py", "--model", fan1_h5, "--test-video", clip_file, "--output", annotated,
-                      "--save-landmarks", table, "--detect-every", 5, "--no-progress", *CPU)
+                      "--save-landmarks", table, "--detect-every", 5, "--no-progress", "--caption", "RANDOM", *CPU)
     assert result.returncode == 0, result.stderr
     rows = pq.read_table(table)
     frames = np.array(rows.column("frame").to_pylist())
@@ -82,6 +83,8 @@ def test_command_line_writes_a_row_per_face_per_frame_and_the_annotated_video(cl
         assert (stream.width, stream.height) == moving_faces.SIZE
         assert stream.average_rate == FPS
     assert len(pictures) == FRAMES
+    # The caption's banner lies over the top rows in the caption's colour (draw.CAPTION_BACKGROUND).
+    assert np.abs(pictures[0][2, :5].astype(int) - CAPTION_BACKGROUND).max() < 12
     assert sorted(os.listdir(tmp_path)) == ["annotated.mp4", "landmarks.parquet"]
 
 
