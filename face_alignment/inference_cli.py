@@ -88,6 +88,19 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
 
 
+def add_tracking_arguments(group) -> None:
+    """How faces are followed through a video: the flags of model_inference.py --test-video
+    and of the dataset command."""
+    group.add_argument("--detect-every", type=positive_int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                       help="run the face detector every N frames (and after a track is lost); in between, "
+                       "boxes follow each face's landmarks (default: %(default)s; 1: detect every frame)")
+    group.add_argument("--smooth", action="store_true", help="One Euro filter on each track's landmarks")
+    group.add_argument("--smooth-min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
+                       help="its cutoff for a still face: lower smooths more (default: %(default)s)")
+    group.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="B",
+                       help="how fast the cutoff rises with speed: higher lags less (default: %(default)s)")
+
+
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="model_inference.py",
@@ -113,14 +126,7 @@ def parser() -> ArgumentParser:
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
                        "(schema: face_alignment.video.table) or .json for short clips")
-    video.add_argument("--detect-every", type=positive_int, default=DEFAULT_DETECT_EVERY, metavar="N",
-                       help="run the face detector every N frames (and after a track is lost); in between, "
-                       "boxes follow each face's landmarks (default: %(default)s; 1: detect every frame)")
-    video.add_argument("--smooth", action="store_true", help="One Euro filter on each track's landmarks")
-    video.add_argument("--smooth-min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
-                       help="its cutoff for a still face: lower smooths more (default: %(default)s)")
-    video.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="B",
-                       help="how fast the cutoff rises with speed: higher lags less (default: %(default)s)")
+    add_tracking_arguments(video)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

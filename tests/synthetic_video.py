@@ -72,3 +72,17 @@ def decode_with_pyav(path: str):
             times.append((frame.pts - start) * stream.time_base)
             images.append(frame.to_ndarray(format="rgb24"))
         return times, images, stream.time_base, stream.average_rate
+
+
+def write_clip(path, frames, fps=25, options=None) -> str:
+    """RGB ``frames`` as H.264 at pts 0, 1, 2, ... in 1/fps: frame i is shown at i / fps s."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options=options or {})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return str(path)

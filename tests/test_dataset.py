@@ -11,33 +11,19 @@ import subprocess
 import sys
 import time
 
-import av
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
+from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
-from face_alignment.video.table import read_landmark_table, to_numpy
+from face_alignment.video.table import read_landmark_table
 
 PHOTOS = 10
 CLIP_FRAMES = 12
 KEY = ["video", "frame", "track"]
-
-
-def write_clip(path, frames, fps=25, options=None):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options=options or {})
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return str(path)
 
 
 def make_photos(folder, count):

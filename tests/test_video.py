@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import moving_faces
+from synthetic_video import write_clip
 from conftest import CPU, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.boxes import as_boxes
@@ -28,20 +29,6 @@ from face_alignment.video.tracking import DLIB_BOXES, FaceTracker
 
 FPS = 25
 FRAMES = 20
-
-
-def write_clip(path, frames, fps=FPS, codec="libx264"):
-    """Frames at pts 0, 1, 2, ... in 1/fps: frame i is shown at i / fps seconds."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

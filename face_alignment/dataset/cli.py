@@ -7,9 +7,7 @@ from typing import Dict
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import add_model_arguments, check_3d_fan, face_alignment, find_model
-from ..video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
-from ..video.tracking import DEFAULT_DETECT_EVERY
+from ..inference_cli import add_model_arguments, add_tracking_arguments, check_3d_fan, face_alignment, find_model
 from . import job
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -29,15 +27,7 @@ def parser() -> ArgumentParser:
                    help="folder of the output (made if need be): landmarks/part-*.parquet, errors.parquet, "
                    "manifest.json; an earlier run's output is resumed")
     add_model_arguments(p)
-    video = p.add_argument_group("videos")
-    video.add_argument("--detect-every", type=positive_int, default=DEFAULT_DETECT_EVERY, metavar="N",
-                       help="run the face detector every N frames (and after a track is lost); in between, "
-                       "boxes follow each face's landmarks (default: %(default)s)")
-    video.add_argument("--smooth", action="store_true", help="One Euro filter on each track's landmarks")
-    video.add_argument("--smooth-min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
-                       help="its cutoff for a still face (default: %(default)s)")
-    video.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="B",
-                       help="how fast the cutoff rises with speed (default: %(default)s)")
+    add_tracking_arguments(p.add_argument_group("videos"))
     p.add_argument("--photos-per-unit", type=positive_int, default=DEFAULT_PHOTOS_PER_UNIT, metavar="K",
                    help="photos per work unit and output shard (default: %(default)s); each video is a unit")
     p.add_argument("--engine", choices=ENGINES, default="local",
