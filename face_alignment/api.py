@@ -56,10 +56,6 @@ class Prediction(NamedTuple):
     scores: np.ndarray  # (N, 68) heatmap peak values
     boxes: np.ndarray  # (N, 4) [left, top, right, bottom]
 
-    @classmethod
-    def empty(cls, dims: int) -> "Prediction":
-        return cls(np.zeros((0, NUM_LANDMARKS, dims)), np.zeros((0, NUM_LANDMARKS)), np.zeros((0, 4)))
-
 
 ImageInput = Union[str, np.ndarray]
 

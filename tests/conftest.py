@@ -25,6 +25,19 @@ def run_tool(script, *args, cwd=ROOT):
                           env=env)
 
 
+def peak_memory(call):
+    """(what ``call()`` returns, the peak of memory Python and numpy allocated meanwhile, in
+    bytes, by tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def assert_one_line_error(result, *fragments):
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     # Progress and log lines may come before it; the error itself is one line, and last.

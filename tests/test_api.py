@@ -1,12 +1,11 @@
 """FaceAlignment's contract: any iterable of images, memory bounded by the batch size, and
 bad arguments refused by name."""
 import os
-import tracemalloc
 
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, peak_memory
 from face_alignment.api import FaceAlignment
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.pipeline.image import read_image
@@ -42,10 +41,7 @@ def test_memory_is_bounded_by_the_batch_not_by_faces_per_image(fa):
     boxes = np.concatenate([corners, corners + rng.uniform(80, 200, (300, 1))], axis=1)
 
     def peak(n):
-        tracemalloc.start()
-        [prediction] = fa.get_landmarks_from_images([image], [boxes[:n]])
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        [prediction], top = peak_memory(lambda: list(fa.get_landmarks_from_images([image], [boxes[:n]])))
         assert prediction.landmarks.shape == (n, 68, 2)
         return top
 
@@ -60,10 +56,8 @@ def test_memory_is_bounded_by_the_batch_not_by_images_without_faces(fa):
     1.3 GB, a thousand would hold 36 GB. Now a batch holds at most batch_size images too."""
     def peak(n):
         images = (np.zeros((1000, 1000, 3), np.uint8) for _ in range(n))  # 3 MB each, made as asked for
-        tracemalloc.start()
-        faceless = sum(len(p.boxes) == 0 for p in fa.get_landmarks_from_images(images, [[]] * n))
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        faceless, top = peak_memory(lambda: sum(len(p.boxes) == 0
+                                                for p in fa.get_landmarks_from_images(images, [[]] * n)))
         assert faceless == n
         return top
 

@@ -1,7 +1,6 @@
 """Crops and back-projection against the authors' own functions (face-alignment 1.5.0) and a
 transcription of ibug's FANPredictor, on real photos."""
 import os
-import tracemalloc
 import warnings
 
 import cv2
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 import authors_reference
+from conftest import peak_memory
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.pipeline import crop as crop_module
 from face_alignment.pipeline.crop import crop_faces, face_frames
@@ -308,12 +308,7 @@ def test_huge_box_costs_memory_of_the_crop_not_of_the_window(box):
     within a grey level (OpenCV's 11-bit weights and float32 coordinates)."""
     image, _ = read_photo("einstein")
     box = np.array([box])
-    tracemalloc.start()
-    try:
-        crops, frames = crop_faces(image, box, "authors")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (crops, frames), peak = peak_memory(lambda: crop_faces(image, box, "authors"))
     assert peak < 16 * 2 ** 20, peak
     center, scale = authors_center_scale(box[0])
     window = frames.windows[0]
@@ -331,12 +326,7 @@ def test_a_tiny_reference_scale_costs_memory_of_the_crop_not_of_the_window():
     350 x 380 pixels gets a window 290859 pixels a side, 236 GiB cut out whole (a MemoryError)."""
     image, _ = read_photo("einstein")
     box = np.array([[250.0, 260.0, 600.0, 640.0]])
-    tracemalloc.start()
-    try:
-        crops, frames = crop_faces(image, box, "authors", reference_scale=0.5)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (crops, frames), peak = peak_memory(lambda: crop_faces(image, box, "authors", reference_scale=0.5))
     assert peak < 16 * 2 ** 20, peak
     side = frames.windows[0, 2] - frames.windows[0, 0]
     assert side == 290859 and crops.shape == (1, 3, 256, 256)
@@ -356,12 +346,7 @@ def test_huge_window_is_sampled_exactly_where_the_taps_fall():
     face = 0.55 * (side - 1)  # ibug's window is mean(w, h) / 0.55 + 1 pixels
     centre_x, centre_y = left + (side - 1) / 2, top + (side - 1) / 2
     box = np.array([[centre_x - face / 2, centre_y - face / 2, centre_x + face / 2, centre_y + face / 2]])
-    tracemalloc.start()
-    try:
-        crops, frames = crop_faces(strip, box, "ibug")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (crops, frames), peak = peak_memory(lambda: crop_faces(strip, box, "ibug"))
     assert peak < 16 * 2 ** 20, peak
     np.testing.assert_array_equal(frames.windows[0], [left, top, left + side, top + side])
     expected = np.zeros((256, 256, 3), np.int64)
