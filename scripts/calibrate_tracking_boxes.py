@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure where dlib's face detectors put their boxes relative to the 68 annotated
 landmarks of the shared photos: the relations the tracker falls back on
-(face_alignment/video/tracking.py, DLIB_BOXES).
+(face_alignment/detection/dlib_detectors.py, DLIB_BOXES).
 
 Each photo, and its mirror image, is shrunk so that its annotated face is 90 to 108 px wide
 (one step of dlib's image pyramid, a factor 1.2, in SIZES sub-steps, each cropped at a
@@ -32,8 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from face_alignment.evaluation.matching import box_iou, points_box  # noqa: E402
 from face_alignment.evaluation.pts import read_pts  # noqa: E402
-from face_alignment.pipeline.detection import FaceDetector  # noqa: E402
-from face_alignment.video.tracking import BoxRelation, box_from_landmarks, relation_of  # noqa: E402
+from face_alignment.detection import BoxRelation, Detector, load_detector  # noqa: E402
+from face_alignment.detection.dlib_detectors import HogDetector  # noqa: E402
+from face_alignment.video.tracking import box_from_landmarks, relation_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -71,7 +72,7 @@ def views(image: np.ndarray, points: np.ndarray):
                        view_points @ matrix[:, :2].T + matrix[:, 2])
 
 
-def measure(kind: str, detector: FaceDetector, faces_dir: str):
+def measure(kind: str, detector: Detector, faces_dir: str):
     relations, samples, missed = [], [], 0
     for name in PHOTOS[kind]:
         image = np.ascontiguousarray(cv2.imread(os.path.join(faces_dir, name + ".jpg"))[..., ::-1])
@@ -101,12 +102,12 @@ def sweep_detect_every(frames: int) -> None:
     from face_alignment.video.tracking import FaceTracker
 
     clip = moving_faces.two_faces(frames, moving_faces.load_photo())
-    hog = FaceDetector("hog", min_score=-0.3)  # as in the tests: a box on every frame
+    hog = HogDetector(threshold=-0.3)  # as in the tests: a box on every frame
     boxes = [hog.detect(frame)[:, :4] for frame in clip.frames]
     frame_1080 = cv2.resize(clip.frames[0], (1920, 1080))
     start = time.perf_counter()
     for _ in range(5):
-        FaceDetector("hog").detect(frame_1080)
+        HogDetector().detect(frame_1080)
     hog_seconds = (time.perf_counter() - start) / 5
     fan_seconds = 0.147  # FAN-4 per face, ONNX Runtime, batch 8: README's benchmark
     print(f"HOG on a 1920x1080 frame (1024 px): {hog_seconds:.3f} s; FAN-4 per face: {fan_seconds} s")
@@ -137,7 +138,7 @@ def main() -> None:
         sweep_detect_every(args.detect_every)
         return
     for kind in ("hog", "cnn"):
-        detector = FaceDetector(kind, cnn_model_path=args.cnn_model if kind == "cnn" else None)
+        detector = load_detector(kind, args.cnn_model if kind == "cnn" else None)
         relations, samples, missed = measure(kind, detector, args.faces)
         median = np.median(relations, axis=0)
         ious = [box_iou(box_from_landmarks(local[None], median), box[None])[0, 0] for box, local in samples]
