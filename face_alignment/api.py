@@ -19,7 +19,8 @@ import numpy as np
 from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
 from .boxes import as_boxes
 from .detection import Detector, as_detector
-from .detection.registry import detector_class
+from .detection.base import reframe
+from .detection.registry import crop_relation, detector_class
 from .errors import FaceAlignmentError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
@@ -74,6 +75,9 @@ class FaceAlignment:
     image -> (N, 4) boxes, or None for the default of the context (hog on cpu, cnn on cudnn);
     ``detector_model`` its weight file (``cnn_detector_model`` is the older name),
     ``detector_threshold`` its score cut-off, ``detector_max_side`` dlib's image size limit.
+    ``calibrate_boxes``: a detector's boxes are mapped onto the boxes dlib's HOG gives for the
+    same face (by their ``box_relation``s), the crop the model is used with here; False feeds
+    them to the crop as they are, as face-alignment does. Given boxes are never mapped.
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
     except with ``backend="onnxruntime"``, which runs on the CPU).
     ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
@@ -86,7 +90,7 @@ class FaceAlignment:
                  network_size: Optional[int] = None, decode: Optional[str] = None, flip: bool = False,
                  integer_landmarks: bool = False, detector=None, detector_model: Optional[str] = None,
                  detector_threshold: Optional[float] = None, cnn_detector_model: Optional[str] = None,
-                 detector_max_side: Optional[int] = None,
+                 detector_max_side: Optional[int] = None, calibrate_boxes: bool = True,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
                  max_pixels: Optional[int] = None):
@@ -129,6 +133,7 @@ class FaceAlignment:
         self._detector_options = dict(context=context, weights=detector_model or cnn_detector_model,
                                       threshold=detector_threshold, max_side=detector_max_side)
         self._detector = None
+        self.calibrate_boxes = bool(calibrate_boxes)
         self._detector_lock = threading.Lock()
         # With ONNX Runtime, which lets go of Python's GIL while it runs, images are read and
         # their faces detected in a worker thread, up to a batch ahead, while the current batch
@@ -150,12 +155,21 @@ class FaceAlignment:
         return self._detector
 
     def detect_faces(self, image: np.ndarray) -> np.ndarray:
-        """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB image."""
+        """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB
+        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``)."""
         detector = self.detector
         if detector.thread_safe:
-            return detector.detect(image)[:, :4]
-        with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
-            return detector.detect(image)[:, :4]
+            found = detector.detect(image)
+        else:
+            with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
+                found = detector.detect(image)
+        relation = self._mapped_relation()
+        return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
+
+    def _mapped_relation(self):
+        """The detector's box relation when its boxes are mapped onto the crop's; else None."""
+        relation = self.detector.box_relation
+        return relation if self.calibrate_boxes and relation not in (None, crop_relation()) else None
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
@@ -216,7 +230,9 @@ class FaceAlignment:
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that
         detector's (its ``box_relation``)."""
-        return FaceTracker(self.detect_faces, detect_every, relation=self.detector.box_relation)
+        mapped = self._mapped_relation() is not None  # then boxes come as the crop's detector's
+        return FaceTracker(self.detect_faces, detect_every,
+                           relation=crop_relation() if mapped else self.detector.box_relation)
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                 decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:

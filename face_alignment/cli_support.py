@@ -90,6 +90,9 @@ def add_detector_arguments(group, default_help: str) -> None:
                        help="the detector's weight file (default: its own, where it needs one)")
     group.add_argument("--detector-threshold", type=float, metavar="SCORE",
                        help="drop detections scoring below this (default: the detector's own)")
+    group.add_argument("--raw-detector-boxes", action="store_true",
+                       help="crop the detector's boxes as they are, as face-alignment does (default: mapped onto "
+                       "the boxes dlib's HOG gives for the same face, the crop the models are used with here)")
 
 
 class ArgumentParser(argparse.ArgumentParser):

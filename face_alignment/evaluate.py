@@ -113,6 +113,7 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
                        detector_model=args.detector_model, detector_threshold=args.detector_threshold,
+                       calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
     records = {m: [] for m in methods}
     for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods):

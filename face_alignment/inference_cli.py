@@ -373,6 +373,7 @@ def face_alignment(args, model: str, depth: Optional[str]):
     fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
                        detector_model=args.detector_model, detector_threshold=args.detector_threshold,
+                       calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)

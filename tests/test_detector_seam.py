@@ -13,7 +13,9 @@ import plugin_detector
 from conftest import CPU, SHARED, TESTS, assert_one_line_error, run_tool
 from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
-from face_alignment.detection import DETECTORS, load_detector
+from face_alignment.detection import DETECTORS, BoxRelation, load_detector
+from face_alignment.detection.base import reframe
+from face_alignment.detection.dlib_detectors import DLIB_BOXES
 from face_alignment.errors import FaceAlignmentError
 
 PLUGIN = "plugin_detector:FixedBoxes"
@@ -34,7 +36,8 @@ def plugin_boxes(monkeypatch):
 
 
 def test_a_plugin_detector_runs_through_the_api(fan1_h5, image, plugin_boxes):
-    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=PLUGIN, detector_threshold=0.5)
+    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=PLUGIN, detector_threshold=0.5,
+                       calibrate_boxes=False)
     found = fa.get_landmarks_from_image(image)
     assert type(fa.detector).__name__ == "FixedBoxes" and fa.detector.calls == 1
     np.testing.assert_array_equal(found.boxes, KEPT[:, :4])
@@ -46,7 +49,7 @@ def test_a_plugin_detector_runs_through_the_api(fan1_h5, image, plugin_boxes):
 
 def test_a_plugin_detector_object_or_callable_is_taken_as_it_is(fan1_h5, image, plugin_boxes):
     detector = plugin_detector.FixedBoxes(threshold=0.5)
-    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=detector)
+    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=detector, calibrate_boxes=False)
     np.testing.assert_array_equal(fa.get_landmarks_from_image(image).boxes, KEPT[:, :4])
     assert detector.calls == 1
     # A plain function with four columns: its boxes in its order.
@@ -56,7 +59,8 @@ def test_a_plugin_detector_object_or_callable_is_taken_as_it_is(fan1_h5, image, 
 
 def test_a_plugin_detector_runs_through_the_video_path(fan1_h5, image, plugin_boxes, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", [image] * 4)
-    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=PLUGIN, detector_threshold=0.5)
+    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=PLUGIN, detector_threshold=0.5,
+                       calibrate_boxes=False)
     frames = list(fa.get_landmarks_from_video(clip, detect_every=2))
     assert [f.index for f in frames] == [0, 1, 2, 3]
     # Random weights' landmarks need not follow a face, so how often the tracker lost the faces
@@ -72,7 +76,7 @@ def test_a_plugin_detector_runs_through_model_inference(fan1_h5, image, tmp_path
     cv2.imwrite(str(photo), image[..., ::-1])
     env = {plugin_detector.BOXES_VARIABLE: json.dumps(BOXES), "PYTHONPATH": TESTS}
     result = run_tool("model_inference.py", "--model", fan1_h5, *CPU, "--backend", "nnabla", "--test-image", photo,
-                      "--detector", PLUGIN, "--detector-threshold", "0.5", "--save-json", tmp_path / "out.json",
+                      "--detector", PLUGIN, "--detector-threshold", "0.5", "--raw-detector-boxes", "--save-json", tmp_path / "out.json",
                       env=env)
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "out.json") as f:
@@ -109,3 +113,35 @@ def test_registry_detectors_give_dlibs_own_boxes():
     assert len(expected) >= 1
     np.testing.assert_array_equal(load_detector("hog").detect(image), expected)
     assert set(DETECTORS) >= {"hog", "cnn"}
+
+
+def test_reframe_by_hand():
+    # A 20 px box that sits 2 radii wide around its landmarks' centroid: radius 10, centroid
+    # (10, 10). A relation 3 radii wide, centre half a radius up: [-5, -10, 25, 20].
+    source, target = BoxRelation(0.0, 0.0, 2.0, 2.0), BoxRelation(0.0, -0.5, 3.0, 3.0)
+    np.testing.assert_allclose(reframe(np.array([[0.0, 0.0, 20.0, 20.0, 0.9]]), source, target),
+                               [[-5.0, -10.0, 25.0, 20.0]])
+    # Offsets scale with the radius, and come back: source -> target -> source is the identity.
+    boxes = np.array([[10.0, 40.0, 50.0, 90.0], [0.0, 0.0, 7.0, 9.0]])
+    source = BoxRelation(0.2, -0.1, 2.0, 2.5)  # width/height ratio of the boxes: mean radius
+    there = reframe(boxes, source, target)
+    np.testing.assert_allclose(reframe(there, target, target), there)
+    np.testing.assert_allclose(reframe(np.array([[0.0, 0.0, 40.0, 40.0]]), BoxRelation(0.5, 0.0, 2.0, 2.0),
+                                       BoxRelation(0.0, 0.0, 2.0, 2.0)), [[-10.0, 0.0, 30.0, 40.0]])
+
+
+def test_detections_are_mapped_onto_the_crops_boxes_unless_asked_not_to(fan1_h5, image, plugin_boxes):
+    relation, hog = plugin_detector.FixedBoxes.box_relation, DLIB_BOXES["hog"]
+    fa = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector=PLUGIN, detector_threshold=0.5)
+    # By hand, for the first box [130, 20, 190, 80]: radius 60 / 3 = 20, centroid (160, 50 + 0.3 * 20).
+    radius, centroid = 20.0, np.array([160.0, 56.0])
+    middle = centroid + np.array([hog.dx, hog.dy]) * radius
+    half = np.array([hog.width, hog.height]) * radius / 2
+    expected = np.concatenate([middle - half, middle + half])
+    found = fa.get_landmarks_from_image(image)
+    np.testing.assert_allclose(found.boxes[0], expected)
+    np.testing.assert_allclose(found.boxes, reframe(KEPT, relation, hog))
+    # Tracking then places boxes as HOG's, since that is what the boxes are now.
+    assert fa.face_tracker().relation == hog
+    # Given boxes are never mapped.
+    np.testing.assert_array_equal(fa.get_landmarks_from_image(image, boxes=KEPT[:, :4]).boxes, KEPT[:, :4])

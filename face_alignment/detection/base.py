@@ -31,6 +31,19 @@ class BoxRelation:
 NO_BOXES = np.zeros((0, 5), dtype=np.float64)
 
 
+def reframe(boxes: np.ndarray, source: BoxRelation, target: BoxRelation) -> np.ndarray:
+    """(N, 4) boxes placed on the same faces by ``target`` as ``boxes`` were by ``source``:
+    each box gives its face's landmark centroid and radius through ``source`` (the radius
+    from width and height, averaged), and ``target`` places a box on those. Scores, a fifth
+    column, are dropped."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, np.shape(boxes)[-1] if np.size(boxes) else 4)[:, :4]
+    radii = ((boxes[:, 2:] - boxes[:, :2]) / [source.width, source.height]).mean(axis=1, keepdims=True)
+    centroids = (boxes[:, :2] + boxes[:, 2:]) / 2 - np.array([source.dx, source.dy]) * radii
+    middle = centroids + np.array([target.dx, target.dy]) * radii
+    half = np.array([target.width, target.height]) * radii / 2
+    return np.concatenate((middle - half, middle + half), axis=1)
+
+
 def check_rgb(image) -> np.ndarray:
     """``image`` if it is what detectors take, an RGB uint8 (H, W, 3) array; else a one-line error."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):

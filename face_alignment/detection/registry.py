@@ -46,6 +46,20 @@ DETECTORS: Dict[str, DetectorSpec] = {
 }
 
 
+# The detector whose boxes FAN's crop rule is applied to as the project has always fed it
+# (dlib's HOG, the crop the authors' models are used with here). Another detector's boxes are
+# mapped onto the boxes HOG would give for the same face, by the two box relations
+# (:func:`~.base.reframe`), so that every detector gives the model the crop it expects.
+CROP_DETECTOR = "hog"
+
+
+def crop_relation():
+    """The box relation of :data:`CROP_DETECTOR`: what detections are mapped onto."""
+    from .dlib_detectors import DLIB_BOXES
+
+    return DLIB_BOXES[CROP_DETECTOR]
+
+
 def default_detector(context: Optional[str] = None) -> str:
     """The detector used when none is named: dlib's CNN on a GPU context, HOG on the CPU."""
     return "cnn" if context == "cudnn" else "hog"
