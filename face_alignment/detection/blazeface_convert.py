@@ -10,6 +10,7 @@
 Loading is strict: every tensor of the source fills one parameter of the graph, with the
 graph's shape, or the file is refused with a one-line error naming it.
 """
+import functools
 import os
 from collections import OrderedDict
 from typing import Dict, List, Tuple
@@ -97,12 +98,17 @@ def _tflite_model(path: str):
     return model, graph
 
 
-def _op_name(model, op) -> str:
-    import tflite
+@functools.lru_cache(maxsize=None)
+def _builtin_names() -> Dict[int, str]:
+    from tflite.BuiltinOperator import BuiltinOperator
 
+    return {value: name for name, value in vars(BuiltinOperator).items() if not name.startswith("_")}
+
+
+def _op_name(model, op) -> str:
     code = model.OperatorCodes(op.OpcodeIndex())
     # Newer files keep the code in BuiltinCode, older ones in the deprecated byte.
-    return tflite.BUILTIN_OPCODE2NAME.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+    return _builtin_names().get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
 
 
 def _constant(model, graph, tensor_index: int, producers: Dict[int, object], path: str) -> np.ndarray:
@@ -230,6 +236,9 @@ def read_blazeface_weights(path: str) -> Tuple[str, Params]:
         return read_h5_weights(path)
     if _is_tflite(path):
         return read_tflite(path)
+    complaint = not_weights(path, "BlazeFace weights (.h5, .tflite or .pth)")
+    if complaint:
+        raise WeightsFileError(complaint)
     return read_authors_pth(path)
 
 
