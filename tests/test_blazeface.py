@@ -213,3 +213,16 @@ def test_centre_crop_mode_is_face_alignments_blazeface(authors_files):
         assert len(found) == len(expected) > 1
         np.testing.assert_allclose(found[:, :4], expected[:, :4], atol=0.01)
         np.testing.assert_allclose(found[:, 4], expected[:, 4], atol=1e-5)
+
+
+def test_onnxruntime_backend_matches_tflite(model_dir):
+    """The graph exported to ONNX, with any batch size: two photos in one run."""
+    path = os.path.join(model_dir, "face_detection_full_range.tflite")
+    detector = BlazeFaceDetector(path, backend="onnxruntime")
+    squares = np.stack([letterbox(photo(name), detector.input_size)[0] for name in PHOTOS])
+    raw_boxes, logits = detector.raw_outputs(squares)
+    interpreter = tflite_interpreter(path)
+    for i, square in enumerate(squares):
+        ref_boxes, ref_logits = run_tflite(interpreter, (square.astype(np.float32) / 127.5 - 1)[None])
+        assert_close_relative(raw_boxes[i:i + 1], ref_boxes, 1e-4)
+        assert_close_relative(logits[i:i + 1], ref_logits, 1e-4)

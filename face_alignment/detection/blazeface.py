@@ -22,7 +22,6 @@ they are what face-alignment reports (its pixel-edge coordinates, without the ha
 """
 import math
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,7 +30,8 @@ import numpy as np
 
 from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
-from ..nets.blazeface import INPUT_SIZES, NUM_COORDS, blazeface
+from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
+from .blazeface_backends import BACKENDS, make_runner
 from .blazeface_convert import read_blazeface_weights
 
 DEFAULT_VARIANT = "full_range"
@@ -206,17 +206,20 @@ class BlazeFaceDetector:
     converted ``variant`` model in :func:`face_alignment.home.home_dir` that scripts/setup.sh
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
-    ``context``: an NNabla context (default: CPU)."""
+    ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX when the detector
+    is made: ~1 s once, then ~20x faster on a CPU). ``context``: NNabla's (default: CPU)."""
 
     name = "blazeface"
     box_relation = None  # measured by the lead's calibration, per detector
     reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
-    thread_safe = False  # one NNabla graph per batch size, reused
+    thread_safe = False  # NNabla: one graph per batch size, reused
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
-                 crop: str = "letterbox", variant: Optional[str] = None, context=None):
+                 crop: str = "letterbox", variant: Optional[str] = None, backend: str = "nnabla", context=None):
         if crop not in CROPS:
             raise FaceAlignmentError(f"crop={crop!r}: expected one of {', '.join(CROPS)}")
+        if backend not in BACKENDS:
+            raise FaceAlignmentError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
         if variant is not None and variant not in INPUT_SIZES:
             raise FaceAlignmentError(f"variant={variant!r}: expected one of {', '.join(INPUT_SIZES)}")
         if not 0.0 <= threshold <= 1.0:
@@ -234,45 +237,15 @@ class BlazeFaceDetector:
         self.weights = weights
         self.threshold = float(threshold)
         self.crop = crop
+        self.backend = backend
         self.input_size = INPUT_SIZES[self.variant]
         self.anchors = ssd_anchors(self.input_size, *ANCHOR_LAYERS[self.variant])
-        self._context = context
-        self._scope = OrderedDict()
-        self._graphs = {}  # batch size -> (input, regressors, logits)
-        import nnabla as nn
-
-        with nn.parameter_scope("", self._scope), nn.context_scope(self._nnabla_context()):
-            for name, value in params.items():
-                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
-
-    def _nnabla_context(self):
-        if self._context is None:
-            from ..backends.context import make_context
-
-            self._context = make_context("cpu")
-        return self._context
-
-    def _graph(self, batch_size: int):
-        import nnabla as nn
-        import nnabla.functions as F
-
-        if batch_size not in self._graphs:
-            with nn.parameter_scope("", self._scope), nn.context_scope(self._nnabla_context()), \
-                    nn.auto_forward(False):
-                x = nn.Variable((batch_size, 3, self.input_size, self.input_size))
-                boxes, logits = blazeface(x, self.variant)
-                for y in (boxes, logits):
-                    y.persistent = True
-                self._graphs[batch_size] = (x, boxes, logits, F.sink(boxes, logits))
-        return self._graphs[batch_size]
+        self._network = make_runner(backend, self.variant, params, context)
 
     def raw_outputs(self, squares: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The network's (regressors (B, N, 16), score logits (B, N, 1)) for RGB uint8 inputs
         (B, S, S, 3), scaled to [-1, 1] as MediaPipe's graphs do."""
-        x, boxes, logits, both = self._graph(len(squares))
-        x.d = np.asarray(squares, dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
-        both.forward(clear_no_need_grad=True)
-        return np.array(boxes.d, copy=True), np.array(logits.d, copy=True)
+        return self._network(np.asarray(squares, dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
 
     def _prepare(self, frame: np.ndarray):
         if self.crop == "center":
