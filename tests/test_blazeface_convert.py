@@ -48,7 +48,8 @@ def test_converts_face_alignments_pth(tmp_path):
 
 def test_refuses_what_it_cannot_run(tmp_path):
     sparse = extract_tflite("full_range_sparse", str(tmp_path))
-    result = run_tool(CONVERT, "--detector", "blazeface", "--pretrained-model", sparse, "--save-path", tmp_path / "s.h5")
+    result = run_tool(CONVERT, "--detector", "blazeface", "--pretrained-model", sparse,
+                      "--save-path", tmp_path / "s.h5")
     assert_one_line_error(result, sparse, "DENSIFY")
     assert not os.path.exists(tmp_path / "s.h5")
 

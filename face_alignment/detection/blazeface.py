@@ -206,8 +206,8 @@ class BlazeFaceDetector:
     converted ``variant`` model in :func:`face_alignment.home.home_dir` that scripts/setup.sh
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
-    ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX when the detector
-    is made: ~1 s once, then ~20x faster on a CPU). ``context``: NNabla's (default: CPU)."""
+    ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX the first time, ~1 s,
+    and cached beside the weights; ~20x faster on a CPU). ``context``: NNabla's (default: CPU)."""
 
     name = "blazeface"
     box_relation = None  # measured by the lead's calibration, per detector
@@ -240,7 +240,7 @@ class BlazeFaceDetector:
         self.backend = backend
         self.input_size = INPUT_SIZES[self.variant]
         self.anchors = ssd_anchors(self.input_size, *ANCHOR_LAYERS[self.variant])
-        self._network = make_runner(backend, self.variant, params, context)
+        self._network = make_runner(backend, self.variant, params, weights, context)
 
     def raw_outputs(self, squares: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The network's (regressors (B, N, 16), score logits (B, N, 1)) for RGB uint8 inputs

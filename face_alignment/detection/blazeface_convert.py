@@ -145,7 +145,8 @@ def read_tflite(path: str) -> Tuple[str, Params]:
     if not os.path.isfile(path):
         raise WeightsFileError(f"{path}: no such file")
     if not _is_tflite(path):
-        raise WeightsFileError(not_weights(path, "a TFLite model") or f"{path}: not a TFLite model (no TFL3 identifier)")
+        raise WeightsFileError(not_weights(path, "a TFLite model")
+                               or f"{path}: not a TFLite model (no TFL3 identifier)")
     model, graph = _tflite_model(path)
     ops = [graph.Operators(i) for i in range(graph.OperatorsLength())]
     names = {_op_name(model, op) for op in ops}
