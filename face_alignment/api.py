@@ -72,7 +72,8 @@ class FaceAlignment:
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
     a name from :data:`face_alignment.detection.DETECTORS` ("hog", "cnn", ...), a class of your
     own as "package.module:Class", a :class:`~face_alignment.detection.Detector`, any callable
-    image -> (N, 4) boxes, or None for the default of the context (hog on cpu, cnn on cudnn);
+    image -> (N, 4) boxes, or None for the default (BlazeFace, MediaPipe's full-range model;
+    dlib's CNN when ``cnn_detector_model`` is given);
     ``detector_model`` its weight file (``cnn_detector_model`` is the older name),
     ``detector_threshold`` its score cut-off, ``detector_max_side`` dlib's image size limit.
     ``calibrate_boxes``: a detector's boxes are mapped onto the boxes dlib's HOG gives for the

@@ -79,13 +79,13 @@ def detector_name(text: str) -> str:
     return text
 
 
-def add_detector_arguments(group, default_help: str) -> None:
+def add_detector_arguments(group) -> None:
     """--detector, --detector-model, --detector-threshold: the same in every command."""
-    from .detection.registry import DETECTORS
+    from .detection.registry import DEFAULT_DETECTOR, DETECTORS
 
     group.add_argument("--detector", type=detector_name, metavar="NAME",
                        help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
-                       f"(default: {default_help})")
+                       f"(default: {DEFAULT_DETECTOR}; cnn with --cnn-face-detection-model)")
     group.add_argument("--detector-model", metavar="PATH",
                        help="the detector's weight file (default: its own, where it needs one)")
     group.add_argument("--detector-threshold", type=float, metavar="SCORE",

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
     model.add_argument("--gt-boxes", action="store_true",
                        help="crop around the annotated points instead of detecting faces")
-    add_detector_arguments(model, "hog, or cnn with --cnn-face-detection-model")
+    add_detector_arguments(model)
     model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
     model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
     model.add_argument("--flip", action="store_true", help="test-time flip augmentation")

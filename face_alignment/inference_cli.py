@@ -76,7 +76,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
-    add_detector_arguments(p, "hog on cpu, cnn on cudnn or with --cnn-face-detection-model")
+    add_detector_arguments(p)
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
