@@ -4,6 +4,7 @@ on the same inputs: the same rows, and a Ray worker killed mid-job retried with 
 Two workers on this 2-core machine also show that the job's sizing lets it progress.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +23,12 @@ TIMEOUT = 600  # seconds: a bound on a hang, not a speed claim
 def small_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray") / "data"
     root.mkdir()
-    make_photos(str(root), 6)
+    photos = make_photos(str(root), 6)
     write_clip(root / "clip.mp4", clip_frames(6))
     (root / "broken.png").write_bytes(b"not a PNG")
+    # Names that Ray once lost (split at the line break) or stopped on (not UTF-8).
+    shutil.copy(photos[1], root / "two\nlines.jpg")
+    shutil.copy(photos[3], os.fsdecode(os.path.join(os.fsencode(str(root)), b"caf\xe9.jpg")))
     return str(root)
 
 
@@ -52,6 +56,9 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
         pd.read_parquet(os.path.join(local_output, "errors.parquet")))
     assert sorted(os.listdir(os.path.join(out, "landmarks"))) == sorted(os.listdir(os.path.join(local_output, "landmarks")))
     assert len(os.listdir(os.path.join(out, "_workers"))) == 2  # both workers took part
+    # The two odd names: one done, one an errors row, by both engines alike.
+    assert (sorted_rows(out)["video"] == os.path.join(small_dataset, "two\nlines.jpg")).sum() > 0
+    assert os.path.join(small_dataset, "caf\\xe9.jpg") in set(pd.read_parquet(os.path.join(out, "errors.parquet"))["path"])
 
 
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_h5, local_output, tmp_path):
@@ -79,3 +86,53 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
     assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
         pd.read_parquet(os.path.join(local_output, "errors.parquet")))
+
+
+def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, tmp_path):
+    out = str(tmp_path / "out")
+    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1), cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    workers = os.path.join(out, "_workers")
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None and not (os.path.isdir(workers)
+                                                                          and os.listdir(workers)):
+        time.sleep(0.05)
+    assert process.poll() is None, "the job ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "error: terminated" and "Traceback" not in stderr
+    for folder in ("landmarks", "errors"):
+        assert not [n for n in os.listdir(os.path.join(out, folder)) if n.startswith(".fa-")]
+
+
+def test_worker_sizing_keeps_a_cpu_for_ray_data():
+    from face_alignment.dataset.ray_engine import worker_resources
+
+    assert worker_resources(2, 2, False) == {"num_cpus": 0.5, "num_gpus": 0, "threads": 1}
+    assert worker_resources(2, 1, False) == {"num_cpus": 1.0, "num_gpus": 0, "threads": 2}
+    assert worker_resources(8, 4, True) == {"num_cpus": 1.0, "num_gpus": 1, "threads": 2}
+    assert worker_resources(1, 1, False) == {"num_cpus": 0.5, "num_gpus": 0, "threads": 1}
+    assert worker_resources(4, 6, False)["num_cpus"] == pytest.approx(0.5)
+
+
+def test_a_workers_error_reaches_the_user_as_one_line():
+    from ray.data.exceptions import UserCodeException
+    from ray.exceptions import RayTaskError
+
+    from face_alignment.dataset.job import MachineFault
+    from face_alignment.dataset.ray_engine import worker_error
+
+    def wrapped(cause):
+        trace = f"Traceback (most recent call last):\n  File \"job.py\", line 1\n{type(cause).__name__}: {cause}"
+        try:
+            raise UserCodeException("UDF failed to process a data block.") from RayTaskError(
+                "MapBatches(UnitWorker)", trace, cause).as_instanceof_cause()
+        except UserCodeException as error:
+            return error
+
+    fault = MachineFault("out/landmarks/part-0.parquet: cannot write it (No space left on device)")
+    assert worker_error(wrapped(fault)) is fault
+    unexpected = worker_error(wrapped(KeyError("landmarks")))
+    assert str(unexpected) == "a Ray worker failed: KeyError: 'landmarks'"

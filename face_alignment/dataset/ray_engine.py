@@ -122,17 +122,19 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
 
 
 def worker_error(error: BaseException) -> BaseException:
-    """What a worker raised, found in the exceptions Ray and Ray Data wrap it in: ours (a
-    FaceAlignmentError), an OSError or a MemoryError as it is, anything else as one line."""
-    seen, todo = set(), [error]
+    """What a worker raised, found in the exceptions Ray and Ray Data wrap it in (whose text
+    holds the worker's traceback): ours (a FaceAlignmentError), an OSError or a MemoryError as
+    it was raised, anything else as one line naming its type."""
+    seen, todo, innermost = set(), [error], error
     while todo:
         current = todo.pop(0)
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        for kind in (FaceAlignmentError, MemoryError, OSError):
-            if isinstance(current, kind) and type(current).__module__.split(".")[0] != "ray":
+        if type(current).__module__.split(".")[0] != "ray":
+            if isinstance(current, (FaceAlignmentError, MemoryError, OSError)):
                 return current
+            innermost = current
         todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
-    text = (str(error).strip().splitlines() or [""])[0]
-    return FaceAlignmentError(f"a Ray worker failed: {type(error).__name__}: {text}")
+    text = (str(innermost).strip().splitlines() or [""])[-1 if innermost is error else 0]
+    return FaceAlignmentError(f"a Ray worker failed: {type(innermost).__name__}: {text}")
