@@ -136,3 +136,38 @@ def test_a_workers_error_reaches_the_user_as_one_line():
     assert worker_error(wrapped(fault)) is fault
     unexpected = worker_error(wrapped(KeyError("landmarks")))
     assert str(unexpected) == "a Ray worker failed: KeyError: 'landmarks'"
+
+
+def test_run_ray_raises_what_the_worker_raised(monkeypatch, tmp_path):
+    """run_ray itself unwraps (a Ray that is already running, whose dataset fails as Ray Data's does)."""
+    import argparse
+
+    import ray
+    from ray.data.exceptions import UserCodeException
+    from ray.exceptions import RayTaskError
+
+    from face_alignment.dataset import ray_engine
+    from face_alignment.dataset.job import BUILD_OPTIONS, MachineFault
+
+    fault = MachineFault("out/landmarks/part-0.parquet: cannot write it (No space left on device)")
+
+    class Failing:
+        def map_batches(self, *args, **kwargs):
+            return self
+
+        def iter_rows(self):
+            raise UserCodeException("UDF failed") from RayTaskError("MapBatches", "Traceback ...", fault) \
+                .as_instanceof_cause()
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray.data, "from_items", lambda *args, **kwargs: Failing())
+    args = argparse.Namespace(workers=1, context="cpu", no_progress=True, ray_address=None,
+                              **{name: None for name in BUILD_OPTIONS if name != "context"})
+    (tmp_path / "landmarks").mkdir()
+    (tmp_path / "errors").mkdir()
+    (tmp_path / "landmarks" / ".fa-0123abcd.tmp.parquet").write_bytes(b"a stopped worker's")
+    with pytest.raises(MachineFault) as raised:
+        ray_engine.run_ray(args, "m.h5", None, [{"id": "0", "kind": "photo", "members": [["a.jpg", 1, 1]]}],
+                           str(tmp_path), {})
+    assert raised.value is fault and os.listdir(tmp_path / "landmarks") == []

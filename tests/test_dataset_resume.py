@@ -395,12 +395,15 @@ def test_damaged_shards_are_named_removed_and_done_again(runner, photos, tmp_pat
     open(out / "landmarks" / others[0], "wb").write(data[:len(data) // 2])
     shutil.copy(out / "landmarks" / others[1], out / "landmarks" / others[2])
     open(out / "errors" / failed, "wb").write(b"garbage")
+    cut = pq.read_table(out / "landmarks" / others[3])  # rows lost, its metadata kept
+    pq.write_table(cut.slice(0, cut.num_rows - 1), out / "landmarks" / others[3])
     status, log = runner("--input", folder, "--output", out, "--photos-per-unit", 1)
     assert status == 0, log
-    for name in (others[0], others[2], failed):
+    for name in (others[0], others[2], others[3], failed):
         assert os.path.join(str(out), "landmarks", name) in log
     assert "not a readable Parquet file" in log and "a copy of another shard" in log
-    assert "errors shard" in log and "3 to do" in log
+    assert f"{cut.num_rows - 1} rows; its record says {cut.num_rows}" in log
+    assert "errors shard" in log and "4 to do" in log
     a, b = rows(out), rows(clean)
     key = ["video", "frame"]
     assert a.sort_values(key)["video"].tolist() == b.sort_values(key)["video"].tolist()
