@@ -23,6 +23,7 @@ the stopped workers are removed.
 import json
 import logging
 import os
+import re
 import signal
 from typing import Dict, List
 
@@ -121,20 +122,34 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
             remove_temporary_files(os.path.join(out_dir, folder))
 
 
+# A line of a worker's traceback that says what was raised: "KeyError: 'x'", or
+# "face_alignment.dataset.job.MachineFault: out/...: cannot write it (...)".
+RAISED = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Fault|Interrupt|Exit))(?:: (.*))?")
+
+
 def worker_error(error: BaseException) -> BaseException:
-    """What a worker raised, found in the exceptions Ray and Ray Data wrap it in (whose text
-    holds the worker's traceback): ours (a FaceAlignmentError), an OSError or a MemoryError as
-    it was raised, anything else as one line naming its type."""
-    seen, todo, innermost = set(), [error], error
+    """What a worker raised, as one line, from the exceptions Ray and Ray Data wrap it in. The
+    exception itself, if it reached this process (ours, an OSError, a MemoryError); else the
+    first line of the worker's traceback that says what was raised (Ray Data's
+    UserCodeException keeps only the traceback's text): our message as it is, anything
+    else with its type."""
+    chain, todo = [], [error]
     while todo:
         current = todo.pop(0)
-        if current is None or id(current) in seen:
+        if current is None or any(current is seen for seen in chain):
             continue
-        seen.add(id(current))
-        if type(current).__module__.split(".")[0] != "ray":
-            if isinstance(current, (FaceAlignmentError, MemoryError, OSError)):
-                return current
-            innermost = current
-        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
-    text = (str(innermost).strip().splitlines() or [""])[-1 if innermost is error else 0]
-    return FaceAlignmentError(f"a Ray worker failed: {type(innermost).__name__}: {text}")
+        chain.append(current)
+        if type(current).__module__.split(".")[0] != "ray" and isinstance(
+                current, (FaceAlignmentError, MemoryError, OSError)):
+            return current
+        todo += [getattr(current, "cause", None), current.__cause__]
+    for current in chain:
+        for line in str(current).splitlines():
+            raised = RAISED.fullmatch(line.strip() if line.startswith(" ") else line)
+            if raised and not line.startswith(" ") and not raised.group(1).startswith("ray."):
+                name, message = raised.group(1), raised.group(2) or ""
+                if name.startswith("face_alignment."):
+                    return FaceAlignmentError(message)
+                return FaceAlignmentError(f"a Ray worker failed: {name}: {message}")
+    text = (str(error).strip().splitlines() or [""])[-1]
+    return FaceAlignmentError(f"a Ray worker failed: {type(error).__name__}: {text}")
