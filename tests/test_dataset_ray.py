@@ -58,7 +58,8 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     assert len(os.listdir(os.path.join(out, "_workers"))) == 2  # both workers took part
     # The two odd names: one done, one an errors row, by both engines alike.
     assert (sorted_rows(out)["video"] == os.path.join(small_dataset, "two\nlines.jpg")).sum() > 0
-    assert os.path.join(small_dataset, "caf\\xe9.jpg") in set(pd.read_parquet(os.path.join(out, "errors.parquet"))["path"])
+    failed = set(pd.read_parquet(os.path.join(out, "errors.parquet"))["path"])
+    assert os.path.join(small_dataset, "caf\\xe9.jpg") in failed
 
 
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_h5, local_output, tmp_path):
@@ -126,7 +127,8 @@ def _as_ray_data_raises(cause):
 
     name = type(cause).__name__ if type(cause).__module__ == "builtins" else \
         f"{type(cause).__module__}.{type(cause).__name__}"
-    trace = (f"Traceback (most recent call last):\n  File \"job.py\", line 1, in run_unit\n    raise it\n{name}: {cause}\n\n"
+    trace = (f"Traceback (most recent call last):\n  File \"job.py\", line 1, in run_unit\n    raise it\n"
+             f"{name}: {cause}\n\n"
              "The above exception was the direct cause of the following exception:\n\n"
              "ray::MapWorker(MapBatches(UnitWorker)).submit() (pid=1, ip=10.0.0.1)\n"
              "ray.exceptions.UserCodeException: UDF failed to process a data block.")

@@ -456,7 +456,8 @@ def test_a_stop_at_each_step_of_a_units_completion(runner, photos, tmp_path, ste
     clean, out = tmp_path / "clean", tmp_path / "out"
     assert runner("--input", *inputs, "--output", clean, "--photos-per-unit", 2)[0] == 0
     when, which = step.split(" ", 1)
-    folder_of = {"errors shard": os.path.join(str(out), "errors"), "landmark shard": os.path.join(str(out), "landmarks")}
+    folder_of = {"errors shard": os.path.join(str(out), "errors"),
+                 "landmark shard": os.path.join(str(out), "landmarks")}
     real = os.replace
 
     def replace(src, dst, *args, **kwargs):
