@@ -5,6 +5,7 @@ import io
 import os
 import struct
 import tracemalloc
+import warnings
 import zlib
 
 import cv2
@@ -222,6 +223,21 @@ def test_30000_pixel_square_png_is_refused_from_its_header(tmp_path, capfd):
                      f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels", "max_pixels"):
         assert fragment in message, (fragment, message)
     assert capfd.readouterr().err == ""
+
+
+def test_pillow_s_own_pixel_limit_does_not_decide(tmp_path):
+    """12000 x 12000 pixels: within our 150 megapixels, above Pillow's 89 (a warning) and
+    twice that (an error); only read_image's limit may refuse it."""
+    path = tmp_path / "large.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
+                     + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b""))
+    assert Image.MAX_IMAGE_PIXELS < 12000 * 12000 < MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open(path, "rb") as f:
+            assert image_headers.read_header(str(path), f) == ("PNG", 12000, 12000)
+        with pytest.raises(ImageReadError, match="12000 x 12000 pixels"):
+            read_image(path, max_pixels=12000 * 12000 - 1)
 
 
 @pytest.mark.parametrize("name, params", [
