@@ -283,6 +283,30 @@ def test_mp4_cut_before_its_index_is_not_a_readable_video(tmp_path):
         _assert_one_line(caught.value, cut, "not a readable video", "cut short")
 
 
+def test_a_whole_matroska_file_whose_audio_outlasts_its_video_is_not_cut(tmp_path):
+    """The segment's duration is the longest stream's: only the video track's own counts."""
+    path = str(tmp_path / "long_audio.mkv")
+    with av.open(path, "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=8000, layout="mono")
+        for i in range(24):
+            for packet in video.encode(av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        for second in range(2):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 8000, second * 8000
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    with av.open(path) as container:
+        assert container.duration / av.time_base > 1.5  # the audio's 2 s
+    assert [frame.index for frame in read_video(path)] == list(range(24))
+
+
 def test_truncated_error_keeps_its_last_good_frame_through_pickling():
     error = pickle.loads(pickle.dumps(VideoTruncatedError("a.mkv: breaks off", last_good_frame=7)))
     assert (str(error), error.last_good_frame) == ("a.mkv: breaks off", 7)
