@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..errors import FaceAlignmentError, VideoTruncatedError
 from ..files import TEMP_PREFIX, atomic_write, sha256_of
-from ..video.table import LandmarkTableWriter
+from ..writers import Faces, LandmarkTable, open_writer
 from .units import PHOTO
 
 log = logging.getLogger("face_alignment")
@@ -144,7 +144,7 @@ def run_unit(fa, unit: Dict, out_dir: str, video_options: Dict) -> Dict:
         os.remove(errors_path)
     dims = 3 if fa.is_3d else 2
     errors: List[Tuple[str, str, int]] = []
-    writer = LandmarkTableWriter(shard_path(out_dir, unit_id), dims=dims)
+    writer = open_writer("landmarks", shard_path(out_dir, unit_id), dims=dims)
     try:
         if unit["kind"] == PHOTO:
             _photos(fa, paths, writer, errors)
@@ -159,41 +159,39 @@ def run_unit(fa, unit: Dict, out_dir: str, video_options: Dict) -> Dict:
     return {"id": unit_id, "items": len(paths), "faces": writer.rows, "errors": len(errors), "pid": os.getpid()}
 
 
-def _photos(fa, paths: List[str], writer: LandmarkTableWriter, errors: List) -> None:
+def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
     """All photos in one call, so faces of consecutive photos share batches; if any photo
     fails, every photo again alone (the same way every time: resumed runs match)."""
     try:
-        results = [(path, prediction) for path, _, predictions in fa.predict_files(paths, None, (fa.decode,))
-                   for prediction in (predictions[fa.decode],)]
+        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
+                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, _, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
-                results.append((path, predictions[fa.decode]))
+                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
+                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
             except Exception as error:
                 log.debug("%s", traceback.format_exc())
                 errors.append((path, _reason(error), 0))
-    for path, prediction in results:
-        writer.add(path, 0, 0.0, None, prediction.boxes, prediction.landmarks, prediction.scores, "detector")
+    for faces in results:
+        writer.write(faces)
 
 
-def _video(fa, path: str, writer: LandmarkTableWriter, errors: List, options: Dict, dims: int,
-           target: str) -> LandmarkTableWriter:
+def _video(fa, path: str, writer: LandmarkTable, errors: List, options: Dict, dims: int,
+           target: str) -> LandmarkTable:
     """Every frame's faces; a video that breaks off keeps its rows and gets an errors row, one
     that cannot be read (or fails otherwise) keeps no rows."""
     try:
         for result in fa.get_landmarks_from_video(path, **options):
-            p = result.prediction
-            writer.add(path, result.index, result.time, result.tracks, p.boxes, p.landmarks, p.scores,
-                       result.sources)
+            writer.write(Faces.of_frame(path, result))
     except VideoTruncatedError as error:
         errors.append((path, _reason(error), writer.rows))
     except Exception as error:
         log.debug("%s", traceback.format_exc())
         writer.__exit__(type(error), error, error.__traceback__)
         errors.append((path, _reason(error), 0))
-        writer = LandmarkTableWriter(target, dims=dims)
+        writer = open_writer("landmarks", target, dims=dims)
     return writer
 
 
