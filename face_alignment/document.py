@@ -26,6 +26,6 @@ def image_record(path: str, image_shape: Sequence[int], prediction) -> Dict:
                       for box, landmarks, scores in zip(prediction.boxes, prediction.landmarks, prediction.scores)]}
 
 
-def write_document(path: str, records) -> None:
-    with atomic_write(path) as tmp, open(tmp, "w") as f:
+def write_document(path: str, records, force: bool = True) -> None:
+    with atomic_write(path, force=force) as tmp, open(tmp, "w") as f:
         json.dump({"images": list(records)}, f)

@@ -5,6 +5,7 @@ PyTorch face-alignment package expect: several images or folders, JSON output, g
 a choice of decoding, flip augmentation and detector.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -19,13 +20,13 @@ from .boxes import as_boxes
 from .cli_support import ArgumentParser, add_detector_arguments, command_line, non_negative_int, positive_int
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
-from .document import image_record, write_document
 from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
 from .registry import MODULE_COUNTS
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from .video.tracking import DEFAULT_DETECT_EVERY
 from .validation import check_reference_scale
+from .writers import Faces, open_writer
 
 log = logging.getLogger("face_alignment")
 
@@ -121,6 +122,10 @@ def parser() -> ArgumentParser:
                    "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
                    "an error)")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
+    p.add_argument("--save-pts", metavar="DIR", help="write iBUG .pts files into DIR (made if need be), as 300W "
+                   "ships them: STEM.pts for an image of one face, STEM_1.pts, STEM_2.pts... for several, 1-based "
+                   "x y; images that share a stem are named as their pictures are. DIR may not be an input "
+                   "image's folder, where such files are annotations")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
@@ -238,6 +243,7 @@ def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
 
 
 PICTURE_SUFFIX = "_landmarks.png"
+PTS_SUFFIX = ".pts"
 PICTURE_NAMES = (
     "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
     "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
@@ -246,23 +252,25 @@ PICTURE_NAMES = (
 NAME_MAX = 255  # bytes in a file name on common file systems
 
 
-def picture_names(images: Sequence[str]) -> List[str]:
-    """The file names of the pictures of ``images`` in one folder, in order: different from
-    each other even where case is ignored (see :data:`PICTURE_NAMES`)."""
+def picture_names(images: Sequence[str], suffix: str = PICTURE_SUFFIX) -> List[str]:
+    """The file names of the pictures of ``images`` in one folder (or of other outputs, by
+    their ``suffix``), in order: different from each other even where case is ignored (see
+    :data:`PICTURE_NAMES`)."""
+    tag, extension = os.path.splitext(suffix)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
     sharing = Counter(stem.casefold() for stem in stems)
     groups: Dict[str, List[int]] = {}
     for index, stem in enumerate(stems):
         if sharing[stem.casefold()] > 1:
             groups.setdefault(stem.casefold(), []).append(index)
-    names = [stem + PICTURE_SUFFIX for stem in stems]
+    names = [stem + suffix for stem in stems]
     for members in groups.values():
         paths = [os.path.abspath(images[i]) for i in members]
         common = os.path.commonpath([os.path.dirname(p) for p in paths])
         for index, path in zip(members, paths):
             flat = os.path.relpath(path, common).replace(os.sep, "_")
-            if len(os.fsencode(flat + PICTURE_SUFFIX)) <= NAME_MAX:
-                names[index] = flat + PICTURE_SUFFIX
+            if len(os.fsencode(flat + suffix)) <= NAME_MAX:
+                names[index] = flat + suffix
     # The first image to have a name keeps it; a later one is numbered, skipping taken names.
     taken, repeated = set(), []
     for index, name in enumerate(names):
@@ -270,11 +278,11 @@ def picture_names(images: Sequence[str]) -> List[str]:
             repeated.append(index)
         taken.add(name.casefold())
     for index in repeated:
-        base = names[index][:-len(PICTURE_SUFFIX)]
+        base = names[index][:-len(suffix)]
         number = 2
-        while f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png".casefold() in taken:
+        while f"{base}{tag}_{number}{extension}".casefold() in taken:
             number += 1
-        names[index] = f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png"
+        names[index] = f"{base}{tag}_{number}{extension}"
         taken.add(names[index].casefold())
     return names
 
@@ -287,6 +295,25 @@ def picture_paths(output: Optional[str], images: List[str], into_folder: bool) -
     if not into_folder:
         return [output]
     return [os.path.join(output, name) for name in picture_names(images)]
+
+
+def pts_names(images: Sequence[str]) -> Dict[str, str]:
+    """Each image's NAME for --save-pts (NAME.pts, NAME_1.pts...): its stem, or for images
+    that share one, what their pictures are named by (:data:`PICTURE_NAMES`)."""
+    return {image: name[:-len(PTS_SUFFIX)] for image, name in zip(images, picture_names(images, PTS_SUFFIX))}
+
+
+def check_pts_folder(folder: str, images: Sequence[str]) -> None:
+    """Refuse --save-pts into the folder of an input image: iBUG data sets keep each image's
+    annotation beside it under the same stem (300W: indoor_001.png, indoor_001.pts), which
+    the predictions would replace."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise FaceAlignmentError(f"{folder}: --save-pts is a file; expected a folder")
+    target = os.path.realpath(folder)
+    for image in images:
+        if os.path.realpath(os.path.dirname(image) or os.curdir) == target:
+            raise FaceAlignmentError(f"{folder}: --save-pts is the folder of the input image {image}, where .pts "
+                                     "files are its annotations; expected another folder")
 
 
 @command_line
@@ -303,7 +330,7 @@ def main(argv=None):
     images = collect_images(args.test_image)
     several = len(images) > 1 or any(os.path.isdir(p) for p in args.test_image)
     output = args.output
-    if output is None and not args.save_json:
+    if output is None and not args.save_json and not args.save_pts:
         output = "output" if several else "output.png"
     # An existing folder takes the picture of even one image.
     into_folder = bool(output) and (several or os.path.isdir(output))
@@ -321,23 +348,36 @@ def main(argv=None):
     outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
                for image, picture in zip(images, pictures) if picture]
     outputs += [("--save-json", args.save_json)] if args.save_json else []
-    check_outputs(outputs, inputs, folders=[("--output", output)] if into_folder else [])
+    folders = [("--output", output)] if into_folder else []
+    names = pts_names(images) if args.save_pts else {}
+    if args.save_pts:
+        check_pts_folder(args.save_pts, images)
+        folders.append(("--save-pts", args.save_pts))
+        outputs += [(f"--save-pts file of {image}", os.path.join(args.save_pts, name + PTS_SUFFIX))
+                    for image, name in names.items()]
+    check_outputs(outputs, inputs, folders=folders)
     boxes = read_boxes(args.boxes, images) if args.boxes else None
 
     fa = face_alignment(args, model, depth)
     if into_folder:
         os.makedirs(output, exist_ok=True)
 
-    records = []
-    # Closed on the way out of an error too, so that the error comes on a line of its own, last.
-    with tqdm(total=len(images), unit="image", disable=args.no_progress or not several) as progress:
+    # Results are written when every image is done; an error leaves none. The progress bar is
+    # closed on the way out of an error too, so that the error comes on a line of its own, last.
+    with contextlib.ExitStack() as writers, tqdm(total=len(images), unit="image",
+                                                  disable=args.no_progress or not several) as progress:
+        saved = [writers.enter_context(open_writer(kind, path, dims=3 if fa.is_3d else 2, **options))
+                 for kind, path, options in (("results", args.save_json, {}),
+                                             ("pts", args.save_pts, {"names": names})) if path]
         results = fa.predict_files(images, boxes, (fa.decode,))
         for (path, image, predictions), target in zip(results, pictures):
             prediction = predictions[fa.decode]
             progress.update(1)
             if len(prediction.boxes) == 0:
                 log.warning("%s: no face found", path)
-            records.append(image_record(path, image.shape, prediction))
+            found = Faces.of_photo(path, image.shape, prediction)
+            for writer in saved:
+                writer.write(found)
             if target:
                 faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
                 picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
@@ -345,9 +385,9 @@ def main(argv=None):
                     picture = draw.caption(picture, args.caption)
                 draw.save_image(target, picture)
                 log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
-    if args.save_json:
-        write_document(args.save_json, records)
-        log.info("wrote %s", args.save_json)
+    for path in (args.save_json, args.save_pts):
+        if path:
+            log.info("wrote %s", path)
     return 0
 
 

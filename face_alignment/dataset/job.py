@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 from .. import __version__
 from ..errors import FaceAlignmentError, VideoTruncatedError
 from ..files import TEMP_PREFIX, atomic_write, sha256_of
-from ..video.table import LandmarkTableWriter
+from ..writers import Faces, LandmarkTable, open_writer
 from .shards import ERRORS, LANDMARKS, errors_shard_path, metadata, ours, shard_path, write_errors
 from .units import FOLDER, PHOTO, shown, utf8
 
@@ -28,10 +28,10 @@ WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid),
 # The flags that change which rows are written (with the weights' sha256s and the version):
 # a re-run into the same folder must match them. Engine, workers and progress do not.
 ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
-               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
+               "detector", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
                "smooth", "smooth_min_cutoff", "smooth_beta", "photos_per_unit")
 # What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
-BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
+BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "device_id")
 
 
 def settings(args, model: str, depth: Optional[str]) -> Dict:
@@ -44,7 +44,6 @@ def settings(args, model: str, depth: Optional[str]) -> Dict:
     return {"version": __version__, "model_sha256": sha256_of(model),
             "depth_model_sha256": sha256_of(depth) if depth else None,
             "cnn_detector_sha256": sha256_of(args.cnn_model) if args.cnn_model else None,
-            "detector_model_sha256": sha256_of(args.detector_model) if args.detector_model else None,
             "options": options}
 
 
@@ -221,7 +220,7 @@ def run_unit(fa, unit: Dict, out_dir: str, video_options: Dict) -> Dict:
     dims = 3 if fa.is_3d else 2
     errors: List[Tuple[str, str, int]] = []
     with _writing(target):
-        writer = LandmarkTableWriter(target, dims=dims)
+        writer = open_writer("landmarks", target, dims=dims)
     try:
         if unit["kind"] == FOLDER:
             errors.append((paths[0], unit["reason"], 0))
@@ -239,16 +238,16 @@ def run_unit(fa, unit: Dict, out_dir: str, video_options: Dict) -> Dict:
         with _writing(target):
             writer.close(metadata(record))
     except MemoryError as error:
-        writer.__exit__(type(error), error, error.__traceback__)
+        writer.abandon(error)
         raise MachineFault(f"{shown(paths[0])}: out of memory while landmarking its unit ({error or 'MemoryError'}); "
                            f"the unit is left to do again") from None
     except BaseException as error:
-        writer.__exit__(type(error), error, error.__traceback__)
+        writer.abandon(error)
         raise
     return {"id": unit_id, "items": len(paths), "faces": writer.rows, "errors": len(errors), "pid": os.getpid()}
 
 
-def _photos(fa, paths: List[str], writer: LandmarkTableWriter, errors: List) -> None:
+def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
     """All photos in one call, so faces of consecutive photos share batches; if any photo
     fails, every photo again alone (the same way every time: resumed runs match). A name that
     is not UTF-8 is an errors row (OpenCV cannot open it, Parquet cannot hold it)."""
@@ -258,28 +257,28 @@ def _photos(fa, paths: List[str], writer: LandmarkTableWriter, errors: List) -> 
                                  f"(rename the file)", 0))
     paths = [p for p in paths if utf8(p)]
     try:
-        results = [(path, prediction) for path, _, predictions in fa.predict_files(paths, None, (fa.decode,))
-                   for prediction in (predictions[fa.decode],)]
+        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
+                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
     except MemoryError:
         raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, _, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
-                results.append((path, predictions[fa.decode]))
+                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
+                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
             except MemoryError:
                 raise
             except Exception as error:
                 log.debug("%s", traceback.format_exc())
                 errors.append((path, _reason(error), 0))
-    for path, prediction in results:
-        writer.add(path, 0, 0.0, None, prediction.boxes, prediction.landmarks, prediction.scores, "detector")
+    for faces in results:
+        writer.write(faces)
     errors.sort()
 
 
-def _video(fa, path: str, writer: LandmarkTableWriter, errors: List, options: Dict, dims: int,
-           target: str) -> LandmarkTableWriter:
+def _video(fa, path: str, writer: LandmarkTable, errors: List, options: Dict, dims: int,
+           target: str) -> LandmarkTable:
     """Every frame's faces; a video that breaks off keeps its rows and gets an errors row, one
     that cannot be read (or fails otherwise) keeps no rows. Only reading and landmarking the
     video can fail it: a fault in writing its rows is the machine's, and stops the job."""
@@ -300,14 +299,12 @@ def _video(fa, path: str, writer: LandmarkTableWriter, errors: List, options: Di
             raise
         except Exception as error:
             log.debug("%s", traceback.format_exc())
-            writer.__exit__(type(error), error, error.__traceback__)
+            writer.abandon(error)
             errors.append((path, _reason(error), 0))
             with _writing(target):
-                return LandmarkTableWriter(target, dims=dims)
-        p = result.prediction
+                return open_writer("landmarks", target, dims=dims)
         with _writing(target):
-            writer.add(path, result.index, result.time, result.tracks, p.boxes, p.landmarks, p.scores,
-                       result.sources)
+            writer.write(Faces.of_frame(path, result))
 
 
 def write_errors_table(out_dir: str, table) -> None:

@@ -6,9 +6,10 @@ nearest 8-bit value: it maps 0 and 65535 to 0 and 255 and undoes the usual ``v *
 widening exactly) and floats in [0, 1] are scaled by 255 and rounded. ``list_images`` lists
 the images of a folder for batch runs.
 
-Before anything is decoded, a file's own header is read (image_headers.py): its format
-must be one of ``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB
-PNG can hold 30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
+Before anything is decoded, a file's own header is read (image_headers.py, mostly by
+Pillow's header parsers, which decode nothing): its format must be one of
+``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB PNG can hold
+30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
 would decode a truncated JPEG into a half-grey picture, and let libjpeg, libpng, libtiff or
 itself print their complaints on stderr. Such files raise ImageReadError, in one line, and
 the decoders never see them."""
@@ -26,7 +27,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # The image files of the whole project (batch runs, ground-truth folders), as lower-case
 # suffixes: every type the opencv-python wheels decode into 8- or 16-bit pixels. Left out:
 # .hdr/.pic/.pfm (floating-point radiance, not [0, 1] intensities), .exr (a codec OpenCV
-# disables by default), .gif and .avif (not built in). scikit-image is not used for reading.
+# disables by default), .gif and .avif (not built in).
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jp2",  # JPEG, JPEG 2000
     ".png", ".webp", ".tif", ".tiff",
