@@ -55,3 +55,18 @@ def resnet_module():
 @functools.lru_cache(maxsize=None)
 def utils_module():
     return _load("face_alignment/utils.py", "authors_utils")
+
+
+@functools.lru_cache(maxsize=None)
+def package_module(dotted):
+    """A module of the authors' package by its dotted name inside it ("detection.sfd"),
+    imported from the wheel with its relative imports working: the wheel's
+    ``face_alignment/`` folder becomes the package ``authors_face_alignment``."""
+    import importlib
+
+    name = "authors_face_alignment"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [os.path.join(_wheel(), "face_alignment")]  # zipimport reads inside the wheel
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.{dotted}")
