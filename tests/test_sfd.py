@@ -190,3 +190,21 @@ def test_frames_of_different_sizes_are_refused(ours):
         ours[NNABLA].detect_batch([frame(*SIZES[0]), frame(*SIZES[1])])
     with pytest.raises(FaceAlignmentError, match="uint8"):
         ours[NNABLA].detect(frame(*SIZES[0]).astype(np.float32))
+
+
+def test_converter_command_line(pth, tmp_path):
+    from conftest import assert_one_line_error, run_tool
+
+    out = tmp_path / "s3fd.h5"
+    args = ("converters/convert_detector_weights.py", "--detector", "sfd", "--pretrained-model", pth,
+            "--save-path", out)
+    result = run_tool(*args)
+    assert result.returncode == 0, result.stderr
+    params = load_detector_h5(sfd.SFD_WEIGHTS, str(out))
+    state = random_state_dict()
+    np.testing.assert_array_equal(params["conv3_3_norm/scale"].ravel(), state["conv3_3_norm.weight"].numpy())
+    np.testing.assert_array_equal(params["fc7_mbox_loc/conv/W"], state["fc7_mbox_loc.weight"].numpy())
+    before = out.stat().st_mtime_ns
+    assert_one_line_error(run_tool(*args), str(out), "--force")
+    assert out.stat().st_mtime_ns == before
+    assert_one_line_error(run_tool(*args[:2], "yunet", *args[3:]), "--detector")
