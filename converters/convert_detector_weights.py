@@ -7,10 +7,11 @@ import logging
 import sys
 
 from face_alignment.cli_support import ArgumentParser, command_line
+from face_alignment.detection.retinaface import convert_retinaface
 from face_alignment.detection.sfd import convert_sfd
 from face_alignment.files import check_outputs
 
-CONVERTERS = {"sfd": convert_sfd}
+CONVERTERS = {"sfd": convert_sfd, "retinaface": convert_retinaface}
 
 log = logging.getLogger("face_alignment")
 
@@ -20,7 +21,7 @@ def main(argv=None):
     p = ArgumentParser(description="Convert a face detector's published weights to an NNabla .h5")
     p.add_argument("--detector", required=True, choices=list(CONVERTERS), help="which detector the weights are")
     p.add_argument("--pretrained-model", "-i", required=True, metavar="SRC",
-                   help="the published file, e.g. face-alignment's s3fd-619a316812.pth")
+                   help="the published file: face-alignment's s3fd-619a316812.pth, retinaface_mobilenet0.25.pth")
     p.add_argument("--save-path", "-o", required=True, metavar="DST.h5", help="NNabla .h5 to write")
     p.add_argument("--force", action="store_true", help="overwrite DST.h5 if it exists")
     p.add_argument("--allow-pickle", action="store_true",

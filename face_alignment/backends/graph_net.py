@@ -86,9 +86,9 @@ class NNablaGraph:
 
 
 def onnx_graph_model(name: str, build: Build, params: Dict[str, np.ndarray], example_shape: Sequence[int],
-                     opset: int = ONNX_OPSET):
+                     any_size: bool = True, opset: int = ONNX_OPSET):
     """The ONNX ``ModelProto`` of ``build`` with ``params`` (input "x", outputs "y0", "y1", ...),
-    exported at ``example_shape`` and then made to take any batch, height and width."""
+    exported at ``example_shape``; with ``any_size`` then made to take any batch, height and width."""
     if not onnx_exporter_available():
         raise BackendUnavailableError(f"ONNX export needs nnabla-converter and onnx: pip install "
                                       f"{CONVERTER_PACKAGE} (or the project's export extra: {EXPORT_EXTRA})")
@@ -113,7 +113,8 @@ def onnx_graph_model(name: str, build: Build, params: Dict[str, np.ndarray], exa
         with contextlib.redirect_stdout(io.StringIO()):  # the converter print()s its progress
             nnp = NnpImporter(nnp_path, expand_network=True, executor_index=None).execute()
             model = OnnxExporter(nnp, example_shape[0], -1, opset=str(opset)).export_model_proto()
-    _make_dims_symbolic(model, name)
+    if any_size:
+        _make_dims_symbolic(model, name)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -144,10 +145,13 @@ def _make_dims_symbolic(model, name: str):
 
 class OnnxGraph:
     """The same graph in ONNX Runtime, from a model exported once and cached: callable like
-    :class:`NNablaGraph`."""
+    :class:`NNablaGraph`. With ``any_size`` one model takes every input shape; without, the
+    model takes ``example_shape`` only (for graphs whose exported ops hold sizes), and the
+    shape is part of its cache key. ``cache_paths``: where to look for and write the model,
+    each with a ``{key}`` to fill; ``params``: called only if the model must be exported."""
 
     def __init__(self, name: str, build: Build, params: Callable[[], Dict[str, np.ndarray]], weights_sha256: str,
-                 example_shape: Sequence[int], source: str, cache_paths: Sequence[str],
+                 example_shape: Sequence[int], source: str, cache_paths: Sequence[str], any_size: bool = True,
                  threads: Optional[int] = None):
         try:
             import onnxruntime as ort
@@ -157,7 +161,8 @@ class OnnxGraph:
         from .onnx_net import session_options
 
         self.source = source
-        key = hashlib.sha256(f"{weights_sha256}/{name}/opset{ONNX_OPSET}/export{GRAPH_EXPORT_VERSION}"
+        shape = "any" if any_size else "x".join(map(str, example_shape))
+        key = hashlib.sha256(f"{weights_sha256}/{name}/{shape}/opset{ONNX_OPSET}/export{GRAPH_EXPORT_VERSION}"
                              .encode()).hexdigest()[:16]
         paths = [p.format(key=key) for p in cache_paths]
         self.model_path = next((p for p in paths if os.path.isfile(p)), None)
@@ -165,7 +170,7 @@ class OnnxGraph:
             self.model_path = next((p for p in paths if _writable_folder(p)), paths[-1])
             os.makedirs(os.path.dirname(self.model_path), exist_ok=True)
             log.info("exporting %s to ONNX (once): %s", name, self.model_path)
-            model = onnx_graph_model(name, build, params(), example_shape)
+            model = onnx_graph_model(name, build, params(), example_shape, any_size)
             with atomic_write(self.model_path, force=True) as tmp, open(tmp, "wb") as f:
                 f.write(model.SerializeToString())
         self._session = ort.InferenceSession(self.model_path, session_options(threads),

@@ -17,14 +17,15 @@ Boxes are face-alignment's own ``[left, top, right, bottom, score]``: anchor cen
 right of and below the pixel-centre frame the landmarks use. Parity crops need them as they
 are; the default crop's calibration absorbs the half pixel.
 """
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
+from .graph_detector import GraphDetector
 from .nms import nms
-from .torch_weights import TorchDetector, detector_weights, load_detector_h5
+from .torch_weights import TorchDetector
 
 NAME = "sfd"
 WEIGHTS_FILE = "s3fd-619a316812.pth"
@@ -114,80 +115,20 @@ def faces(outputs: Sequence[np.ndarray], index: int = 0, threshold: float = DEFA
     return boxes[nms(boxes, np.arange(order.size), NMS_THRESHOLD, offset=1.0)]
 
 
-class SFDDetector:
-    """face-alignment's SFD: ``detect(rgb)`` and ``detect_batch(frames)`` (frames of one size,
-    run as one batch). ``weights``: our converted ``.h5`` or face-alignment's ``.pth``
-    (converted on first use); None: ``s3fd-619a316812.pth`` in the home folder.
-    ``backend``: "nnabla" or "onnxruntime" (default: the fastest available); ``context``:
-    an nnabla context (default cpu)."""
+class SFDDetector(GraphDetector):
+    """face-alignment's SFD (see the module and :class:`.graph_detector.GraphDetector`)."""
 
-    name = NAME
-    box_relation = None  # not measured on trained weights here
+    weights_spec = SFD_WEIGHTS
+    default_threshold = DEFAULT_THRESHOLD
     reference_scale = REFERENCE_SCALE
-    thread_safe = False  # a graph's buffers are shared between calls
 
-    def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
-                 backend: Optional[str] = None, context=None, allow_pickle: bool = False):
-        from ..backends import NNABLA, ONNXRUNTIME, default_backend
-
+    def check_threshold(self, threshold: float):
         if not CANDIDATE_SCORE <= threshold <= 1:
             raise FaceAlignmentError(f"threshold={threshold}: expected a probability from {CANDIDATE_SCORE} to 1 "
-                                     "(SFD decodes only candidates above 0.05)")
-        self.threshold = float(threshold)
-        self.weights_path = detector_weights(SFD_WEIGHTS, weights, allow_pickle)
-        context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
-        self.backend = backend or default_backend(context_name)
-        params = load_detector_h5(SFD_WEIGHTS, self.weights_path)
-        if self.backend == NNABLA:
-            from ..backends.graph_net import NNablaGraph
+                                     "(SFD decodes only candidates above it)")
 
-            self.network = NNablaGraph(s3fd, params, self.weights_path, context)
-        elif self.backend == ONNXRUNTIME:
-            self.network = _onnx_network(self.weights_path, params)
-        else:
-            raise FaceAlignmentError(f"backend {backend!r}: expected {NNABLA} or {ONNXRUNTIME}")
+    def network_input(self, frames: np.ndarray) -> np.ndarray:
+        return network_input(frames)
 
-    def raw_outputs(self, frames: np.ndarray) -> List[np.ndarray]:
-        """The network's 12 maps for RGB uint8 frames (B, H, W, 3): per head, face/background
-        probabilities (B, 2, h, w) then box regressors (B, 4, h, w)."""
-        return self.network(network_input(frames))
-
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """(N, 5) float64 ``[left, top, right, bottom, score]`` in face-alignment's SFD
-        coordinates (see the module), best first."""
-        return self.detect_batch([image])[0]
-
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> List[np.ndarray]:
-        frames = [_checked_rgb(f) for f in frames]
-        if not frames:
-            return []
-        if len({f.shape for f in frames}) > 1:
-            raise FaceAlignmentError(f"frames: sizes {sorted({f.shape[:2] for f in frames})}; "
-                                     "detect_batch takes frames of one size")
-        outputs = self.raw_outputs(np.stack(frames))
-        return [faces(outputs, i, self.threshold) for i in range(len(frames))]
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.detect(image)
-
-
-def _onnx_network(weights_path: str, params):
-    import os
-
-    from ..backends.graph_net import OnnxGraph
-    from ..files import sha256_of
-    from ..home import home_dir
-
-    stem = os.path.splitext(os.path.basename(weights_path))[0]
-    beside = os.path.join(os.path.dirname(os.path.abspath(weights_path)), f"{stem}.{{key}}.onnx")
-    cached = os.path.join(home_dir(), f"{stem}.{{key}}.onnx")
-    return OnnxGraph(NAME, s3fd, lambda: params, sha256_of(weights_path), (1, 3, 128, 128), weights_path,
-                     [beside, cached])
-
-
-def _checked_rgb(image) -> np.ndarray:
-    # The seam's check_rgb (detection/base.py) replaces this once it lands on this branch.
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        raise FaceAlignmentError(f"image: expected an RGB uint8 array of shape (H, W, 3), got "
-                                 f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', None)}")
-    return image
+    def boxes(self, outputs: Sequence[np.ndarray], index: int, frame_shape) -> np.ndarray:
+        return faces(outputs, index, self.threshold)
