@@ -1,8 +1,8 @@
-"""How fast SFD runs here, against face-alignment 1.5.0's own SFDDetector (from its wheel).
+"""How fast SFD and RetinaFace run here, against face-alignment 1.5.0's own detectors (from its wheel).
 
-    .venv/bin/python benchmarks/sfd.py                      # both parts, 640x480 and 1280x720 (a few minutes)
-    .venv/bin/python benchmarks/sfd.py --part postprocess   # decoding, suppression, filter only
-    .venv/bin/python benchmarks/sfd.py --part detector --sizes 640x480
+    .venv/bin/python benchmarks/fa_detectors.py                      # both parts, 640x480 and 1280x720
+    .venv/bin/python benchmarks/fa_detectors.py --part postprocess   # SFD's decoding, suppression, filter only
+    .venv/bin/python benchmarks/fa_detectors.py --part detector --sizes 640x480 --detectors retinaface
 
 The weights are RANDOM, in face-alignment's format (no trained ones can be downloaded here):
 speed does not depend on them, except the post-processing's, which grows with the number of
@@ -17,6 +17,7 @@ Parts:
   against our :func:`face_alignment.detection.sfd.faces`, ms per frame;
 - ``detector``: the whole detector per frame (RGB uint8 in, boxes out), batch 1: ours on
   NNabla's cpu context and on ONNX Runtime, theirs on PyTorch (``torch.set_num_threads(2)``).
+  Their RetinaFace's post-processing is vectorised already (PyTorch and numpy).
 """
 import argparse
 import os
@@ -109,26 +110,44 @@ def postprocess(sizes, runs, folder):
                   f"{our_time * 1e3:.2f} | {their_time / our_time:.0f}x |", flush=True)
 
 
-def detector(sizes, runs, folder):
+def _sides(detector_name, folder):
+    """{label: image -> boxes} for ours on both backends and theirs, on random weights."""
     import torch
-    from test_sfd import authors, random_state_dict
 
     from face_alignment.backends import NNABLA, ONNXRUNTIME
-    from face_alignment.detection import sfd
+
+    if detector_name == "sfd":
+        from test_sfd import authors, random_state_dict
+
+        from face_alignment.detection.sfd import SFDDetector as Ours
+        theirs_class = authors("sfd_detector").SFDDetector
+    else:
+        from authors_reference import retinaface_module
+        from test_retinaface import random_state_dict
+
+        from face_alignment.detection.retinaface import RetinaFaceDetector as Ours
+        theirs_class = retinaface_module("retinaface_detector").RetinaFaceDetector
+    pth = os.path.join(folder, f"{detector_name}-random.pth")
+    torch.save(random_state_dict(), pth)
+    theirs = theirs_class(device="cpu", path_to_detector=pth)
+    return {"ours, onnxruntime": Ours(pth, backend=ONNXRUNTIME).detect,
+            "ours, nnabla cpu": Ours(pth, backend=NNABLA).detect,
+            "theirs, PyTorch": lambda image: theirs.detect_from_image(image.copy())}
+
+
+def detector(sizes, runs, folder, detectors):
+    import torch
 
     torch.set_num_threads(TORCH_THREADS)
-    pth = os.path.join(folder, "s3fd-random.pth")
-    torch.save(random_state_dict(), pth)
-    sides = {"ours, onnxruntime": sfd.SFDDetector(pth, backend=ONNXRUNTIME).detect,
-             "ours, nnabla cpu": sfd.SFDDetector(pth, backend=NNABLA).detect}
-    theirs = authors("sfd_detector").SFDDetector(device="cpu", path_to_detector=pth)
-    sides["theirs, PyTorch"] = lambda image: theirs.detect_from_image(image.copy())
-    print("| frame | " + " | ".join(f"{name}, ms" for name in sides) + " |")
-    print("|---" * (len(sides) + 1) + "|")
-    for height, width in sizes:
-        image = frame(height, width)
-        cells = [f"{timed(lambda: call(image), runs)[0] * 1e3:.0f}" for call in sides.values()]
-        print(f"| {width}x{height} | " + " | ".join(cells) + " |", flush=True)
+    for name in detectors:
+        sides = _sides(name, folder)
+        print(f"\n{name}, ms per frame (median of {runs}, after a warm-up)\n")
+        print("| frame | " + " | ".join(sides) + " |")
+        print("|---" * (len(sides) + 1) + "|")
+        for height, width in sizes:
+            image = frame(height, width)
+            cells = [f"{timed(lambda: call(image), runs)[0] * 1e3:.0f}" for call in sides.values()]
+            print(f"| {width}x{height} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main():
@@ -136,13 +155,15 @@ def main():
     p.add_argument("--part", choices=("postprocess", "detector", "both"), default="both")
     p.add_argument("--sizes", nargs="+", type=parse_size, default=[(480, 640), (720, 1280)], metavar="WxH")
     p.add_argument("--runs", type=int, default=3, help="timed runs per number (median)")
+    p.add_argument("--detectors", nargs="+", choices=("sfd", "retinaface"), default=["sfd", "retinaface"],
+                   help="detectors the detector part times")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="sfd-bench-") as folder:
         os.environ.setdefault("FACE_ALIGNMENT_HOME", folder)
         if args.part in ("postprocess", "both"):
             postprocess(args.sizes, args.runs, folder)
         if args.part in ("detector", "both"):
-            detector(args.sizes, args.runs, folder)
+            detector(args.sizes, args.runs, folder, args.detectors)
 
 
 if __name__ == "__main__":
