@@ -13,6 +13,7 @@ import authors_reference
 from face_alignment.backends import NNABLA, ONNXRUNTIME
 from face_alignment.detection import retinaface
 from face_alignment.detection.torch_weights import load_detector_h5
+from face_alignment.nets.retinaface import ANCHORS_PER_CELL, STEPS
 
 BACKENDS = (NNABLA, ONNXRUNTIME)
 SIZES = ((120, 160), (241, 321))  # (height, width); odd sizes crop the pyramid's upsampling
@@ -124,9 +125,9 @@ def test_decoding_equals_theirs_on_the_same_outputs(theirs, threshold):
         theirs.confidence_threshold = 0.5
     # Their outputs back into maps of our layout, level by level (anchor-major channels).
     maps, start = [], 0
-    for step in retinaface.STEPS:
+    for step in STEPS:
         h, w = -(-SIZES[1][0] // step), -(-SIZES[1][1] // step)
-        n = h * w * retinaface.ANCHORS_PER_CELL
+        n = h * w * ANCHORS_PER_CELL
         logits = np.log(conf[:, start:start + n])  # softmax again gives these probabilities
         for values, k in ((logits, 2), (loc[:, start:start + n], 4)):
             maps.append(values.reshape(1, h, w, -1).transpose(0, 3, 1, 2))

@@ -208,3 +208,14 @@ def test_converter_command_line(pth, tmp_path):
     assert_one_line_error(run_tool(*args), str(out), "--force")
     assert out.stat().st_mtime_ns == before
     assert_one_line_error(run_tool(*args[:2], "yunet", *args[3:]), "--detector")
+
+
+def test_without_weights_the_published_file_is_looked_for_in_the_home_folder(tmp_path, monkeypatch):
+    from face_alignment.errors import WeightsFileError
+
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path))
+    with pytest.raises(WeightsFileError) as caught:
+        sfd.SFDDetector()
+    message = str(caught.value)
+    assert str(tmp_path / sfd.WEIGHTS_FILE) in message and sfd.WEIGHTS_URL in message
+    assert list(tmp_path.iterdir()) == []

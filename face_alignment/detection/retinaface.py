@@ -16,7 +16,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..nets.retinaface import ANCHOR_SIZES, ANCHORS_PER_CELL, STEPS, retinaface
+from ..nets.retinaface import ANCHOR_SIZES, STEPS, retinaface
 from .graph_detector import GraphDetector
 from .nms import nms
 from .torch_weights import TorchDetector
