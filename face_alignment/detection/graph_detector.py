@@ -10,21 +10,14 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import FaceAlignmentError
+from .base import Detector, check_rgb
 from .torch_weights import TorchDetector, detector_weights, load_detector_h5
 
 # The frame shape ONNX models that take any size are exported at.
 _EXAMPLE_SHAPE = (1, 3, 128, 128)
 
 
-def checked_rgb(image) -> np.ndarray:
-    # The seam's check_rgb (detection/base.py) replaces this once it lands on this branch.
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        raise FaceAlignmentError(f"image: expected an RGB uint8 array of shape (H, W, 3), got "
-                                 f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', None)}")
-    return image
-
-
-class GraphDetector:
+class GraphDetector(Detector):
     """``detect(rgb)`` and ``detect_batch(frames)`` (frames of one size, one batch).
     ``weights``: our converted ``.h5`` or face-alignment's ``.pth`` (converted on first use);
     None: the published ``.pth`` in the home folder. ``backend``: "nnabla" or "onnxruntime"
@@ -106,7 +99,7 @@ class GraphDetector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> List[np.ndarray]:
-        frames = [checked_rgb(f) for f in frames]
+        frames = [check_rgb(f) for f in frames]
         if not frames:
             return []
         if len({f.shape for f in frames}) > 1:

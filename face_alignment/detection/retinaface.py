@@ -19,11 +19,11 @@ import numpy as np
 from ..nets.retinaface import ANCHOR_SIZES, STEPS, retinaface
 from .graph_detector import GraphDetector
 from .nms import nms
+from .registry import DETECTORS
 from .torch_weights import TorchDetector
 
 NAME = "retinaface"
-WEIGHTS_FILE = "retinaface_mobilenet0.25.pth"
-WEIGHTS_URL = "https://www.adrianbulat.com/downloads/python-fan/" + WEIGHTS_FILE
+WEIGHTS_FILE, WEIGHTS_URL = DETECTORS[NAME].weights.file_name, DETECTORS[NAME].weights.url
 MEANS = np.array([104.0, 117.0, 123.0], dtype=np.float32)  # subtracted from channels 0, 1, 2 as they come
 VARIANCES = (0.1, 0.2)
 NMS_THRESHOLD = 0.4

@@ -25,11 +25,11 @@ from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
 from .graph_detector import GraphDetector
 from .nms import nms
+from .registry import DETECTORS
 from .torch_weights import TorchDetector
 
 NAME = "sfd"
-WEIGHTS_FILE = "s3fd-619a316812.pth"
-WEIGHTS_URL = "https://www.adrianbulat.com/downloads/python-fan/" + WEIGHTS_FILE
+WEIGHTS_FILE, WEIGHTS_URL = DETECTORS[NAME].weights.file_name, DETECTORS[NAME].weights.url
 BGR_MEANS = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 CANDIDATE_SCORE = 0.05  # cells scoring above this are decoded
 VARIANCES = (0.1, 0.2)  # of the centre and of the log size regressors
