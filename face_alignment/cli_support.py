@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from typing import Sequence, Tuple
 
 from .errors import FaceAlignmentError
 
@@ -66,6 +67,31 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
     return value
+
+
+def some_names(names: Sequence[str], shown: int = 3) -> str:
+    """The first few of ``names``, quoted, and how many more there are."""
+    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def reason(path: str, error: Exception) -> str:
+    """What is wrong with ``path``, from an error whose one-line message names it first."""
+    message = str(error)
+    return message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+
+
+def inputs_failed(failures: Sequence[Tuple[str, str]], total: int, what: str = "images",
+                  done: str = "processed") -> FaceAlignmentError:
+    """The error that ends a run which went on past the ``failures`` ((path, reason) each) among
+    ``total`` inputs: one failure is told whole; several are counted and the first named (each
+    was named on a line of its own as it happened)."""
+    left = total - len(failures)
+    others = f"the other one was {done}" if left == 1 else f"the other {left} were {done}"
+    if len(failures) == 1:
+        path, why = failures[0]
+        return FaceAlignmentError(f"{path}: {why}" + (f" ({others})" if total > 1 else ""))
+    return FaceAlignmentError(f"{len(failures)} of {total} {what} could not be read "
+                              f"({some_names([p for p, _ in failures])}, each named above); {others}")
 
 
 class ArgumentParser(argparse.ArgumentParser):

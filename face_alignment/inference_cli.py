@@ -16,7 +16,8 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
+from .cli_support import (ArgumentParser, command_line, inputs_failed, non_negative_int, positive_int, reason,
+                          some_names)
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
@@ -176,10 +177,6 @@ def collect_images(paths: List[str]) -> List[str]:
     return images
 
 
-def _some(names: List[str], shown: int = 3) -> str:
-    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
-
-
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     """Boxes for each image from a JSON file; images it does not mention are detected, unless
     it also names files that are none of the images: then a misspelt name would silently
@@ -209,8 +206,8 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         # of no image while an image is left to the detector is most likely a misspelling.
         if unknown and unnamed:
             raise FaceAlignmentError(
-                f"{path}: {_some(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
-                f"{_some(unnamed)} would be detected; expected the file name or path of each image to give boxes "
+                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
+                f"{some_names(unnamed)} would be detected; expected the file name or path of each image to give boxes "
                 f"for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
@@ -325,16 +322,21 @@ def main(argv=None):
     boxes = read_boxes(args.boxes, images) if args.boxes else None
 
     fa = face_alignment(args, model, depth)
-    if into_folder:
-        os.makedirs(output, exist_ok=True)
 
-    records = []
+    records, failures = [], []
     # Closed on the way out of an error too, so that the error comes on a line of its own, last.
     with tqdm(total=len(images), unit="image", disable=args.no_progress or not several) as progress:
-        results = fa.predict_files(images, boxes, (fa.decode,))
+        # One image that cannot be read (cut short, damaged) must not cost the others' results:
+        # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
+        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
         for (path, image, predictions), target in zip(results, pictures):
-            prediction = predictions[fa.decode]
             progress.update(1)
+            if image is None:
+                failures.append((path, reason(path, predictions)))
+                if len(images) > 1:
+                    log.warning("%s", predictions)
+                continue
+            prediction = predictions[fa.decode]
             if len(prediction.boxes) == 0:
                 log.warning("%s: no face found", path)
             records.append(image_record(path, image.shape, prediction))
@@ -343,11 +345,15 @@ def main(argv=None):
                 picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
                 if args.caption:
                     picture = draw.caption(picture, args.caption)
+                if into_folder:  # made with the first picture: no empty folder when every image fails
+                    os.makedirs(output, exist_ok=True)
                 draw.save_image(target, picture)
                 log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     if args.save_json:
-        write_document(args.save_json, records)
+        write_document(args.save_json, records, failures)
         log.info("wrote %s", args.save_json)
+    if failures:
+        raise inputs_failed(failures, len(images))
     return 0
 
 
