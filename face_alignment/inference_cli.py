@@ -39,6 +39,9 @@ DEFAULT_MODELS = {
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
 BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
+# A --boxes file larger than this is refused unread: a million images' boxes take about 60 MB,
+# and parsing JSON costs several times its size in memory.
+MAX_BOXES_BYTES = 256 * 2**20
 
 
 def _reference_scale(text: str) -> float:
@@ -109,9 +112,10 @@ def parser() -> ArgumentParser:
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--test-image", action="append", metavar="PATH",
                         help="image file or folder of images; repeat for several")
-    inputs.add_argument("--test-video", metavar="PATH",
+    inputs.add_argument("--test-video", action="append", metavar="PATH",
                         help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
-                        "faces detected every --detect-every frames and tracked in between")
+                        "faces detected every --detect-every frames and tracked in between; one video a run "
+                        "(for many: python -m face_alignment.dataset)")
     p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
                    "folder; made if need be): "
                    f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
@@ -130,6 +134,13 @@ def parser() -> ArgumentParser:
     add_tracking_arguments(video)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def check_model_options(args) -> None:
+    """Model flags that would be silently ignored: refused before anything is loaded."""
+    if args.resnet_depth_model and not args.landmarks_3d:
+        raise FaceAlignmentError(f"--resnet-depth-model {args.resnet_depth_model}: ResNetDepth gives 3D landmarks' z; "
+                                 "expected --landmarks-type-3D with it (or leave it out for 2D)")
 
 
 def find_model(given: Optional[str], which: str) -> str:
@@ -182,8 +193,17 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     it also names files that are none of the images: then a misspelt name would silently
     leave its image to the detector, and it is refused."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        # Checked before opening: opening a pipe would wait for a writer, and a device such as
+        # /dev/zero never ends.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FaceAlignmentError(f"{path}: --boxes is not a regular file (a device, pipe or folder); "
+                                     f"expected a JSON file of {BOXES_JSON}")
+        with open(path, "rb") as f:
+            text = f.read(MAX_BOXES_BYTES + 1)
+        if len(text) > MAX_BOXES_BYTES:
+            raise FaceAlignmentError(f"{path}: --boxes file of more than {MAX_BOXES_BYTES // 2**20} MiB; expected "
+                                     f"a JSON file of {BOXES_JSON}, at most that size")
+        data = json.loads(text)
     except OSError as e:
         raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
     except ValueError as e:
@@ -294,6 +314,7 @@ def main(argv=None):
 
     from .pipeline import draw
 
+    check_model_options(args)
     if args.test_video is not None:
         return _video(args)
     if args.save_landmarks:
@@ -360,6 +381,10 @@ def main(argv=None):
 def _video(args) -> int:
     from .video_cli import check_video_options, check_video_outputs, run_video
 
+    if len(args.test_video) > 1:
+        raise FaceAlignmentError(f"--test-video given {len(args.test_video)} times ({some_names(args.test_video)}); "
+                                 "expected one video a run (for many: python -m face_alignment.dataset)")
+    args.test_video = args.test_video[0]
     if not args.test_video:
         raise FaceAlignmentError("--test-video '': an empty path; expected a video file")
     check_video_options(args)

@@ -29,6 +29,9 @@ def check_video_options(args) -> None:
                                  "out.parquet (or out.json)")
     if args.boxes:
         raise FaceAlignmentError("--boxes is for images; a video's faces are detected and tracked")
+    if not args.output and not args.save_landmarks:
+        raise FaceAlignmentError(f"--test-video {args.test_video}: nothing to write; expected --output (the "
+                                 "annotated video) and/or --save-landmarks (the landmark table)")
     if args.save_landmarks and os.path.splitext(args.save_landmarks)[1].lower() not in TABLE_EXTENSIONS:
         raise FaceAlignmentError(f"{args.save_landmarks}: --save-landmarks takes a "
                                  f"{' or '.join(TABLE_EXTENSIONS)} file")

@@ -1,13 +1,15 @@
 """``python -m face_alignment.dataset``: landmarks for every photo and video of a dataset, as a
 resumable Parquet dataset (see the package's docstring and the README)."""
 import logging
+import os
 import time
 from typing import Dict
 
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import add_model_arguments, add_tracking_arguments, check_3d_fan, face_alignment, find_model
+from ..inference_cli import (add_model_arguments, add_tracking_arguments, check_3d_fan, check_model_options,
+                             face_alignment, find_model)
 from . import job
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -51,6 +53,7 @@ def video_options(args) -> Dict:
 @command_line
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    check_model_options(args)
     started = time.perf_counter()
     if args.engine == "local" and (args.workers != 1 or args.ray_address):
         raise FaceAlignmentError("--workers and --ray-address are for --engine ray")
@@ -88,6 +91,6 @@ def main(argv=None) -> int:
     job.write_manifest(args.output, job_settings, summary)
     log.info("%d items (%d this run, %d done before), %d faces, %d errors%s, %.1f s, %.2f items/s", len(items),
              items_run, len(items) - items_run, faces, errors.num_rows,
-             f" (see {args.output}/{job.ERRORS_TABLE})" if errors.num_rows else "", seconds,
+             f" (see {os.path.join(args.output, job.ERRORS_TABLE)})" if errors.num_rows else "", seconds,
              items_run / seconds if seconds > 0 else 0.0)
     return 0

@@ -1,0 +1,108 @@
+"""What a newcomer trips over in the first hour: flags that would be silently ignored or do
+work for nothing, inputs read without bound, help that does not say the defaults, docs and
+hints that do not work as pasted. Each is refused (before anything loads) or said."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED
+from synthetic_video import write_clip
+from test_cli_safety import fan1_h5, run_in_process
+
+FACES = os.path.join(SHARED, "data", "faces")
+EINSTEIN = os.path.join(FACES, "einstein.jpg")
+
+
+@pytest.fixture(scope="module")
+def fan1(tmp_path_factory):
+    return fan1_h5(tmp_path_factory.mktemp("fan1") / "fan1.h5")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(2)]
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames)
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    """The model must not be built, nor the video opened, before the flags are checked."""
+    from face_alignment import api
+    from face_alignment.video import reader
+
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(reader, "probe_video", lambda *a, **k: pytest.fail("the video was opened"))
+
+
+def inference(capsys, *args):
+    from face_alignment import inference_cli
+
+    return run_in_process(capsys, inference_cli.main, *args)
+
+
+# --- Item 5: a video run must write something, and take each video it is given ---------------
+
+def test_a_video_with_nothing_to_write_is_refused_before_anything_loads(capsys, fan1, clip, nothing_loads):
+    status, error = inference(capsys, "-m", fan1, "--test-video", clip)
+    assert status == 2
+    assert error.startswith("error: ") and "clip.mp4" in error and "--output" in error and "--save-landmarks" in error
+
+
+def test_a_repeated_test_video_is_refused_not_half_taken(capsys, fan1, clip, nothing_loads, tmp_path):
+    other = tmp_path / "other.mp4"
+    status, error = inference(capsys, "-m", fan1, "--test-video", clip, "--test-video", other,
+                              "--save-landmarks", tmp_path / "l.parquet")
+    assert status == 2
+    assert "--test-video given 2 times" in error and "clip.mp4" in error and "other.mp4" in error, error
+    assert not (tmp_path / "l.parquet").exists()
+
+
+# --- Item 6: a depth model without 3D; a boxes file without bound ---------------------------------
+
+@pytest.mark.parametrize("source", [("--test-image", EINSTEIN), ("--test-video", "clip")])
+def test_a_depth_model_without_3d_is_refused(capsys, fan1, clip, nothing_loads, tmp_path, source):
+    flag, path = source
+    outputs = ("--save-json", tmp_path / "r.json") if flag == "--test-image" else ("--output", tmp_path / "a.mp4")
+    status, error = inference(capsys, "-m", fan1, "--resnet-depth-model", fan1, flag,
+                              clip if path == "clip" else path, *outputs)
+    assert status == 2
+    assert "--resnet-depth-model" in error and "--landmarks-type-3D" in error, error
+
+
+def test_the_dataset_command_refuses_a_depth_model_without_3d(capsys, fan1, nothing_loads, tmp_path):
+    from face_alignment.dataset import cli
+
+    status, error = run_in_process(capsys, cli.main, "--input", EINSTEIN, "--output", tmp_path / "out", "-m", fan1,
+                                   "--resnet-depth-model", fan1)
+    assert status == 2 and "--resnet-depth-model" in error and "--landmarks-type-3D" in error, error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_boxes_that_are_not_a_regular_file_are_refused_unread(capsys, fan1, nothing_loads, tmp_path, special):
+    if special == "fifo":  # opened, it would wait for a writer for ever
+        special = tmp_path / "boxes.fifo"
+        os.mkfifo(special)
+    elif special == "folder":
+        special = tmp_path
+    status, error = inference(capsys, "-m", fan1, "--test-image", EINSTEIN, "--boxes", special,
+                              "--save-json", tmp_path / "r.json")
+    assert status == 2
+    assert error.startswith(f"error: {special}: ") and "not a regular file" in error, error
+
+
+def test_boxes_larger_than_the_bound_are_refused_unparsed(capsys, fan1, nothing_loads, tmp_path, monkeypatch):
+    from face_alignment import inference_cli
+
+    monkeypatch.setattr(inference_cli, "MAX_BOXES_BYTES", 1000)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({f"image{i}.jpg": [[1, 2, 30, 40]] for i in range(60)}))
+    assert boxes.stat().st_size > 1000
+    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("the boxes were parsed"))
+    status, error = inference(capsys, "-m", fan1, "--test-image", EINSTEIN, "--boxes", boxes,
+                              "--save-json", tmp_path / "r.json")
+    assert status == 2
+    assert error.startswith(f"error: {boxes}: ") and "more than" in error, error
