@@ -39,6 +39,7 @@ from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_r
 from .evaluation.ground_truth import GroundTruth
 from .evaluation.metrics import FACE_SIZE, checked_threshold
 from .evaluation.plot import check_plot_size
+from .pipeline.image import MAX_IMAGE_PIXELS
 
 log = logging.getLogger("face_alignment")
 
@@ -70,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
     model.add_argument("--gt-boxes", action="store_true",
                        help="crop around the annotated points instead of detecting faces")
-    model.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector")
+    model.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector (default: %(default)s)")
     model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
     model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
     model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    model.add_argument("--max-pixels", type=positive_int, metavar="N",
+    model.add_argument("--max-pixels", type=positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
                        help="refuse images of more pixels than this, told by their header before "
-                            "decoding (default: face_alignment.pipeline.image.MAX_IMAGE_PIXELS)")
+                            "decoding (default: %(default)s)")
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="name of each predictions file in the report and the chart legend, "
                              "repeated once per file (default: the file's stem)")

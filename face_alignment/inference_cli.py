@@ -76,8 +76,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn")
-    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
+    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn (default: %(default)s)")
+    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float",
+                   help="computation type (default: %(default)s)")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
     p.add_argument("--detector", choices=("hog", "cnn"),

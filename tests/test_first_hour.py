@@ -106,3 +106,52 @@ def test_boxes_larger_than_the_bound_are_refused_unparsed(capsys, fan1, nothing_
                               "--save-json", tmp_path / "r.json")
     assert status == 2
     assert error.startswith(f"error: {boxes}: ") and "more than" in error, error
+
+
+# --- Item 9: --help says each default --------------------------------------------------------------
+
+def option_help(text, flag):
+    """What ``--help`` ``text`` says of ``flag``, its wrapped lines joined into one."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"\s+{re.escape(flag)}( |,|$)", line))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith(" ") or re.match(r"\s+-", line):
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
+
+
+def help_text(tool):
+    from conftest import run_tool
+
+    result = run_tool(tool, "--help")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_states_the_defaults_of_model_inference_and_evaluate():
+    from face_alignment import evaluate, inference_cli
+    from face_alignment.pipeline.image import MAX_IMAGE_PIXELS
+
+    text = help_text("model_inference.py")
+    defaults = inference_cli.parser()
+    for flag, dest in (("--type-config", "type_config"), ("--device-id", "device_id")):
+        assert f"(default: {defaults.get_default(dest)})" in option_help(text, flag), option_help(text, flag)
+    text = help_text("-m face_alignment.evaluate")
+    defaults = evaluate.build_parser()
+    assert defaults.get_default("detector") == "hog"
+    assert "(default: hog)" in option_help(text, "--detector")
+    assert f"(default: {MAX_IMAGE_PIXELS})" in option_help(text, "--max-pixels")
+    assert defaults.get_default("max_pixels") == MAX_IMAGE_PIXELS  # the number said is the one used
+
+
+def test_the_depth_converter_says_its_default_architecture_is_resnet_depth():
+    said = option_help(help_text("converters/convert_resnet_depth_weights.py"), "--arch")
+    assert "default: ResNetDepth" in said and "2DFAN4 for" not in said, said
+
+
+@pytest.mark.parametrize("script", ["benchmarks/benchmark.py", "benchmarks/video.py"])
+def test_the_benchmarks_say_their_default_out_dir_overwrites_the_committed_results(script):
+    said = option_help(help_text(script), "--out-dir")
+    assert "results/" in said and "overwrites" in said, said
