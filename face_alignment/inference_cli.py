@@ -152,7 +152,8 @@ def find_model(given: Optional[str], which: str) -> str:
             return candidate
     raise FaceAlignmentError(
         f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; pass its path, "
-        f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}")
+        f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+        f"installed: fan-fetch {FETCH_NAMES[which]})")
 
 
 def collect_images(paths: List[str]) -> List[str]:

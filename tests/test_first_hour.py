@@ -155,3 +155,61 @@ def test_the_depth_converter_says_its_default_architecture_is_resnet_depth():
 def test_the_benchmarks_say_their_default_out_dir_overwrites_the_committed_results(script):
     said = option_help(help_text(script), "--out-dir")
     assert "results/" in said and "overwrites" in said, said
+
+
+# --- Item 8: docs and hints that work as pasted ----------------------------------------------------
+
+DOCS = ["README.md", "authors_weights_inference.md", "weights/README.md", "benchmarks/README.md"]
+# A command of this project run with a bare python: on many machines the python on PATH is
+# another version without nnabla (here 3.11), and the command ends in a traceback.
+BARE_PYTHON = re.compile(r"(?<![\w/.-])python3? +(converters/|scripts/|benchmarks/|model_inference\.py|export_model\.py)"
+                         r"|(?<!-m )(?<![\w/.-])pip3? install")
+
+
+def base_dependencies():
+    """The names in pyproject.toml's [project] dependencies."""
+    text = open(os.path.join(ROOT, "pyproject.toml")).read()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    return {re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower()
+            for spec in re.findall(r'^\s*"([^"]+)"', block, re.M)}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_docs_run_the_tools_with_the_projects_python(doc):
+    with open(os.path.join(ROOT, doc)) as f:
+        bare = [line.strip() for line in f if BARE_PYTHON.search(line) and "pip install \".[ray]\"" not in line]
+    assert not bare, bare
+
+
+def test_the_no_model_hint_works_as_pasted(capsys, tmp_path, monkeypatch):
+    from face_alignment import inference_cli
+
+    monkeypatch.chdir(tmp_path)  # no weights here
+    status, error = run_in_process(capsys, inference_cli.main, "--test-image", EINSTEIN)
+    assert status == 2 and not BARE_PYTHON.search(error), error
+    command = re.search(r"\.venv/bin/python (\S+) (\S+)", error)
+    assert command and os.path.isfile(os.path.join(ROOT, command.group(1))) and command.group(2) == "2DFAN4", error
+    scripts = open(os.path.join(ROOT, "pyproject.toml")).read()
+    assert "fan-fetch 2DFAN4" in error and 'fan-fetch = "face_alignment.weights.cli:fetch_main"' in scripts
+
+
+def test_reading_the_outputs_as_the_readme_shows_needs_only_the_base_dependencies():
+    """The README reads landmark tables with pandas: it must come with every set-up, not
+    only with the dev extra."""
+    import ast
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    snippets = [s for s in re.findall(r"```python\n(.*?)```", readme, re.S) if "read_parquet" in s]
+    assert len(snippets) >= 2  # the video table's and the dataset's
+    imported = set()
+    for snippet in snippets:
+        for node in ast.walk(ast.parse(snippet)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+    assert "pandas" in imported
+    distributions = {"face_alignment": None, "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow"}
+    imported.discard("ray")  # the Ray dataset reading, shown beside pandas for --engine ray users
+    assert imported <= distributions.keys(), imported - distributions.keys()
+    assert {d for d in distributions.values() if d} <= base_dependencies()
