@@ -231,7 +231,7 @@ class FaceAlignment:
         ``keep_going``, (item, None, ImageReadError) for a file that cannot be read."""
         images = _as_image_collection(images)
         boxes = _as_box_lists(boxes)
-        decodes = _as_decodes(self.decode if decodes is None else decodes)
+        decodes = _as_decodes((self.decode,) if decodes is None else decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.
@@ -382,10 +382,14 @@ def _as_box_lists(boxes) -> Optional[Sequence]:
 
 
 def _as_decodes(decodes) -> Tuple[str, ...]:
-    """Decoding method names; one name alone is a one-method tuple."""
-    methods = (decodes,) if isinstance(decodes, str) else decodes
+    """Decoding method names, as a list or tuple. One name alone is refused: the results are
+    keyed by method, so predict(..., decodes="argmax") would hand back a dict where the
+    caller likely expected a Prediction."""
+    if isinstance(decodes, (str, bytes)):
+        raise FaceAlignmentError(f"decodes: got {decodes!r}, a single name; expected a list or tuple of method "
+                                 f"names from {', '.join(DECODE_METHODS)}, e.g. ({decodes!r},)")
     try:
-        methods = tuple(methods)
+        methods = tuple(decodes)
     except TypeError:
         raise FaceAlignmentError(f"decodes: got {decodes!r}; expected method names from "
                                  f"{', '.join(DECODE_METHODS)}") from None

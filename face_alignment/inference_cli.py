@@ -124,9 +124,8 @@ def parser() -> ArgumentParser:
                    ".avi; same size and frame rate). No output may be an input or another output")
     add_model_arguments(p)
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
-                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
-                   "an error)")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; a name that is "
+                   "none of the images', a misspelling most likely, is an error)")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
@@ -191,9 +190,9 @@ def collect_images(paths: List[str]) -> List[str]:
 
 
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected, unless
-    it also names files that are none of the images: then a misspelt name would silently
-    leave its image to the detector, and it is refused."""
+    """Boxes for each image from a JSON file; images it does not mention are detected. A name
+    that is none of the images' is refused: most likely misspelt, it would silently leave its
+    image to the detector, or its boxes unused."""
     try:
         # Checked before opening: opening a pipe would wait for a writer, and a device such as
         # /dev/zero never ends.
@@ -224,13 +223,11 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         known = set(images) | {os.path.basename(p) for p in images}
         unknown = [name for name in by_name if name not in known]
         unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
-        # A file may hold boxes for more images than are given (a whole data set's); but a name
-        # of no image while an image is left to the detector is most likely a misspelling.
-        if unknown and unnamed:
+        if unknown:
+            detected = f", and {some_names(unnamed)} would be detected" if unnamed else ""
             raise FaceAlignmentError(
-                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
-                f"{some_names(unnamed)} would be detected; expected the file name or path of each image to give boxes "
-                f"for")
+                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images"
+                f"{detected}; expected the file name or path of each image to give boxes for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
