@@ -117,3 +117,34 @@ def test_evaluate_model_scores_the_readable_images_and_names_the_bad_one(tmp_pat
     alone = run_tool("-m face_alignment.evaluate", "--ground-truth", good, "--model", fan1_h5, "--gt-boxes", "--json")
     assert alone.returncode == 0, alone.stderr
     assert json.loads(alone.stdout)["nme"] == pytest.approx(report["nme"], rel=1e-9)
+
+
+def _damaged(to):
+    """einstein.jpg, whole, with a restart marker written into the middle of its scan: libjpeg
+    decodes through it, greys out the rest and says 'Corrupt JPEG data: premature end of data
+    segment' on stderr."""
+    data = bytearray(open(EINSTEIN, "rb").read())
+    data[len(data) // 2:len(data) // 2 + 2] = b"\xff\xd3"
+    to.write_bytes(bytes(data))
+    return to
+
+
+def test_a_damaged_jpeg_is_named_with_its_damage_in_our_line_alone(tmp_path, fan1_h5):
+    damaged = _damaged(tmp_path / "damaged.jpg")
+    saved = tmp_path / "pred.json"
+    result = run_tool("model_inference.py", "--model", fan1_h5, "--test-image", damaged, "--test-image", EINSTEIN,
+                      "--save-json", saved, "--backend", "nnabla", "--no-progress", *CPU)
+    assert_one_line_error(result, "damaged.jpg", "damaged JPEG", "premature end of data segment")
+    # libjpeg's own line never reaches the user: only ours (a line naming the file, and the last).
+    assert not [line for line in result.stderr.splitlines() if line.startswith("Corrupt JPEG")], result.stderr
+    [failure] = json.loads(saved.read_text())["errors"]
+    assert failure["reason"].startswith("damaged JPEG")
+
+
+def test_reading_a_damaged_jpeg_raises_and_prints_nothing(tmp_path, capfd):
+    from face_alignment.pipeline.image import read_image
+
+    with pytest.raises(ImageReadError, match="damaged.jpg: damaged JPEG .*premature end of data segment"):
+        read_image(_damaged(tmp_path / "damaged.jpg"))
+    assert capfd.readouterr().err == ""
+    read_image(EINSTEIN)  # a whole, sound JPEG still reads

@@ -11,8 +11,14 @@ must be one of ``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` 
 PNG can hold 30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
 would decode a truncated JPEG into a half-grey picture, and let libjpeg, libpng, libtiff or
 itself print their complaints on stderr. Such files raise ImageReadError, in one line, and
-the decoders never see them."""
+the decoders never see them. A JPEG that is whole but damaged inside (libjpeg decodes through
+it, grey where data is lost, and warns on stderr) is refused the same way, quoting libjpeg."""
+import contextlib
 import os
+import re
+import sys
+import tempfile
+import threading
 from typing import List, Optional, Union
 
 import cv2
@@ -84,7 +90,10 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         raise ImageReadError(f"{path}: cannot read the image file ({e.strerror or e})") from None
     check_complete(path, kind, data)
     flags = _READ_FLAGS_OF.get(kind, _READ_FLAGS)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if kind == "JPEG":
+        decoded = _decode_jpeg(path, data, flags)
+    else:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     del data
     if decoded is None:
         raise ImageReadError(f"{path}: not a readable image ({kind} that OpenCV cannot decode)")
@@ -92,6 +101,40 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         # OpenCV decodes to BGR(A); the rest of the pipeline is RGB.
         decoded = decoded[..., 2::-1] if decoded.shape[2] >= 3 else decoded
     return _to_rgb8(decoded, path)
+
+
+# libjpeg reports damage it decodes through (a scan cut short, bad Huffman codes, stray markers)
+# as a warning printed straight onto file descriptor 2, and OpenCV returns the picture, grey
+# where data was missing. libjpeg's warnings of damage (jerror.h's JWRN_*) start so.
+_LIBJPEG_DAMAGE = re.compile(r"(Corrupt JPEG data|Premature end of JPEG file|Inconsistent progression sequence"
+                             r"|Invalid SOS parameters)")
+# fd 2 is one for the whole process: one decode at a time captures it.
+_STDERR_CAPTURE = threading.Lock()
+
+
+def _decode_jpeg(path: str, data: bytes, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode`` of a JPEG, with what libjpeg prints caught: a JPEG it finds damaged is
+    refused in one line quoting it (ImageReadError). Any other text (libjpeg's harmless
+    warnings, other threads' output meanwhile) is passed on."""
+    with _STDERR_CAPTURE, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        printed = capture.read().decode("utf-8", "replace")
+    warnings = [line.strip() for line in printed.splitlines() if _LIBJPEG_DAMAGE.match(line.strip())]
+    others = "".join(line for line in printed.splitlines(keepends=True) if line.strip() not in warnings)
+    if others:
+        with contextlib.suppress(OSError):
+            os.write(2, others.encode())
+    if warnings:
+        raise ImageReadError(f"{path}: damaged JPEG (libjpeg: {'; '.join(dict.fromkeys(warnings))})")
+    return decoded
 
 
 def _to_rgb8(array: np.ndarray, name: str) -> np.ndarray:
