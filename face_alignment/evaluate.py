@@ -33,12 +33,12 @@ import numpy as np
 
 from .cli_support import ArgumentParser, command_line, inputs_failed, positive_int, reason
 from .errors import FaceAlignmentError
-from .files import check_outputs, check_utf8_path
+from .files import check_outputs, check_utf8_path, checked_extension
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
 from .evaluation.ground_truth import GroundTruth
 from .evaluation.metrics import FACE_SIZE, checked_threshold
-from .evaluation.plot import check_plot_size
+from .evaluation.plot import PLOT_EXTENSIONS, check_plot_size
 from .pipeline.image import MAX_IMAGE_PIXELS
 
 log = logging.getLogger("face_alignment")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of the table")
-    parser.add_argument("--ced-plot", metavar="PNG", help="write the CED curves to this PNG file")
+    parser.add_argument("--ced-plot", metavar="PNG", help="write the CED curves to this PNG file (.png)")
     parser.add_argument("--plot-size", type=_plot_size, default=(800, 600), metavar="WxH",
                         help="size of the CED chart in pixels (default: 800x600)")
     return parser
@@ -100,7 +100,8 @@ def _documents(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
     (path, reason) of each annotated image the model could not read."""
     if args.model:
         return _run_model(args, ground_truth)
-    labels = args.label or [os.path.splitext(os.path.basename(p))[0] for p in args.predictions]
+    # normpath: a folder given as out/ is labelled out, not ''.
+    labels = args.label or [os.path.splitext(os.path.basename(os.path.normpath(p)))[0] for p in args.predictions]
     if len(labels) != len(args.predictions):
         raise FaceAlignmentError(f"--label given {len(labels)} times for {len(args.predictions)} "
                                  f"predictions files; expected one per file")
@@ -157,6 +158,7 @@ def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
     for image in ground_truth.values():
         inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
     inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]
+    checked_extension(args.ced_plot, PLOT_EXTENSIONS, "--ced-plot chart type")
     check_outputs([("--ced-plot", args.ced_plot)], inputs)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import re
 
+import cv2
 import numpy as np
 import pytest
 
@@ -213,3 +214,48 @@ def test_reading_the_outputs_as_the_readme_shows_needs_only_the_base_dependencie
     imported.discard("ray")  # the Ray dataset reading, shown beside pandas for --engine ray users
     assert imported <= distributions.keys(), imported - distributions.keys()
     assert {d for d in distributions.values() if d} <= base_dependencies()
+
+
+# --- Item 10: smaller mismatches -------------------------------------------------------------------
+
+def test_a_ced_plot_named_as_another_type_is_refused_before_scoring(tmp_path):
+    from test_evaluate_cli import run_cli, synthetic_face, write_predictions
+    from face_alignment.evaluation import write_pts
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+
+    cv2.imwrite(str(folder / "a.png"), np.zeros((300, 400, 3), np.uint8))
+    write_pts(str(folder / "a.pts"), synthetic_face())
+    predictions = write_predictions(tmp_path / "p.json", {"a.png": [synthetic_face()]})
+    result = run_cli("--ground-truth", folder, "--predictions", predictions, "--ced-plot", tmp_path / "ced.txt")
+    assert result.returncode == 2 and result.stdout == "", result.stdout  # refused before any report
+    assert result.stderr.startswith(f"error: {tmp_path / 'ced.txt'}: ") and "'.txt'" in result.stderr \
+        and ".png" in result.stderr, result.stderr
+    assert not (tmp_path / "ced.txt").exists()
+    result = run_cli("--ground-truth", folder, "--predictions", predictions, "--ced-plot", tmp_path / "ced.PNG")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ced.PNG").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_name(tmp_path):
+    """A dataset job's output folder, as `out/` (as shells complete it): its label was ''."""
+
+    from test_evaluate_cli import run_cli, synthetic_face
+    from face_alignment.evaluation import write_pts
+    from face_alignment.video.table import LandmarkTableWriter
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((300, 400, 3), np.uint8))
+    write_pts(str(folder / "a.pts"), synthetic_face())
+    out = tmp_path / "out"
+    (out / "landmarks").mkdir(parents=True)
+    (out / "manifest.json").write_text("{}")
+    face = synthetic_face()
+    with LandmarkTableWriter(out / "landmarks" / "part-0.parquet") as rows:
+        rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [face], np.ones((1, 68)), "detector")
+    result = run_cli("--ground-truth", folder, "--predictions", f"{out}{os.sep}", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["label"] == "out" and report["faces"] == 1 and report["nme"] == 0
