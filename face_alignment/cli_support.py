@@ -15,6 +15,8 @@ EXIT_BAD_INPUT = 2
 # What a shell reports for a process that SIGTERM ended: a supervisor (timeout, a job queue)
 # sees that it was stopped, not that its input was bad.
 EXIT_TERMINATED = 128 + signal.SIGTERM
+# And for Ctrl-C what a shell reports for SIGINT, so that a script running us stops too.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 class Terminated(KeyboardInterrupt):
@@ -102,9 +104,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def command_line(main):
-    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, MemoryError, or Ctrl-C)
-    prints ``error: <message>`` and returns 2 instead of a traceback; SIGTERM unwinds like
-    Ctrl-C, prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
+    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or MemoryError) prints
+    ``error: <message>`` and returns 2 instead of a traceback; Ctrl-C prints ``error:
+    interrupted`` and returns :data:`EXIT_INTERRUPTED` (130); SIGTERM unwinds like Ctrl-C,
+    prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
@@ -124,6 +127,7 @@ def command_line(main):
             print(f"error: out of memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return EXIT_BAD_INPUT
 
     return wrapper
