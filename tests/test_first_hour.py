@@ -259,3 +259,31 @@ def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_nam
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["label"] == "out" and report["faces"] == 1 and report["nme"] == 0
+
+
+def _netpbm(kind, maxval, samples):
+    """A Netpbm file of ``samples`` (H, W) or (H, W, 3), stored as ``kind`` (2, 3, 5, 6)."""
+    height, width = samples.shape[:2]
+    header = f"P{kind}\n{width} {height}\n{maxval}\n".encode()
+    if kind in (2, 3):
+        return header + " ".join(map(str, samples.ravel().tolist())).encode() + b"\n"
+    return header + samples.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("maxval", [1, 15, 100, 255, 1023, 4095, 65535])
+@pytest.mark.parametrize("kind", [2, 3, 5, 6])
+def test_netpbm_of_any_maxval_reads_at_its_brightness(tmp_path, kind, maxval):
+    """maxval is full brightness: a sample v reads as v * 255 / maxval, worked out here by
+    hand; binary files of maxval 100 or 1023 used to read as stored (dark)."""
+    from face_alignment.pipeline.image import read_image
+
+    shape = (5, 7, 3) if kind in (3, 6) else (5, 7)
+    samples = np.random.default_rng(kind * maxval).integers(0, maxval + 1, shape)
+    samples.flat[:2] = (0, maxval)
+    path = tmp_path / f"p{kind}.{'ppm' if kind in (3, 6) else 'pgm'}"
+    path.write_bytes(_netpbm(kind, maxval, samples))
+    expected = samples * 255.0 / maxval
+    got = read_image(str(path)).astype(np.float64)
+    got = got if kind in (3, 6) else got[..., 0]
+    assert np.abs(got - expected).max() <= 1.0, (got.ravel()[:8], expected.ravel()[:8])
+    assert got.flat[0] == 0 and got.flat[1] == 255

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceAlignmentError, ImageReadError
-from .image_headers import check_complete, read_header
+from .image_headers import check_complete, netpbm_maxval, read_header
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -94,6 +94,8 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         decoded = _decode_jpeg(path, data, flags)
     else:
         decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if kind == "Netpbm" and decoded is not None:
+        decoded = _netpbm_full_range(decoded, *netpbm_maxval(data))
     del data
     if decoded is None:
         raise ImageReadError(f"{path}: not a readable image ({kind} that OpenCV cannot decode)")
@@ -135,6 +137,16 @@ def _decode_jpeg(path: str, data: bytes, flags: int) -> Optional[np.ndarray]:
     if warnings:
         raise ImageReadError(f"{path}: damaged JPEG (libjpeg: {'; '.join(dict.fromkeys(warnings))})")
     return decoded
+
+
+def _netpbm_full_range(decoded: np.ndarray, kind: int, maxval: int) -> np.ndarray:
+    """Netpbm samples as OpenCV decodes them, with ``maxval`` as full brightness. OpenCV
+    (4.11) scales only plain greymaps and pixmaps (P2, P3) of a maxval below 256; the others
+    keep their stored values, 0 to maxval, which read as 0 to 255 (or 65535) came out dark.
+    Those are scaled here to 8 bits, rounding."""
+    if kind in (1, 4) or maxval in (255, 65535) or (kind in (2, 3) and maxval < 256):
+        return decoded
+    return ((decoded.astype(np.uint32) * 255 + maxval // 2) // maxval).astype(np.uint8)
 
 
 def _to_rgb8(array: np.ndarray, name: str) -> np.ndarray:

@@ -282,6 +282,12 @@ def _netpbm_header(f: BinaryIO) -> Tuple[int, int, int, int, int]:
     return kind, width, height, maxval, at + 1
 
 
+def netpbm_maxval(data: bytes) -> Tuple[int, int]:
+    """The magic number's digit (1 to 6) and the maxval (1 for bitmaps) of a Netpbm file."""
+    kind, _, _, maxval, _ = _netpbm_header(io.BytesIO(data))
+    return kind, maxval
+
+
 def _netpbm_size(f: BinaryIO, start: bytes) -> Tuple[int, int]:
     return _netpbm_header(f)[1:3]
 
