@@ -351,3 +351,28 @@ def test_bad_arguments_are_refused_by_name(two):
         FrameFaces(np.ones((1, 4)) * [0, 0, 1, 1], np.zeros(1, np.int64), ("seen",))
     with pytest.raises(FaceAlignmentError, match=r"detections of frame 6: box \[5.0, 5.0, 5.0, 9.0\] has no area"):
         FaceTracker(lambda image: [[5, 5, 5, 9]]).boxes(6, clip.frames[6])
+
+
+def _overlapping(iou, side=100.0):
+    """A box of ``side`` and one moved sideways so that their IoU is ``iou``, worked out by
+    hand: an overlap of width o gives o * side / (2 side^2 - o * side), so o = 2 side iou / (1 + iou)."""
+    overlap = 2 * side * iou / (1 + iou)
+    return np.array([[0.0, 0.0, side, side]]), np.array([[side - overlap, 0.0, 2 * side - overlap, side]])
+
+
+@pytest.mark.parametrize("iou, same", [(0.1, False), (0.2, False), (0.29, False), (0.31, True), (0.6, True)])
+def test_a_detection_that_barely_overlaps_a_track_starts_a_new_one(iou, same):
+    """Without the minimum overlap (0.3), a face passing close by would take over the id of
+    the track it barely touches: nearby or crossing faces swap ids."""
+    first, second = _overlapping(iou)
+    assert box_iou(first, second)[0, 0] == pytest.approx(iou)
+    detections = iter([first, second])
+    tracker = FaceTracker(lambda image: next(detections), detect_every=1, max_misses=0)
+    frame = np.zeros((300, 400, 3), np.uint8)
+    assert tracker.boxes(0, frame).tracks.tolist() == [0]
+    faces = tracker.boxes(1, frame)
+    [row] = np.flatnonzero(np.all(faces.boxes == second, axis=1))
+    assert (faces.tracks[row] == 0) == same, faces
+    assert faces.sources[row] == DETECTOR
+    if not same:
+        assert faces.tracks[row] == 1 and faces.tracks.tolist() == [1]  # track 0, unseen, ended
