@@ -287,3 +287,16 @@ def test_netpbm_of_any_maxval_reads_at_its_brightness(tmp_path, kind, maxval):
     got = got if kind in (3, 6) else got[..., 0]
     assert np.abs(got - expected).max() <= 1.0, (got.ravel()[:8], expected.ravel()[:8])
     assert got.flat[0] == 0 and got.flat[1] == 255
+
+
+def test_the_dataset_summary_names_errors_parquet_without_a_double_slash(tmp_path, fan1):
+    from test_dataset import run_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.png").write_bytes(b"not a PNG")
+    out = f"{tmp_path / 'out'}{os.sep}"  # as a shell completes a folder's name
+    result = run_dataset("--input", data, "--output", out, "--model", fan1, "--backend", "nnabla")
+    assert result.returncode == 0, result.stderr
+    assert f"(see {tmp_path / 'out' / 'errors.parquet'})" in result.stderr, result.stderr
+    assert "//" not in result.stderr
