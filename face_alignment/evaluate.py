@@ -158,8 +158,8 @@ def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
     for image in ground_truth.values():
         inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
     inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]
+    check_outputs([("--ced-plot", args.ced_plot)], inputs)  # first: onto an input is the graver mistake
     checked_extension(args.ced_plot, PLOT_EXTENSIONS, "--ced-plot chart type")
-    check_outputs([("--ced-plot", args.ced_plot)], inputs)
 
 
 def run(args: argparse.Namespace) -> None:
