@@ -17,7 +17,8 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, add_detector_arguments, command_line, non_negative_int, positive_int
+from .cli_support import (ArgumentParser, add_detector_arguments, command_line, inputs_failed, non_negative_int,
+                          positive_int, reason, some_names)
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
 from .pipeline import image as image_module
@@ -39,6 +40,9 @@ DEFAULT_MODELS = {
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
 BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
+# A --boxes file larger than this is refused unread: a million images' boxes take about 60 MB,
+# and parsing JSON costs several times its size in memory.
+MAX_BOXES_BYTES = 256 * 2**20
 
 
 def _reference_scale(text: str) -> float:
@@ -73,8 +77,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn")
-    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
+    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn (default: %(default)s)")
+    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float",
+                   help="computation type (default: %(default)s)")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
     add_detector_arguments(p)
@@ -108,9 +113,10 @@ def parser() -> ArgumentParser:
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--test-image", action="append", metavar="PATH",
                         help="image file or folder of images; repeat for several")
-    inputs.add_argument("--test-video", metavar="PATH",
+    inputs.add_argument("--test-video", action="append", metavar="PATH",
                         help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
-                        "faces detected every --detect-every frames and tracked in between")
+                        "faces detected every --detect-every frames and tracked in between; one video a run "
+                        "(for many: python -m face_alignment.dataset)")
     p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
                    "folder; made if need be): "
                    f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
@@ -118,9 +124,8 @@ def parser() -> ArgumentParser:
                    ".avi; same size and frame rate). No output may be an input or another output")
     add_model_arguments(p)
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
-                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
-                   "an error)")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; a name that is "
+                   "none of the images', a misspelling most likely, is an error)")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
     p.add_argument("--save-pts", metavar="DIR", help="write iBUG .pts files into DIR (made if need be), as 300W "
                    "ships them: STEM.pts for an image of one face, STEM_1.pts, STEM_2.pts... for several, 1-based "
@@ -135,6 +140,13 @@ def parser() -> ArgumentParser:
     return p
 
 
+def check_model_options(args) -> None:
+    """Model flags that would be silently ignored: refused before anything is loaded."""
+    if args.resnet_depth_model and not args.landmarks_3d:
+        raise FaceAlignmentError(f"--resnet-depth-model {args.resnet_depth_model}: ResNetDepth gives 3D landmarks' z; "
+                                 "expected --landmarks-type-3D with it (or leave it out for 2D)")
+
+
 def find_model(given: Optional[str], which: str) -> str:
     if given:
         return given
@@ -143,7 +155,8 @@ def find_model(given: Optional[str], which: str) -> str:
             return candidate
     raise FaceAlignmentError(
         f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; pass its path, "
-        f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}")
+        f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+        f"installed: fan-fetch {FETCH_NAMES[which]})")
 
 
 def collect_images(paths: List[str]) -> List[str]:
@@ -180,17 +193,22 @@ def collect_images(paths: List[str]) -> List[str]:
     return images
 
 
-def _some(names: List[str], shown: int = 3) -> str:
-    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
-
-
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected, unless
-    it also names files that are none of the images: then a misspelt name would silently
-    leave its image to the detector, and it is refused."""
+    """Boxes for each image from a JSON file; images it does not mention are detected. A name
+    that is none of the images' is refused: most likely misspelt, it would silently leave its
+    image to the detector, or its boxes unused."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        # Checked before opening: opening a pipe would wait for a writer, and a device such as
+        # /dev/zero never ends.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FaceAlignmentError(f"{path}: --boxes is not a regular file (a device, pipe or folder); "
+                                     f"expected a JSON file of {BOXES_JSON}")
+        with open(path, "rb") as f:
+            text = f.read(MAX_BOXES_BYTES + 1)
+        if len(text) > MAX_BOXES_BYTES:
+            raise FaceAlignmentError(f"{path}: --boxes file of more than {MAX_BOXES_BYTES // 2**20} MiB; expected "
+                                     f"a JSON file of {BOXES_JSON}, at most that size")
+        data = json.loads(text)
     except OSError as e:
         raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
     except ValueError as e:
@@ -209,13 +227,11 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         known = set(images) | {os.path.basename(p) for p in images}
         unknown = [name for name in by_name if name not in known]
         unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
-        # A file may hold boxes for more images than are given (a whole data set's); but a name
-        # of no image while an image is left to the detector is most likely a misspelling.
-        if unknown and unnamed:
+        if unknown:
+            detected = f", and {some_names(unnamed)} would be detected" if unnamed else ""
             raise FaceAlignmentError(
-                f"{path}: {_some(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
-                f"{_some(unnamed)} would be detected; expected the file name or path of each image to give boxes "
-                f"for")
+                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images"
+                f"{detected}; expected the file name or path of each image to give boxes for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
@@ -323,6 +339,7 @@ def main(argv=None):
 
     from .pipeline import draw
 
+    check_model_options(args)
     if args.test_video is not None:
         return _video(args)
     if args.save_landmarks:
@@ -359,9 +376,8 @@ def main(argv=None):
     boxes = read_boxes(args.boxes, images) if args.boxes else None
 
     fa = face_alignment(args, model, depth)
-    if into_folder:
-        os.makedirs(output, exist_ok=True)
 
+    failures = []
     # Results are written when every image is done; an error leaves none. The progress bar is
     # closed on the way out of an error too, so that the error comes on a line of its own, last.
     with contextlib.ExitStack() as writers, tqdm(total=len(images), unit="image",
@@ -369,10 +385,19 @@ def main(argv=None):
         saved = [writers.enter_context(open_writer(kind, path, dims=3 if fa.is_3d else 2, **options))
                  for kind, path, options in (("results", args.save_json, {}),
                                              ("pts", args.save_pts, {"names": names})) if path]
-        results = fa.predict_files(images, boxes, (fa.decode,))
+        # One image that cannot be read (cut short, damaged) must not cost the others' results:
+        # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
+        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
         for (path, image, predictions), target in zip(results, pictures):
-            prediction = predictions[fa.decode]
             progress.update(1)
+            if image is None:
+                failures.append((path, reason(path, predictions)))
+                for writer in saved:
+                    writer.failed(*failures[-1])
+                if len(images) > 1:
+                    log.warning("%s", predictions)
+                continue
+            prediction = predictions[fa.decode]
             if len(prediction.boxes) == 0:
                 log.warning("%s: no face found", path)
             found = Faces.of_photo(path, image.shape, prediction)
@@ -383,17 +408,25 @@ def main(argv=None):
                 picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
                 if args.caption:
                     picture = draw.caption(picture, args.caption)
+                if into_folder:  # made with the first picture: no empty folder when every image fails
+                    os.makedirs(output, exist_ok=True)
                 draw.save_image(target, picture)
                 log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
     for path in (args.save_json, args.save_pts):
         if path:
             log.info("wrote %s", path)
+    if failures:
+        raise inputs_failed(failures, len(images))
     return 0
 
 
 def _video(args) -> int:
     from .video_cli import check_video_options, check_video_outputs, run_video
 
+    if len(args.test_video) > 1:
+        raise FaceAlignmentError(f"--test-video given {len(args.test_video)} times ({some_names(args.test_video)}); "
+                                 "expected one video a run (for many: python -m face_alignment.dataset)")
+    args.test_video = args.test_video[0]
     if not args.test_video:
         raise FaceAlignmentError("--test-video '': an empty path; expected a video file")
     check_video_options(args)

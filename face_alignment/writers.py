@@ -68,6 +68,10 @@ class Writer:
     def write(self, faces: Faces) -> None:
         raise NotImplementedError
 
+    def failed(self, source: str, reason: str) -> None:
+        """An input that could not be read (``reason``: one line); formats that list failures
+        record it, the others have nothing to write for it."""
+
     def close(self) -> None:
         """Put the output in place."""
         raise NotImplementedError
@@ -95,18 +99,22 @@ class ResultsDocument(Writer):
     def __init__(self, path: str, dims: int = 2, force: bool = True):
         super().__init__(path, dims, force)
         self._records = []
+        self._errors = []
 
     def write(self, faces: Faces) -> None:
         from .document import image_record
 
         self._records.append(image_record(faces.source, faces.size[::-1], faces))
 
+    def failed(self, source: str, reason: str) -> None:
+        self._errors.append((source, reason))
+
     def close(self) -> None:
         from .document import write_document
 
         if self._records is not None:
             records, self._records = self._records, None
-            write_document(self.path, records, force=self.force)
+            write_document(self.path, records, self._errors, force=self.force)
 
     def abandon(self, error: BaseException) -> None:
         self._records = None

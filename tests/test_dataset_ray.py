@@ -51,6 +51,9 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     result = subprocess.run(_ray_command(small_dataset, out, fan1_h5, 2), cwd=ROOT, capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=ROOT), timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Our call uses Ray Data's current API: no RayDeprecationWarning (ray_remote_args such as
+    # max_restarts) nor deprecation of concurrency=.
+    assert "deprecated" not in result.stderr, result.stderr[-3000:]
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
     assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
         pd.read_parquet(os.path.join(local_output, "errors.parquet")))

@@ -8,7 +8,8 @@ from typing import Dict
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import add_model_arguments, add_tracking_arguments, check_3d_fan, face_alignment, find_model
+from ..inference_cli import (add_model_arguments, add_tracking_arguments, check_3d_fan, check_model_options,
+                             face_alignment, find_model)
 from . import job, shards
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -58,6 +59,7 @@ def video_options(args) -> Dict:
 @command_line
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    check_model_options(args)
     started = time.perf_counter()
     if args.engine == "local" and (args.workers != 1 or args.ray_address):
         raise FaceAlignmentError("--workers and --ray-address are for --engine ray")

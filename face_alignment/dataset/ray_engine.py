@@ -10,9 +10,13 @@ machine) kept for Ray Data, and ONNX Runtime runs ``max(1, cpus // workers)`` th
 worker, so that workers together do not oversubscribe the cores. ``--context cudnn``:
 ``num_gpus=1`` per worker (untested here: no GPU).
 
-Fault tolerance. The actors are restarted when their process dies (``max_restarts=-1``) and
-their unit is run again (``max_task_retries=-1``); a unit run twice writes the same shard
-twice, renamed into place: still once. Each worker writes its pid to ``OUT_DIR/_workers/``.
+Fault tolerance. Ray Data restarts its actors when their process dies and runs their unit
+again (its defaults, ``max_restarts=-1`` and task retries: passing them ourselves is
+deprecated); a unit run twice writes the same shard twice, renamed into place: still once.
+Ray 2.60's driver then logs an ``E ... core_worker.cc`` line about actor arguments in the
+object store: Ray Data puts its own transformer there for every restartable actor pool
+(ray-project/ray#57733), not anything this call passes. Each worker writes its pid to
+``OUT_DIR/_workers/``.
 
 Units reach the workers as JSON text (ASCII): a path holding a line break, or bytes that are
 not UTF-8 (which Arrow's strings cannot hold), arrives as it was listed. A fault of the
@@ -98,13 +102,13 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
         items = [{"unit": json.dumps(u)} for u in units]
         options = {name: getattr(args, name) for name in BUILD_OPTIONS}
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            UnitWorker, batch_size=1, concurrency=args.workers, num_cpus=sizing["num_cpus"],
+            UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=args.workers),
+            num_cpus=sizing["num_cpus"],
             num_gpus=sizing["num_gpus"] or None,
             fn_constructor_kwargs=dict(options=options, model=os.path.abspath(model),
                                        depth=os.path.abspath(depth) if depth else None,
                                        out_dir=os.path.abspath(out_dir), video_options=video_options,
-                                       threads=sizing["threads"]),
-            max_restarts=-1, max_task_retries=-1)
+                                       threads=sizing["threads"]))
         done = {}
         try:
             for row in dataset.iter_rows():

@@ -196,6 +196,20 @@ _DIGIT_MARKS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(25
 _NETPBM_CHUNK = 1 << 24
 
 
+def netpbm_maxval(data: bytes) -> Tuple[int, int]:
+    """The magic number's digit (1 to 6) and the maxval (1 for bitmaps) of a Netpbm file, as
+    Pillow's header reader tells them (its tile's raw mode, with the maxval beside it unless
+    that is 255, or 65535 for 16-bit samples)."""
+    header = PpmImagePlugin.PpmImageFile(io.BytesIO(data))
+    (_, _, _, args), = header.tile
+    kind = data[1] - ord("0")
+    if header.mode == "1":
+        return kind, 1
+    if isinstance(args, tuple):
+        return kind, int(args[1])
+    return kind, 65535 if args == "I;16B" else 255
+
+
 def _netpbm_problem(header, data: bytes) -> Optional[str]:
     # Pillow's tile: its decoder, where the pixels start, and the raw mode ("I;16B": 16-bit
     # grey) or (raw mode, maxval).
