@@ -191,7 +191,11 @@ def measure(args: argparse.Namespace, scratch: str) -> Tuple[Dict, List[str]]:
     log("(d) start-up to first landmark, one image, whole processes")
     # Measured with each backend's cache warm: (b) and (c) have used the same model files, and
     # a full run adds an untimed round of its own.
-    raw["startup"] = process_section(models, backends, args.dims, n, job_images[0], boxes_json, 1,
+    # Its own boxes file: a --boxes name that is no image's is an error.
+    first_json = os.path.join(scratch, "first_boxes.json")
+    with open(first_json, "w") as f:
+        json.dump({names[0]: boxes[names[0]]}, f)
+    raw["startup"] = process_section(models, backends, args.dims, n, job_images[0], first_json, 1,
                                      scratch, startup_warmup(args), args.process_runs)
     return raw, backends
 
