@@ -265,7 +265,8 @@ def test_a_full_disk_or_no_memory_stops_the_job_and_leaves_the_unit_to_do(runner
         return real_write(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(job, "LandmarkTableWriter", functools.partial(table.LandmarkTableWriter, rows_per_group=2))
+        # Small row groups, so that rows are flushed mid-video (the writer seam opens the table).
+        patch.setattr(table, "LandmarkTableWriter", functools.partial(table.LandmarkTableWriter, rows_per_group=2))
         patch.setattr(pq.ParquetWriter, "write_table", full_disk)
         status, log = runner("--input", data, "--output", out)
     last = log.strip().splitlines()[-1]
