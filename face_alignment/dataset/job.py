@@ -28,8 +28,9 @@ WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid),
 # The flags that change which rows are written (with the weights' sha256s and the version):
 # a re-run into the same folder must match them. Engine, workers and progress do not.
 ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
-               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
-               "smooth", "smooth_min_cutoff", "smooth_beta", "photos_per_unit")
+               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip",
+               "batch_size", "max_pixels", "detect_every", "smooth", "smooth_min_cutoff", "smooth_beta",
+               "photos_per_unit")
 # What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
 BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
 
