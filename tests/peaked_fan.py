@@ -4,7 +4,10 @@ to landmarks: random weights give flat heatmaps, where a landmark difference mea
 The authors' FAN (random body, PyTorch) is kept as it is, except its last 1x1 convolution,
 which is fitted by least squares so that it turns the body's features into Gaussians at the
 annotated points of the shared photos, mirrored and with shifted boxes (the faces the tests
-then measure on). Features come from the authors' own module, through a forward hook: nothing
+then measure on): 8 faces. A readout of random features is a weak landmark detector: on
+FAN-2 about 60 % of the points peak within 1.5 heatmap pixels of their target, with peaks
+near 0.2, and its peaks are far more fragile than a trained network's (bf16 moves them by
+about 0.4 heatmap pixels on average). Tests set the gate's limit for it accordingly. Features come from the authors' own module, through a forward hook: nothing
 of this project's network code takes part in making the fixture.
 """
 import json
@@ -26,7 +29,7 @@ from face_alignment.weights.loading import architecture_attrs
 PHOTOS = ("einstein", "breakingbad")
 SIGMA = 1.5  # heatmap pixels
 # Box shifts, as shares of the box's width and height: the faces land at other crop positions.
-SHIFTS = ((0.0, 0.0), (0.06, 0.0), (0.0, 0.06), (-0.05, -0.04))
+SHIFTS = ((0.0, 0.0), (0.06, 0.04))
 HEATMAP = 64
 
 
@@ -81,7 +84,7 @@ def gaussians(points_hm: np.ndarray, sigma: float = SIGMA) -> np.ndarray:
     return np.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)).astype(np.float32)
 
 
-def fit_last_conv(model, crops: np.ndarray, targets_hm: np.ndarray, ridge: float = 1e-6,
+def fit_last_conv(model, crops: np.ndarray, targets_hm: np.ndarray, ridge: float = 1e-3,
                   peak_weight: float = 10.0) -> None:
     """Set the authors' model's last 1x1 convolution to the least-squares fit of Gaussians at
     ``targets_hm`` from the features it receives. Pixels near a landmark weigh up to

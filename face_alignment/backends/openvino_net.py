@@ -140,6 +140,11 @@ class OpenVinoNetwork:
     def input_channels(self) -> int:
         return input_channels(self.arch.kind)
 
+    @property
+    def inference_precision(self) -> str:
+        """What the compiled model says it computes in ("f32", "bf16"): the proof of the hint."""
+        return self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
     @staticmethod
     def _int8_model(weights: Weights, cache_dir: Optional[str], given: Optional[str]) -> str:
         if given is not None:
