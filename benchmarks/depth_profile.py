@@ -33,7 +33,7 @@ def main() -> int:
     import checkpoints
     from face_alignment.backends.openvino_net import OpenVinoNetwork
     from face_alignment.backends.onnx_net import OnnxRuntimeNetwork
-    from face_alignment.pipeline.depth_input import depth_network_input, render_landmark_heatmaps
+    from face_alignment.pipeline.depth_input import depth_input_from_points
     from face_alignment.registry import ARCHITECTURES
     from face_alignment.weights.convert import torch_to_nnabla
     from face_alignment.weights.loading import Weights
@@ -60,17 +60,22 @@ def main() -> int:
                 maps[i] = utils.draw_gaussian(maps[i], face_points[i], 2)
         return maps
 
+    def authors_input():  # their 3D step: draw, then torch.cat with the crop
+        return torch.cat((torch.from_numpy(crops[:1]), torch.from_numpy(authors_draw(points[0])).unsqueeze_(0)), 1)
+
+    authors_inputs = authors_input()
+
     def authors_forward():
-        inputs = torch.from_numpy(depth_network_input(crops[:1], authors_draw(points[0])[None]))
         with torch.no_grad():
-            return depth(inputs)
+            return depth(authors_inputs)
 
     steps = {
-        "draw, authors' (per face)": (lambda: authors_draw(points[0]), 1),
-        "draw, ours (batch)": (lambda: render_landmark_heatmaps(points), args.batch),
+        "input (crop + 68 Gaussians), authors' (per face)": (authors_input, 1),
+        f"input (crop + 68 Gaussians), ours (batch {args.batch})": (
+            lambda: depth_input_from_points(crops, points), args.batch),
         "ResNetDepth, authors' eager (batch 1)": (authors_forward, 1),
     }
-    inputs = depth_network_input(crops, render_landmark_heatmaps(points))
+    inputs = depth_input_from_points(crops, points)
     for name, network in networks.items():
         steps[f"ResNetDepth, ours {name} (batch 1)"] = (lambda n=network: n(inputs[:1]), 1)
         steps[f"ResNetDepth, ours {name} (batch {args.batch})"] = (lambda n=network: n(inputs), args.batch)
