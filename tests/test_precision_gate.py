@@ -20,9 +20,11 @@ from face_alignment.registry import ARCHITECTURES
 from face_alignment.weights.loading import open_weights
 
 # The limit the tests give the gate on the peaked FAN-2, in image pixels (faces ~400 px wide,
-# 12.8 px per heatmap pixel). Its random-feature peaks are fragile: bf16 moves them by 3-6 px
-# on average, a broken int8 model (every layer, calibrated on noise) by more than 20 px.
-PEAKED_LIMIT_PX = "12"
+# 12.8 px per heatmap pixel). Its random-feature peaks are fragile. Measured on these 8 faces
+# (benchmarks/precision_gate.py --modules 2, results/precision_gate_peaked-fan2.json): bf16
+# moves them by 2.9 px on average, the broken int8 model (every layer, calibrated on noise) by
+# 13.1 px; the limit sits halfway between, on a log scale, a factor of 2 from either.
+PEAKED_LIMIT_PX = "6"
 PEAKED_FAN2 = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="peaked-fan2", num_modules=2)
 
 
