@@ -25,6 +25,7 @@ BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCHMARKS)
 sys.path[:0] = [BENCHMARKS, ROOT, os.path.join(ROOT, "tests")]
 
+import engines  # noqa: E402
 import job_photos  # noqa: E402
 import report  # noqa: E402
 import workers  # noqa: E402
@@ -138,6 +139,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--dims", nargs="+", choices=DIMS, default=list(DIMS), help="landmarks (default: 2D 3D)")
     p.add_argument("--redraw", metavar="JSON", help="measure nothing: print the table and draw the chart "
                    "of a saved benchmark.json into --out-dir")
+    p.add_argument("--engines", action="store_true",
+                   help="measure only (e): FAN's bare forward on every engine and precision (the authors' eager "
+                        "and torch.compile, ONNX Runtime, OpenVINO fp32/bf16/int8), interleaved; writes engines.json")
     p.add_argument("--quick", action="store_true",
                    help="a tiny case for the tests: FAN with 1 module, 2 photos, 2D, 1 run, no warm-up")
     args = p.parse_args(argv)
@@ -242,6 +246,34 @@ def draw(results: Dict, png_path: str) -> None:
                  f"{machine['load_average_1min_after']:.2f} after: other work on the machine adds noise.")
 
 
+def engines_only(args: argparse.Namespace) -> int:
+    """(e) alone: one interleaved run of every engine; the int8 model is calibrated on the job's crops."""
+    import numpy as np
+
+    from face_alignment.pipeline.crop import crop_faces
+    from face_alignment.pipeline.image import read_image
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="fan-engines-")
+    try:
+        boxes = job_photos.make_job(args.images, args.job_size, os.path.join(scratch, "job"))
+        crops = np.concatenate([crop_faces(read_image(os.path.join(scratch, "job", name)), np.array(b))[0]
+                                for name, b in sorted(boxes.items())])
+        log(f"random FAN-{args.num_modules} checkpoint, converted to .h5")
+        models = isolated(workers.prepare_models, os.path.join(scratch, "models"), args.num_modules, False)
+        result = engines.run(models, args.num_modules, crops, scratch, BATCH_SIZES, args.runs, log=log)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    result["weights"] = "random"
+    print(engines.table(result))
+    path = os.path.join(args.out_dir, "engines.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    log(f"wrote {path}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.redraw:
@@ -251,6 +283,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(args.out_dir, exist_ok=True)
         draw(results, os.path.join(args.out_dir, "benchmark.png"))
         return 0
+    if args.engines:
+        return engines_only(args)
     started = datetime.datetime.now()
     load_before = os.getloadavg()
     os.makedirs(args.out_dir, exist_ok=True)

@@ -24,7 +24,7 @@ from .detection.registry import crop_relation, detector_class
 from .errors import FaceAlignmentError, ImageReadError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
-from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
+from .pipeline.depth_input import depth_input_from_points
 from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
 from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
@@ -362,7 +362,7 @@ class FaceAlignment:
         it, and what it was trained on: the crop and Gaussians drawn at the authors' argmax
         points, whichever decoding gives x and y. So z is one answer per face."""
         points_crop = FaceFrames.to_crop(decode_argmax(heatmaps)[0])
-        z = self.depth(depth_network_input(crops, render_landmark_heatmaps(points_crop)))
+        z = self.depth(depth_input_from_points(crops, points_crop))
         depth_scale = np.concatenate([f.depth_scale for f in frames])
         return z.astype(np.float64) * depth_scale[:, None]
 

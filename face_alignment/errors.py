@@ -66,3 +66,8 @@ class VideoWriteError(FaceAlignmentError):
 class LandmarkTableError(FaceAlignmentError):
     """A landmark table (.parquet, .json) that cannot be written or read, or rows that do not
     fit its schema."""
+
+
+class PrecisionUnavailableError(BackendUnavailableError):
+    """A precision this machine or these weights cannot run: bf16 on a CPU without bfloat16
+    support, int8 without a model calibrated (and passed by the accuracy gate) for the weights."""

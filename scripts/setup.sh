@@ -2,8 +2,8 @@
 # One-command set-up: find a Python that nnabla 1.39.0 has wheels for (3.8-3.10),
 # create .venv beside this script's project, and install the project with its extras.
 #
-#   bash scripts/setup.sh            # inference + conversion + export + tests + Ray (torch, onnxruntime, ray)
-#   EXTRAS=export bash scripts/setup.sh   # inference with ONNX Runtime, export: no torch
+#   bash scripts/setup.sh            # inference + conversion + export + tests + Ray (torch, onnxruntime, openvino, ray)
+#   EXTRAS=export bash scripts/setup.sh   # inference with ONNX Runtime or OpenVINO, export: no torch
 #   EXTRAS=  bash scripts/setup.sh   # inference with NNabla only: no torch, no onnxruntime
 #   PYTHON=/path/to/python3.10 bash scripts/setup.sh
 set -euo pipefail

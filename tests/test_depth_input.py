@@ -6,7 +6,7 @@ import torch
 import authors_reference
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.pipeline.decode import decode_argmax
-from face_alignment.pipeline.depth_input import depth_network_input, render_landmark_heatmaps
+from face_alignment.pipeline.depth_input import depth_input_from_points, depth_network_input, render_landmark_heatmaps
 
 U = authors_reference.utils_module()
 EDGES = [1.0, 2.0, 4.75, 5.0, 6.0, 6.5, 7.0, 8.0, 128.0, 249.0, 250.0, 255.0, 256.0, 257.0,
@@ -88,3 +88,18 @@ def test_depth_network_input():
     assert "\n" not in str(caught.value)
     with pytest.raises(FaceAlignmentError, match=r"points of shape \(68, 2\)"):
         render_landmark_heatmaps(np.zeros((68, 2)))
+
+
+def test_depth_input_drawn_in_place_is_the_authors_crop_and_maps():
+    """The one-buffer input ResNetDepth gets: the crop, then the authors' own Gaussians, on
+    edge, missing and sub-pixel points."""
+    rng = np.random.default_rng(5)
+    crops = rng.random((2, 3, 256, 256)).astype(np.float32)
+    points = edge_points(rng)
+    made = depth_input_from_points(crops, points)
+    assert made.shape == (2, 71, 256, 256) and made.dtype == np.float32
+    np.testing.assert_array_equal(made[:, :3], crops)
+    np.testing.assert_array_equal(made[:, 3:], authors_heatmaps(points))
+    with pytest.raises(FaceAlignmentError, match=r"points of shape \(1, 68, 2\)") as caught:
+        depth_input_from_points(crops, points[:1])
+    assert "\n" not in str(caught.value)

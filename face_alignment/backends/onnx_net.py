@@ -54,6 +54,12 @@ def physical_cores() -> int:
     return max(1, min(allowed, len(cores) or allowed))
 
 
+def thread_count(threads: Optional[int] = None) -> int:
+    """Threads one network runs on: ``threads``, else $FACE_ALIGNMENT_ORT_THREADS, else the
+    physical cores. Every CPU backend (ONNX Runtime, OpenVINO) takes the same number."""
+    return threads or int(os.environ.get(THREADS_VARIABLE) or 0) or physical_cores()
+
+
 def session_options(threads: Optional[int] = None):
     """ONNX Runtime options for these graphs on a CPU."""
     import onnxruntime as ort
@@ -64,7 +70,7 @@ def session_options(threads: Optional[int] = None):
     # that can be folded into a convolution (bn1, bn_end: a conv's only consumer) already is,
     # at level BASIC; the rest read tensors the blocks' concatenation also needs unnormalised.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or int(os.environ.get(THREADS_VARIABLE) or 0) or physical_cores()
+    options.intra_op_num_threads = thread_count(threads)
     # One chain of convolutions: nothing for parallel execution of branches to gain.
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Idle pool threads sleep instead of spinning. Spinning (even only within a run, with
