@@ -16,7 +16,8 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
+from .backends import (FP32, ONNXRUNTIME, OPENVINO, default_backend, default_context_name, make_context,
+                       make_network)
 from .boxes import as_boxes
 from .detection import Detector, as_detector
 from .detection.base import reframe
@@ -94,7 +95,7 @@ class FaceAlignment:
                  detector_max_side: Optional[int] = None, calibrate_boxes: bool = True,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
-                 max_pixels: Optional[int] = None):
+                 max_pixels: Optional[int] = None, precision: str = "fp32"):
         for name, path in (("model", model), ("depth_model", depth_model)):
             if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
                 raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
@@ -107,8 +108,11 @@ class FaceAlignment:
             detector_class(detector)  # an unknown name is refused now, not at the first detection
         if detector_model is not None and cnn_detector_model is not None:
             raise FaceAlignmentError("detector_model and cnn_detector_model name the same file; give one")
-        # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
-        context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
+        # Below fp32, FAN runs on OpenVINO (see backends/openvino_net.py and the accuracy gate).
+        if backend is None and precision != FP32:
+            backend = OPENVINO
+        # ONNX Runtime and OpenVINO run on the CPU here: asking for one picks the context it can use.
+        context = context or ("cpu" if backend in (ONNXRUNTIME, OPENVINO) else default_context_name())
         self.context = make_context(context, device_id, type_config)
         self.backend = backend or default_backend(context)
         # Both files are checked to hold the right networks, and the options below, before any
@@ -127,8 +131,12 @@ class FaceAlignment:
         self.reference_scale = check_reference_scale(reference_scale)
         self.batch_size = int(batch_size)
         self.max_pixels = max_pixels
-        self.fan = make_network(fan_weights, self.backend, self.context)
-        self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context)
+        self.precision = precision
+        self.fan = make_network(fan_weights, self.backend, self.context, precision)
+        # The gate calibrates FAN alone: under int8, ResNetDepth runs in fp32.
+        depth_precision = FP32 if precision == "int8" else precision
+        self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context,
+                                                                    depth_precision)
         # nnabla-examples' --cnn-face-detection-model alone means: detect with dlib's CNN.
         self._detector_choice = "cnn" if detector is None and cnn_detector_model is not None else detector
         self._detector_options = dict(context=context, weights=detector_model or cnn_detector_model,
@@ -140,7 +148,8 @@ class FaceAlignment:
         # their faces detected in a worker thread, up to a batch ahead, while the current batch
         # is inferred: about 10 % faster over 24 photos with HOG detection here. With NNabla
         # (measured on its CPU context) it gained nothing: 21.3 s either way over 6 photos.
-        self._read_ahead = self.batch_size if self.backend == ONNXRUNTIME else 0
+        # OpenVINO lets go of the GIL as ONNX Runtime does.
+        self._read_ahead = self.batch_size if self.backend in (ONNXRUNTIME, OPENVINO) else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, context, self.decode, ", flip" if flip else "")
 

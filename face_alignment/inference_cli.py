@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
+from .backends import BACKENDS, CONTEXTS, PRECISIONS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
 from .cli_support import (ArgumentParser, add_detector_arguments, command_line, inputs_failed, non_negative_int,
                           positive_int, reason, some_names)
@@ -77,6 +77,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="FAN's arithmetic: fp32 (default), or bf16 / int8 on backend openvino (int8 needs a model "
+                   "that python -m face_alignment.precision wrote after measuring it on your images)")
     p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn (default: %(default)s)")
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float",
                    help="computation type (default: %(default)s)")
@@ -449,7 +452,8 @@ def face_alignment(args, model: str, depth: Optional[str]):
                        calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
-                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)
+                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels,
+                       precision=args.precision)
     if args.landmarks_3d:
         check_3d_fan(model, args.arch, fa.arch)
     return fa

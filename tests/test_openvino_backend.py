@@ -1,5 +1,6 @@
 """The OpenVINO backend: fp32 with NNabla's numbers, bf16 within its measured bound, refusals
 of what the CPU or the weights cannot run, threads and caches like the ONNX Runtime backend's."""
+import json
 import logging
 import os
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from conftest import SHARED
+from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import NNablaNetwork, onnx_net, openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_candidates
@@ -165,3 +166,26 @@ def test_end_to_end_landmarks_agree_with_nnabla(fan2_h5, caplog):
         ours, reference = landmarks["openvino", decode], landmarks["nnabla", decode]
         assert ours.shape == reference.shape == (1, 68, 2)
         assert np.max(np.abs(ours - reference)) <= 0.01
+
+
+def test_precision_on_the_command_line(fan1_h5, tmp_path):
+    photo = os.path.join(SHARED, "data", "faces", "breakingbad.jpg")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[600.0, 100.0, 900.0, 400.0]]))
+    common = ("--model", fan1_h5, "--test-image", photo, "--boxes", boxes)
+    # bf16 alone picks OpenVINO; the landmarks are within bf16's reach of fp32 on NNabla.
+    runs = {}
+    for name, extra in (("bf16", ("--precision", "bf16")), ("fp32", ("--backend", "nnabla", *CPU))):
+        result = run_tool("model_inference.py", *common, *extra, "--save-json", tmp_path / f"{name}.json")
+        assert result.returncode == 0, result.stderr
+        with open(tmp_path / f"{name}.json") as f:
+            runs[name] = np.array(json.load(f)["images"][0]["faces"][0]["landmarks"])
+    # Random weights' heatmaps are flat, so a few points jump; most stay within a pixel, and bf16
+    # really ran (not fp32: some points moved).
+    moved = np.abs(runs["bf16"] - runs["fp32"]).max(axis=1)
+    assert runs["bf16"].shape == (68, 2) and np.median(moved) < 1 and moved.max() > 0
+    # A lower precision on another backend is refused, naming the backend it needs.
+    result = run_tool("model_inference.py", *common, "--precision", "bf16", "--backend", "onnxruntime",
+                      "--save-json", tmp_path / "no.json")
+    assert_one_line_error(result, "openvino")
+    assert not (tmp_path / "no.json").exists()

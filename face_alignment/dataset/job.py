@@ -30,7 +30,7 @@ WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid),
 ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
                "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip",
                "batch_size", "max_pixels", "detect_every", "smooth", "smooth_min_cutoff", "smooth_beta",
-               "photos_per_unit")
+               "photos_per_unit", "precision")
 # What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
 BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
 
