@@ -17,7 +17,7 @@ import numpy as np
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
 from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
-from .errors import FaceAlignmentError
+from .errors import FaceAlignmentError, WeightsNotFoundError
 from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
 from .pipeline import image as image_module
@@ -132,14 +132,22 @@ def parser() -> ArgumentParser:
 
 
 def find_model(given: Optional[str], which: str) -> str:
+    """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
+    as face-alignment users get them on first use (face_alignment.hub: our cache,
+    $TORCH_HOME's checkpoints, a download)."""
     if given:
         return given
     for candidate in DEFAULT_MODELS[which]:
         if os.path.isfile(candidate):
             return candidate
-    raise FaceAlignmentError(
-        f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; pass its path, "
-        f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}")
+    from .hub import weights_path
+
+    try:
+        return weights_path(FETCH_NAMES[which])
+    except WeightsNotFoundError as e:
+        raise WeightsNotFoundError(
+            f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
+            f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}") from None
 
 
 def collect_images(paths: List[str]) -> List[str]:
