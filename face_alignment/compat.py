@@ -170,9 +170,14 @@ class DlibDetector:
     reference_scale = 195.0
 
     def __init__(self, kind: str, cnn_model_path: Optional[str] = None):
-        from .pipeline.detection import FaceDetector
+        try:
+            from .detection.registry import load_detector
+        except ImportError:  # before the detector registry: dlib's module of the pipeline
+            from .pipeline.detection import FaceDetector
 
-        self._detector = FaceDetector(kind, cnn_model_path=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
+            self._detector = FaceDetector(kind, cnn_model_path=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
+        else:
+            self._detector = load_detector(kind, weights=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         import cv2

@@ -103,7 +103,7 @@ def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
         except DownloadError as e:
             raise WeightsNotFoundError(
                 f"{w.file_name}: not found (looked for {published_name(w, cache)} and {looked_in_torch}) "
-                f"and not downloaded ({e})") from None
+                f"and not downloaded from {url} ({e})") from None
         if not sha256.startswith(w.sha256_prefix):
             raise DownloadError(f"{w.file_name}: downloaded from {url}, its sha256 starts "
                                 f"{sha256[:len(w.sha256_prefix)]}, not {w.sha256_prefix} as published; refused")
