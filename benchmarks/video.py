@@ -230,7 +230,7 @@ def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratc
     # track the detector does not see ends there (max_misses=0): random landmarks do not
     # follow the face, so its box drifts off it, and the detection starts a new track; kept
     # on, the drifted track would be a second face to landmark until the next detection.
-    fa.face_tracker = lambda every: tracking.FaceTracker(detect, every, relation=tracking.DLIB_BOXES["hog"],
+    fa.face_tracker = lambda every: tracking.FaceTracker(detect, every, relation=fa.detector.box_relation,
                                                          min_score=-math.inf, max_misses=0)
     read_video = reader.read_video
     reader.read_video = lambda path: watch.iterate("decoding", lambda: read_video(path))
@@ -291,7 +291,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
     from face_alignment import video_cli
     from face_alignment.api import Prediction, VideoLandmarks
     from face_alignment.pipeline import draw
-    from face_alignment.pipeline.detection import FaceDetector
+    from face_alignment.detection import load_detector
     from face_alignment.video.reader import probe_video, read_video
     from face_alignment.video.table import read_landmark_table
 
@@ -299,7 +299,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
     VideoWriter, TableWriter = timed_writers(watch)
     pipeline = AuthorsPipeline(fan_checkpoint, None, num_modules, TORCH_THREADS)
     pipeline.fan = watch.wrap("fan", pipeline.fan)
-    detector = FaceDetector("hog")  # what FaceAlignment.detect_faces runs on the CPU
+    detector = load_detector("hog")  # what FaceAlignment.detect_faces runs on the CPU
 
     def landmark(video: str, name: str, limit: Optional[int] = None) -> Tuple[float, Dict]:
         outputs = {"output": os.path.join(scratch, f"{name}.mp4"),

@@ -18,6 +18,9 @@ import numpy as np
 
 from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
 from .boxes import as_boxes
+from .detection import Detector, as_detector
+from .detection.base import reframe
+from .detection.registry import crop_relation, detector_class
 from .errors import FaceAlignmentError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
@@ -29,7 +32,7 @@ from .shapes import NUM_LANDMARKS
 from .validation import check_positive_int, check_reference_scale, check_whole_number
 from .video.box_sources import BoxSource
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
-from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
+from .video.tracking import DEFAULT_DETECT_EVERY, FaceTracker
 from .weights import open_weights
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,14 @@ class FaceAlignment:
     "centroid" (default: sub-pixel, from ibug's training code) or "argmax" (the authors');
     ``integer_landmarks`` truncates argmax results to integers exactly as the authors' code
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
-    "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn).
+    a name from :data:`face_alignment.detection.DETECTORS` ("hog", "cnn", ...), a class of your
+    own as "package.module:Class", a :class:`~face_alignment.detection.Detector`, any callable
+    image -> (N, 4) boxes, or None for the default of the context (hog on cpu, cnn on cudnn);
+    ``detector_model`` its weight file (``cnn_detector_model`` is the older name),
+    ``detector_threshold`` its score cut-off, ``detector_max_side`` dlib's image size limit.
+    ``calibrate_boxes``: a detector's boxes are mapped onto the boxes dlib's HOG gives for the
+    same face (by their ``box_relation``s), the crop the model is used with here; False feeds
+    them to the crop as they are, as face-alignment does. Given boxes are never mapped.
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
     except with ``backend="onnxruntime"``, which runs on the CPU).
     ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
@@ -78,8 +88,9 @@ class FaceAlignment:
 
     def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
                  network_size: Optional[int] = None, decode: Optional[str] = None, flip: bool = False,
-                 integer_landmarks: bool = False, detector: Optional[str] = None,
-                 cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
+                 integer_landmarks: bool = False, detector=None, detector_model: Optional[str] = None,
+                 detector_threshold: Optional[float] = None, cnn_detector_model: Optional[str] = None,
+                 detector_max_side: Optional[int] = None, calibrate_boxes: bool = True,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
                  max_pixels: Optional[int] = None):
@@ -91,8 +102,10 @@ class FaceAlignment:
         for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
             if count is not None:
                 check_positive_int(name, count)
-        if detector is not None and detector not in DLIB_BOXES:  # the detectors boxes are known for
-            raise FaceAlignmentError(f"detector {detector!r}: expected one of {', '.join(DLIB_BOXES)}")
+        if isinstance(detector, str):
+            detector_class(detector)  # an unknown name is refused now, not at the first detection
+        if detector_model is not None and cnn_detector_model is not None:
+            raise FaceAlignmentError("detector_model and cnn_detector_model name the same file; give one")
         # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
         context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
         self.context = make_context(context, device_id, type_config)
@@ -115,9 +128,12 @@ class FaceAlignment:
         self.max_pixels = max_pixels
         self.fan = make_network(fan_weights, self.backend, self.context)
         self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context)
-        self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
-        self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
+        # nnabla-examples' --cnn-face-detection-model alone means: detect with dlib's CNN.
+        self._detector_choice = "cnn" if detector is None and cnn_detector_model is not None else detector
+        self._detector_options = dict(context=context, weights=detector_model or cnn_detector_model,
+                                      threshold=detector_threshold, max_side=detector_max_side)
         self._detector = None
+        self.calibrate_boxes = bool(calibrate_boxes)
         self._detector_lock = threading.Lock()
         # With ONNX Runtime, which lets go of Python's GIL while it runs, images are read and
         # their faces detected in a worker thread, up to a batch ahead, while the current batch
@@ -132,17 +148,28 @@ class FaceAlignment:
         return self.depth is not None
 
     @property
-    def detector(self):
-        """The dlib detector, built on first use: callers who pass boxes never need it."""
+    def detector(self) -> Detector:
+        """The face detector, built on first use: callers who pass boxes never need it."""
         if self._detector is None:
-            from .pipeline.detection import FaceDetector
-            self._detector = FaceDetector(self._detector_kind, **self._detector_options)
+            self._detector = as_detector(self._detector_choice, **self._detector_options)
         return self._detector
 
     def detect_faces(self, image: np.ndarray) -> np.ndarray:
-        """(N, 4) boxes [left, top, right, bottom] of the faces dlib finds in an RGB image."""
-        with self._detector_lock:  # dlib's detectors are not safe to run from two threads at once
-            return self.detector.detect(image)[:, :4]
+        """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB
+        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``)."""
+        detector = self.detector
+        if detector.thread_safe:
+            found = detector.detect(image)
+        else:
+            with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
+                found = detector.detect(image)
+        relation = self._mapped_relation()
+        return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
+
+    def _mapped_relation(self):
+        """The detector's box relation when its boxes are mapped onto the crop's; else None."""
+        relation = self.detector.box_relation
+        return relation if self.calibrate_boxes and relation not in (None, crop_relation()) else None
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
@@ -202,8 +229,10 @@ class FaceAlignment:
 
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that
-        detector's (dlib HOG or CNN)."""
-        return FaceTracker(self.detect_faces, detect_every, relation=DLIB_BOXES[self._detector_kind])
+        detector's (its ``box_relation``)."""
+        mapped = self._mapped_relation() is not None  # then boxes come as the crop's detector's
+        return FaceTracker(self.detect_faces, detect_every,
+                           relation=crop_relation() if mapped else self.detector.box_relation)
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                 decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:

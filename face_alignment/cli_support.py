@@ -68,6 +68,33 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def detector_name(text: str) -> str:
+    """argparse type: a face detector's registry name, or a class of the user's as
+    ``package.module:Class`` (imported when the detector is built)."""
+    from .detection.registry import DETECTORS, is_detector_name
+
+    if not is_detector_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
+                                         "or a class of your own as package.module:Class")
+    return text
+
+
+def add_detector_arguments(group, default_help: str) -> None:
+    """--detector, --detector-model, --detector-threshold: the same in every command."""
+    from .detection.registry import DETECTORS
+
+    group.add_argument("--detector", type=detector_name, metavar="NAME",
+                       help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
+                       f"(default: {default_help})")
+    group.add_argument("--detector-model", metavar="PATH",
+                       help="the detector's weight file (default: its own, where it needs one)")
+    group.add_argument("--detector-threshold", type=float, metavar="SCORE",
+                       help="drop detections scoring below this (default: the detector's own)")
+    group.add_argument("--raw-detector-boxes", action="store_true",
+                       help="crop the detector's boxes as they are, as face-alignment does (default: mapped onto "
+                       "the boxes dlib's HOG gives for the same face, the crop the models are used with here)")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Usage mistakes are reported like every other error: one line, status 2."""
 

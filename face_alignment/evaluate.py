@@ -27,7 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cli_support import ArgumentParser, command_line, positive_int
+from .cli_support import ArgumentParser, add_detector_arguments, command_line, positive_int
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
     model.add_argument("--gt-boxes", action="store_true",
                        help="crop around the annotated points instead of detecting faces")
-    model.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector")
+    add_detector_arguments(model, "hog, or cnn with --cnn-face-detection-model")
     model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
     model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
     model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
@@ -112,6 +112,8 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
         check_utf8_path(image.path)
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
     fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
+                       detector_model=args.detector_model, detector_threshold=args.detector_threshold,
+                       calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
     records = {m: [] for m in methods}
     for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods):
@@ -125,7 +127,8 @@ def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
     replace one of the files read (a predictions file, the model, an annotated image or a
     .pts file)."""
     inputs = [("--predictions", p) for p in args.predictions or ()]
-    inputs += [(flag, p) for flag, p in (("--model", args.model), ("--cnn-face-detection-model", args.cnn_model)) if p]
+    inputs += [(flag, p) for flag, p in (("--model", args.model), ("--cnn-face-detection-model", args.cnn_model),
+                                                      ("--detector-model", args.detector_model)) if p]
     for image in ground_truth.values():
         inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
     inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
+from .cli_support import ArgumentParser, add_detector_arguments, command_line, non_negative_int, positive_int
 from .errors import FaceAlignmentError, WeightsNotFoundError
 from .files import check_outputs, check_utf8_path
 from .document import image_record, write_document
@@ -76,8 +76,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
-    p.add_argument("--detector", choices=("hog", "cnn"),
-                   help="dlib face detector (default: hog on cpu, cnn on cudnn)")
+    add_detector_arguments(p, "hog on cpu, cnn on cudnn or with --cnn-face-detection-model")
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
@@ -325,7 +324,8 @@ def main(argv=None):
         draw.check_image_path(output)
     inputs = [("--test-image", p) for p in images] + [
         (flag, p) for flag, p in (("--boxes", args.boxes), ("--model", model), ("--resnet-depth-model", depth),
-                                  ("--cnn-face-detection-model", args.cnn_model)) if p]
+                                  ("--cnn-face-detection-model", args.cnn_model),
+                                  ("--detector-model", args.detector_model)) if p]
     outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
                for image, picture in zip(images, pictures) if picture]
     outputs += [("--save-json", args.save_json)] if args.save_json else []
@@ -368,7 +368,8 @@ def _video(args) -> int:
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
     inputs = [(flag, p) for flag, p in (("--model", model), ("--resnet-depth-model", depth),
-                                        ("--cnn-face-detection-model", args.cnn_model)) if p]
+                                        ("--cnn-face-detection-model", args.cnn_model),
+                                  ("--detector-model", args.detector_model)) if p]
     info = check_video_outputs(args, inputs)
     return run_video(args, face_alignment(args, model, depth), info)
 
@@ -379,6 +380,8 @@ def face_alignment(args, model: str, depth: Optional[str]):
 
     fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
                        flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
+                       detector_model=args.detector_model, detector_threshold=args.detector_threshold,
+                       calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
                        type_config=args.type_config, reference_scale=args.reference_scale,
                        batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Measure where dlib's face detectors put their boxes relative to the 68 annotated
-landmarks of the shared photos: the relations the tracker falls back on
-(face_alignment/video/tracking.py, DLIB_BOXES).
+"""Measure where a face detector puts its boxes relative to the 68 annotated landmarks of
+the shared photos: its ``box_relation``, which the tracker falls back on and which maps its
+boxes onto the crop FAN expects (dlib's: face_alignment/detection/dlib_detectors.py,
+DLIB_BOXES).
 
 Each photo, and its mirror image, is shrunk so that its annotated face is 90 to 108 px wide
 (one step of dlib's image pyramid, a factor 1.2, in SIZES sub-steps, each cropped at a
@@ -12,13 +13,14 @@ centroid, box width and height, in units of the landmarks' radius: see tracking.
 medians are the calibrated relation. The spread is printed too, with how well the medians
 reproduce each detection (IoU).
 
-    python scripts/calibrate_tracking_boxes.py [--faces DIR] [--cnn-model PATH]
-    python scripts/calibrate_tracking_boxes.py --detect-every 240
+    .venv/bin/python scripts/calibrate_tracking_boxes.py [--faces DIR] [--cnn-model PATH]
+    .venv/bin/python scripts/calibrate_tracking_boxes.py --detector blazeface [--detector-model PATH]
+    .venv/bin/python scripts/calibrate_tracking_boxes.py --detect-every 240
 
 The second form measures, for the tracker's default detect_every, how far tracked boxes
 stray from detected ones as detection gets rarer, and detection's share of the time.
 
-HOG runs on breakingbad.jpg only (it misses Einstein's upturned face), the CNN on both.
+HOG runs on breakingbad.jpg only (it misses Einstein's upturned face), other detectors on both.
 The CNN takes ~1-2 s a crop on two cores; the whole run, a few minutes.
 """
 import argparse
@@ -32,12 +34,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from face_alignment.evaluation.matching import box_iou, points_box  # noqa: E402
 from face_alignment.evaluation.pts import read_pts  # noqa: E402
-from face_alignment.pipeline.detection import FaceDetector  # noqa: E402
-from face_alignment.video.tracking import BoxRelation, box_from_landmarks, relation_of  # noqa: E402
+from face_alignment.detection import BoxRelation, Detector, load_detector  # noqa: E402
+from face_alignment.detection.dlib_detectors import HogDetector  # noqa: E402
+from face_alignment.video.tracking import box_from_landmarks, relation_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
-PHOTOS = {"hog": ("breakingbad",), "cnn": ("breakingbad", "einstein")}
+PHOTOS = {"hog": ("breakingbad",)}
+BOTH_PHOTOS = ("breakingbad", "einstein")
 SIZES = 8
 FACE_WIDTHS = 90.0 * 1.2 ** (np.arange(SIZES) / SIZES)  # one pyramid step
 ROLLS = (-8.0, 0.0, 8.0)  # degrees: dlib's HOG scores breakingbad's face, upright, near its threshold
@@ -71,9 +75,9 @@ def views(image: np.ndarray, points: np.ndarray):
                        view_points @ matrix[:, :2].T + matrix[:, 2])
 
 
-def measure(kind: str, detector: FaceDetector, faces_dir: str):
+def measure(kind: str, detector: Detector, faces_dir: str):
     relations, samples, missed = [], [], 0
-    for name in PHOTOS[kind]:
+    for name in PHOTOS.get(kind, BOTH_PHOTOS):
         image = np.ascontiguousarray(cv2.imread(os.path.join(faces_dir, name + ".jpg"))[..., ::-1])
         points = read_pts(os.path.join(faces_dir, name + ".pts"))
         for crop, local in views(image, points):
@@ -101,12 +105,12 @@ def sweep_detect_every(frames: int) -> None:
     from face_alignment.video.tracking import FaceTracker
 
     clip = moving_faces.two_faces(frames, moving_faces.load_photo())
-    hog = FaceDetector("hog", min_score=-0.3)  # as in the tests: a box on every frame
+    hog = HogDetector(threshold=-0.3)  # as in the tests: a box on every frame
     boxes = [hog.detect(frame)[:, :4] for frame in clip.frames]
     frame_1080 = cv2.resize(clip.frames[0], (1920, 1080))
     start = time.perf_counter()
     for _ in range(5):
-        FaceDetector("hog").detect(frame_1080)
+        HogDetector().detect(frame_1080)
     hog_seconds = (time.perf_counter() - start) / 5
     fan_seconds = 0.147  # FAN-4 per face, ONNX Runtime, batch 8: README's benchmark
     print(f"HOG on a 1920x1080 frame (1024 px): {hog_seconds:.3f} s; FAN-4 per face: {fan_seconds} s")
@@ -129,6 +133,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", default=os.path.join(SHARED, "faces"), help="folder of the shared photos")
     parser.add_argument("--cnn-model", default=os.path.join(SHARED, "models", "mmod_human_face_detector.dat"))
+    parser.add_argument("--detector", action="append", metavar="NAME",
+                        help="detector to measure, by registry name; repeat for several (default: hog and cnn)")
+    parser.add_argument("--detector-model", metavar="PATH", help="its weight file, for one --detector")
     parser.add_argument("--detect-every", type=int, metavar="FRAMES",
                         help="instead, measure the tracker on a clip of FRAMES frames for several detect_every")
     args = parser.parse_args()
@@ -136,12 +143,13 @@ def main() -> None:
     if args.detect_every:
         sweep_detect_every(args.detect_every)
         return
-    for kind in ("hog", "cnn"):
-        detector = FaceDetector(kind, cnn_model_path=args.cnn_model if kind == "cnn" else None)
+    for kind in args.detector or ("hog", "cnn"):
+        detector = load_detector(kind, args.cnn_model if kind == "cnn" else args.detector_model)
         relations, samples, missed = measure(kind, detector, args.faces)
         median = np.median(relations, axis=0)
         ious = [box_iou(box_from_landmarks(local[None], median), box[None])[0, 0] for box, local in samples]
-        print(f"{kind}: {len(relations)} detections ({missed} views missed) on {', '.join(PHOTOS[kind])}")
+        print(f"{kind}: {len(relations)} detections ({missed} views missed) on "
+              f"{', '.join(PHOTOS.get(kind, BOTH_PHOTOS))}")
         print(f"  [dx, dy, width, height] median {median}, 10th-90th percentiles "
               f"{np.percentile(relations, 10, axis=0)} .. {np.percentile(relations, 90, axis=0)}")
         print(f"  IoU of the median relation's box with each detection: min {min(ious):.3f}, "

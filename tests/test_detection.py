@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from face_alignment.errors import DownloadError, FaceAlignmentError, WeightsFileError
-from face_alignment.pipeline.detection import (CNN_MODEL_NAME, DEFAULT_URL, FaceDetector,
+from face_alignment.detection import load_detector
+from face_alignment.detection.dlib_detectors import (CNN_MODEL_NAME, DEFAULT_URL, CnnDetector, HogDetector,
                                                detection_scale, download_cnn_detector,
                                                find_cnn_model)
 
@@ -59,7 +60,7 @@ def photos():
 def detections(photos):
     """(kind, name) -> boxes from each detector with its default max_side. The CNN runs
     on 640-pixel copies (~7 s a photo here), the HOG on 1024-pixel ones."""
-    detectors = {"hog": FaceDetector("hog"), "cnn": FaceDetector("cnn", CNN_MODEL)}
+    detectors = {"hog": load_detector("hog"), "cnn": load_detector("cnn", CNN_MODEL)}
     return {(kind, name): detector.detect(photos[name][0])
             for kind, detector in detectors.items() for name in PHOTOS}
 
@@ -116,7 +117,7 @@ def test_boxes_map_back_to_original_pixels(photos):
     and the boxes must be the small ones mapped to the 2x grid: 2 * (x + 0.5) - 0.5."""
     small = cv2.resize(photos["breakingbad"][0], (480, 270), interpolation=cv2.INTER_AREA)
     large = cv2.resize(small, (960, 540), interpolation=cv2.INTER_NEAREST)
-    detector = FaceDetector("hog", max_side=480)
+    detector = HogDetector(max_side=480)
     on_small, on_large = detector.detect(small), detector.detect(large)
     assert len(on_small) >= 1
     assert on_large.shape == on_small.shape
@@ -126,8 +127,8 @@ def test_boxes_map_back_to_original_pixels(photos):
 
 def test_different_downscales_agree(photos):
     image, target = photos["breakingbad"]
-    boxes_a = FaceDetector("hog", max_side=560).detect(image)
-    boxes_b = FaceDetector("hog", max_side=1024).detect(image)
+    boxes_a = HogDetector(max_side=560).detect(image)
+    boxes_b = HogDetector(max_side=1024).detect(image)
     # The face on the left (not annotated) is found at both sizes; dlib's boxes move by
     # a few of its own pixels between scales, i.e. up to ~4% of a 260 px face here.
     left_a, left_b = boxes_a[boxes_a[:, 0] < 900], boxes_b[boxes_b[:, 0] < 900]
@@ -139,17 +140,17 @@ def test_never_enlarges():
     assert detection_scale(100, 50, 1024) == 1.0
     assert detection_scale(1080, 1920, 640) == pytest.approx(1 / 3)
     blank = np.full((60, 80, 3), 127, dtype=np.uint8)
-    boxes = FaceDetector("hog", max_side=4000).detect(blank)
+    boxes = HogDetector(max_side=4000).detect(blank)
     assert boxes.shape == (0, 5) and boxes.dtype == np.float64
 
 
 def test_rejects_bad_arguments():
     with pytest.raises(FaceAlignmentError):
-        FaceDetector("haar")
+        load_detector("haar")
     with pytest.raises(FaceAlignmentError):
-        FaceDetector("hog", max_side=0)
+        HogDetector(max_side=0)
     with pytest.raises(FaceAlignmentError):
-        FaceDetector("hog").detect(np.zeros((10, 10), dtype=np.uint8))
+        HogDetector().detect(np.zeros((10, 10), dtype=np.uint8))
 
 
 def test_model_search(tmp_path, monkeypatch):
@@ -172,7 +173,7 @@ def test_unreadable_model_raises_weights_error(tmp_path):
     bogus = tmp_path / "bogus.dat"
     bogus.write_text("not a network\n")
     with pytest.raises(WeightsFileError) as caught:
-        FaceDetector("cnn", str(bogus))
+        CnnDetector(str(bogus))
     assert str(bogus) in str(caught.value) and "\n" not in str(caught.value)
 
 

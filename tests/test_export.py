@@ -188,3 +188,22 @@ def test_the_weights_are_never_their_own_output_even_with_force(fan1_h5, tmp_pat
     with open(fan1_h5, "rb") as original:
         assert weights.read_bytes() == original.read()
     assert os.listdir(tmp_path) == ["fan1.onnx"]
+
+
+
+def _transposed_flatten_model(perm):
+    """x -> Transpose(perm) -> Reshape([1, 6]) -> y."""
+    model = _flatten_model([1, 6])
+    model.graph.node[1].input[0] = "t"
+    model.graph.node.insert(1, helper.make_node("Transpose", ["x"], ["t"], perm=perm, name="swap"))
+    return model
+
+
+def test_transpose_that_keeps_the_batch_first_is_batch_free():
+    model = _transposed_flatten_model([0, 2, 1])
+    _make_batch_symbolic(model, "flatten")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.arange(4 * 6, dtype=np.float32).reshape(4, 2, 3)
+    np.testing.assert_array_equal(session.run(["y"], {"x": x})[0], x.transpose(0, 2, 1).reshape(4, 6))
+    with pytest.raises(FaceAlignmentError, match="flatten: Transpose swap moves the batch axis"):
+        _make_batch_symbolic(_transposed_flatten_model([1, 0, 2]), "flatten")

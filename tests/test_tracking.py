@@ -12,9 +12,10 @@ import moving_faces as mf
 from face_alignment.errors import FaceAlignmentError
 from face_alignment.evaluation.matching import box_iou
 from face_alignment.evaluation.pts import read_pts
-from face_alignment.pipeline.detection import FaceDetector
+from face_alignment.detection import load_detector
+from face_alignment.detection.dlib_detectors import DLIB_BOXES, HogDetector
 from face_alignment.video.box_sources import DETECTOR, GIVEN, TRACKING, DetectorSource, FrameFaces, GivenBoxes
-from face_alignment.video.tracking import (DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker, box_from_landmarks,
+from face_alignment.video.tracking import (DEFAULT_DETECT_EVERY, FaceTracker, box_from_landmarks,
                                            landmark_frames, relation_of)
 
 CNN_MODEL = os.path.join(mf.FACES, "..", "models", "mmod_human_face_detector.dat")
@@ -33,7 +34,7 @@ def photo():
 
 @pytest.fixture(scope="module")
 def hog():
-    return FaceDetector("hog", min_score=HOG_MIN_SCORE)
+    return HogDetector(threshold=HOG_MIN_SCORE)
 
 
 class Recorded:
@@ -283,7 +284,7 @@ def test_calibrated_relations_reproduce_dlibs_boxes_on_the_shared_photos(kind, n
     # relation, applied to the annotations, must give its boxes as well as the calibration
     # measured (IoU median 0.89 and worst 0.76 for HOG; 0.78 and 0.59 for the CNN, whose
     # boxes sit differently on the two faces).
-    detector = FaceDetector(kind, cnn_model_path=CNN_MODEL)
+    detector = load_detector(kind, CNN_MODEL if kind == "cnn" else None)
     ious = []
     for width in widths:
         crop, points = _rolled_crop(name, width)

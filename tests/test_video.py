@@ -20,12 +20,12 @@ from conftest import CPU, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.boxes import as_boxes
 from face_alignment.errors import VideoTruncatedError
-from face_alignment.pipeline.detection import FaceDetector
+from face_alignment.detection.dlib_detectors import DLIB_BOXES, HogDetector
 from face_alignment.pipeline.draw import CAPTION_BACKGROUND
 from face_alignment.video.box_sources import DETECTOR, GIVEN, GivenBoxes, TRACKING, UNTRACKED
 from face_alignment.video.reader import read_video
 from face_alignment.video.table import to_numpy
-from face_alignment.video.tracking import DLIB_BOXES, FaceTracker
+from face_alignment.video.tracking import FaceTracker
 
 FPS = 25
 FRAMES = 20
@@ -43,7 +43,7 @@ def clip_file(clip, tmp_path_factory):
 
 def hog():
     # As test_tracking: dlib scores this half-turned face near 0, so a lower threshold.
-    return FaceDetector("hog", min_score=-0.3)
+    return HogDetector(threshold=-0.3)
 
 
 def test_command_line_writes_a_row_per_face_per_frame_and_the_annotated_video(clip_file, fan1_h5, tmp_path):
@@ -60,7 +60,7 @@ def test_command_line_writes_a_row_per_face_per_frame_and_the_annotated_video(cl
     assert set(rows.column("source").to_pylist()) <= {DETECTOR, TRACKING}
     # Frame 0's faces are what dlib's HOG finds in the decoded frame 0.
     first = next(read_video(clip_file))
-    detected = as_boxes(FaceDetector("hog").detect(first.image))
+    detected = as_boxes(HogDetector().detect(first.image))
     boxes0 = np.array(rows.filter(rows.column("frame").to_numpy() == 0).column("box").to_pylist())
     np.testing.assert_allclose(boxes0[np.lexsort(boxes0.T[::-1])], detected[np.lexsort(detected.T[::-1])])
     # The annotated video: same size, frame count and frame rate as the clip.

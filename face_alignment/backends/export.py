@@ -36,9 +36,10 @@ EXPORT_EXTRA = "pip install -e '.[export]'"
 
 # Ops whose attributes and constant inputs never hold the batch size, so a symbolic first
 # dimension on the graph's input and output is all a model made of them needs. Reshape is
-# handled on its own (its shape constant is rewritten); anything else stops the export.
+# handled on its own (its shape constant is rewritten), and so is Transpose (the batch must stay
+# first, as in BlazeFace's NCHW -> NHWC before its reshapes); anything else stops the export.
 _BATCH_FREE_OPS = {"Conv", "BatchNormalization", "Relu", "AveragePool", "MaxPool", "Concat", "Add",
-                   "Resize", "Pad", "Constant", "Gemm", "Reshape"}
+                   "Resize", "Pad", "Constant", "Gemm", "Reshape", "Transpose"}
 
 
 def export_nnp(arch: Architecture, params: Dict[str, np.ndarray], path: str, force: bool = True) -> str:
@@ -142,6 +143,10 @@ def _make_batch_symbolic(model, name: str):
         first.dim_param = BATCH_DIM
     # Shapes recorded for intermediate values carry the batch size the converter was given.
     del graph.value_info[:]
+
+    for node in graph.node:  # a transpose is batch-free while the batch stays the first axis
+        if node.op_type == "Transpose" and next(list(a.ints) for a in node.attribute if a.name == "perm")[0] != 0:
+            raise FaceAlignmentError(f"{name}: Transpose {node.name} moves the batch axis")
 
     constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
     for node in graph.node:

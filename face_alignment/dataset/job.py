@@ -33,10 +33,10 @@ ERRORS_SCHEMA = pa.schema([
 # The flags that change which rows are written (with the weights' sha256s and the version):
 # a re-run into the same folder must match them. Engine, workers and progress do not.
 ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
-               "detector", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
+               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
                "smooth", "smooth_min_cutoff", "smooth_beta", "photos_per_unit")
 # What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
-BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "device_id")
+BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
 
 
 def settings(args, model: str, depth: Optional[str]) -> Dict:
@@ -49,6 +49,7 @@ def settings(args, model: str, depth: Optional[str]) -> Dict:
     return {"version": __version__, "model_sha256": sha256_of(model),
             "depth_model_sha256": sha256_of(depth) if depth else None,
             "cnn_detector_sha256": sha256_of(args.cnn_model) if args.cnn_model else None,
+            "detector_model_sha256": sha256_of(args.detector_model) if args.detector_model else None,
             "options": options}
 
 

@@ -19,7 +19,7 @@ SOURCES = (DETECTOR, TRACKING, GIVEN)
 UNTRACKED = -1  # track id of a face that belongs to no track
 
 # A face detector as the sources take it: an RGB image in, (N, 4) or (N, 5) boxes out
-# (FaceDetector.detect, or a user's own).
+# (a face_alignment.detection.Detector, or a user's own).
 Detect = Callable[[np.ndarray], np.ndarray]
 
 

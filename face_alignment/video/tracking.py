@@ -21,7 +21,8 @@ factor 1.2 apart (one step of its image pyramid), and where they sit depends on 
 (the CNN's box centre sits 0.2 radii right of the centroid on breakingbad's half-turned
 face, 0.29 left of it on Einstein's). The track's own relation carries the detector's answer
 for this face forward, whatever the detector, so a user's detector needs no calibration. The
-calibrated relations (:data:`DLIB_BOXES`) are the fallback for a track not yet measured.
+detector's stated relation (:attr:`face_alignment.detection.Detector.box_relation`, e.g.
+:data:`~face_alignment.detection.dlib_detectors.DLIB_BOXES`) is the fallback for a track not yet measured.
 """
 import itertools
 from dataclasses import dataclass, field
@@ -31,34 +32,14 @@ import numpy as np
 
 from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
+from ..detection.base import BoxRelation
+from ..detection.dlib_detectors import DLIB_BOXES
 from ..evaluation.matching import MISSED, box_iou, match_faces
 from .box_sources import DETECTOR, TRACKING, Detect, FrameFaces, check_landmarks
 
 
-@dataclass(frozen=True)
-class BoxRelation:
-    """A box relative to its face's landmarks, in units of their radius: the box centre is
-    the landmarks' centroid plus (dx, dy) radii, its sides ``width`` and ``height`` radii."""
-
-    dx: float
-    dy: float
-    width: float
-    height: float
-
-    def as_array(self) -> np.ndarray:
-        return np.array([self.dx, self.dy, self.width, self.height])
-
-
-# Medians measured by scripts/calibrate_tracking_boxes.py: the shared photos and their
-# mirror images at 8 sizes within one pyramid step, rolled by -8, 0 and 8 degrees. HOG: 17
-# detections of breakingbad's face (31 of the 48 views missed), 10th-90th percentiles
-# dx -0.19..0.05, dy -0.51..-0.25, sides 2.85..3.33; the median's box has IoU 0.89 with the
-# median detection, 0.76 with the worst. CNN: 95 detections of both faces (1 view missed),
-# dx -0.49..0.28, dy -0.39..-0.12, sides 2.39..2.91; IoU 0.78 median, 0.59 worst.
-DLIB_BOXES = {
-    "hog": BoxRelation(dx=-0.064, dy=-0.412, width=3.161, height=3.19),
-    "cnn": BoxRelation(dx=-0.157, dy=-0.315, width=2.647, height=2.647),
-}
+# Boxes for a track whose own relation is not measured yet, from a detector that states none.
+FALLBACK_RELATION = DLIB_BOXES["hog"]
 
 # A track's relation is the running mean of those measured on its detections, over the
 # last ~1 / ANCHOR_WEIGHT of them once it has had that many: one detection's box is off its
@@ -167,11 +148,12 @@ class FaceTracker:
     frames in one network batch): boxes then come from the latest landmarks observed, and a
     loss triggers detection on the next frame asked for after it is observed.
     ``relation`` places boxes for tracks whose own relation is not measured yet (see the module
-    docstring); default: dlib's HOG boxes.
+    docstring); default: ``detect``'s own ``box_relation`` if it states one, else
+    :data:`FALLBACK_RELATION`.
     """
 
     def __init__(self, detect: Detect, detect_every: int = DEFAULT_DETECT_EVERY, *,
-                 relation: BoxRelation = DLIB_BOXES["hog"], min_score: float = DEFAULT_MIN_SCORE,
+                 relation: Optional[BoxRelation] = None, min_score: float = DEFAULT_MIN_SCORE,
                  min_iou: float = DEFAULT_MIN_IOU, max_misses: int = DEFAULT_MAX_MISSES,
                  min_size: float = DEFAULT_MIN_SIZE, min_inside: float = DEFAULT_MIN_INSIDE):
         if not callable(detect):
@@ -189,6 +171,9 @@ class FaceTracker:
             raise FaceAlignmentError(f"min_inside={min_inside!r}: expected a fraction in [0, 1]")
         self.detect = detect
         self.detect_every = int(detect_every)
+        if relation is None:
+            relation = getattr(detect, "box_relation", None) or getattr(
+                getattr(detect, "__self__", None), "box_relation", None) or FALLBACK_RELATION
         self.relation = relation
         self.min_score = float(min_score)
         self.min_iou = float(min_iou)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DownloadError, FaceAlignmentError, WeightsFileError
 from ..download import download
 from ..files import atomic_write
+from .base import BoxRelation, Detector, best_first, check_rgb
 
 CNN_MODEL_NAME = "mmod_human_face_detector.dat"
 DEFAULT_URL = "http://dlib.net/files/mmod_human_face_detector.dat.bz2"
@@ -29,6 +30,18 @@ DEFAULT_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87f
 # against 23 s on the full 817x1024 Einstein photo (68 s on 1920x1080); it finds Einstein's
 # upturned ~90 px face from ~480 px on (missed at 320), so 640 keeps a margin.
 DEFAULT_MAX_SIDE = {"hog": 1024, "cnn": 640}
+
+# Where dlib's boxes sit on the 68 landmarks (see face_alignment.video.tracking): medians
+# measured by scripts/calibrate_tracking_boxes.py on the shared photos and their mirror
+# images at 8 sizes within one pyramid step, rolled by -8, 0 and 8 degrees. HOG: 17
+# detections of breakingbad's face (31 of the 48 views missed), 10th-90th percentiles
+# dx -0.19..0.05, dy -0.51..-0.25, sides 2.85..3.33; the median's box has IoU 0.89 with the
+# median detection, 0.76 with the worst. CNN: 95 detections of both faces (1 view missed),
+# dx -0.49..0.28, dy -0.39..-0.12, sides 2.39..2.91; IoU 0.78 median, 0.59 worst.
+DLIB_BOXES = {
+    "hog": BoxRelation(dx=-0.064, dy=-0.412, width=3.161, height=3.19),
+    "cnn": BoxRelation(dx=-0.157, dy=-0.315, width=2.647, height=2.647),
+}
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,7 +68,7 @@ def find_cnn_model(path: Optional[str] = None,
             return candidate
     raise WeightsFileError(
         f"{CNN_MODEL_NAME}: not found in {', '.join(dirs)}; get {DEFAULT_URL} and decompress "
-        f"it into weights/, or call face_alignment.pipeline.detection."
+        f"it into weights/, or call face_alignment.detection.dlib_detectors."
         f"download_cnn_detector('weights/{CNN_MODEL_NAME}')")
 
 
@@ -64,46 +77,29 @@ def detection_scale(height: int, width: int, max_side: int) -> float:
     return min(1.0, max_side / max(height, width))
 
 
-class FaceDetector:
-    """A dlib face detector built once and applied to many images with ``detect``."""
+class DlibDetector(Detector):
+    """A dlib face detector built once and applied to many images with ``detect``, on a copy
+    of each image shrunk to at most ``max_side`` pixels (see the module docstring)."""
 
-    def __init__(self, kind: str = "hog", cnn_model_path: Optional[str] = None,
-                 max_side: Optional[int] = None, upsample: int = 1, min_score: float = 0.0):
-        """``kind`` is "hog" or "cnn"; ``max_side`` defaults per kind (DEFAULT_MAX_SIDE);
-        ``upsample`` is dlib's own pyramid upsampling, each step finds faces half as small
-        at four times the cost; detections scoring below ``min_score`` are dropped (for HOG
-        it is dlib's ``adjust_threshold``, so a negative value also yields weaker ones; the
-        CNN's own cut-off is fixed at 0)."""
-        if kind not in DEFAULT_MAX_SIDE:
-            raise FaceAlignmentError(f"{kind!r}: unknown face detector, expected 'hog' or 'cnn'")
-        if max_side is not None and max_side < 1:
-            raise FaceAlignmentError(f"max_side={max_side}: expected a positive pixel count")
-        if upsample < 0:
-            raise FaceAlignmentError(f"upsample={upsample}: expected 0 or more")
-        self.kind = kind
-        self.max_side = DEFAULT_MAX_SIDE[kind] if max_side is None else int(max_side)
+    default_max_side = 1024
+
+    def __init__(self, max_side: Optional[int] = None, upsample: int = 1, threshold: float = 0.0):
+        """``max_side`` defaults per detector (DEFAULT_MAX_SIDE); ``upsample`` is dlib's own
+        pyramid upsampling, each step finds faces half as small at four times the cost;
+        detections scoring below ``threshold`` are dropped."""
+        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer))
+                                     or max_side < 1):
+            raise FaceAlignmentError(f"max_side={max_side!r}: expected a positive pixel count")
+        if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 0:
+            raise FaceAlignmentError(f"upsample={upsample!r}: expected 0 or more")
+        self.max_side = self.default_max_side if max_side is None else int(max_side)
         self.upsample = int(upsample)
-        self.min_score = float(min_score)
-        if kind == "hog":
-            self._dlib = dlib.get_frontal_face_detector()
-        else:
-            model = find_cnn_model(cnn_model_path)
-            try:
-                self._dlib = dlib.cnn_face_detection_model_v1(model)
-            except RuntimeError as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-                raise WeightsFileError(
-                    f"{model}: not a dlib CNN face detector model ({reason})") from None
+        self.min_score = float(threshold)
 
     def detect(self, image_rgb: np.ndarray) -> np.ndarray:
         """Faces in an RGB uint8 (H, W, 3) image as an (N, 5) float64 array of
         ``[left, top, right, bottom, score]`` in its own pixels, best score first."""
-        if not (isinstance(image_rgb, np.ndarray) and image_rgb.dtype == np.uint8
-                and image_rgb.ndim == 3 and image_rgb.shape[2] == 3):
-            shape = getattr(image_rgb, "shape", None)
-            dtype = getattr(image_rgb, "dtype", type(image_rgb).__name__)
-            raise FaceAlignmentError(
-                f"image: expected an RGB uint8 array of shape (H, W, 3), got {dtype} {shape}")
+        check_rgb(image_rgb)
         height, width = image_rgb.shape[:2]
         scale = detection_scale(height, width, self.max_side)
         small = image_rgb
@@ -119,19 +115,62 @@ class FaceDetector:
         # Pixel centres: pixel i of the copy is centred on (i + 0.5) / s - 0.5 here.
         factor = np.tile(scale_xy, 2)
         boxes[:, :4] = (boxes[:, :4] + 0.5) / factor - 0.5
-        return boxes[np.argsort(-boxes[:, 4], kind="stable")]
+        return best_first(boxes)
 
     def _run(self, image: np.ndarray) -> np.ndarray:
         """dlib's raw detections on ``image`` as an (N, 5) array in its pixels."""
-        if self.kind == "hog":
-            # run() rather than __call__ because it also returns the scores.
-            rects, scores, _ = self._dlib.run(image, self.upsample, self.min_score)
-        else:
-            found = self._dlib(image, self.upsample)
-            rects = [d.rect for d in found]
-            scores = [d.confidence for d in found]
+        raise NotImplementedError
+
+    @staticmethod
+    def _rows(rects, scores) -> np.ndarray:
         rows = [(r.left(), r.top(), r.right(), r.bottom(), s) for r, s in zip(rects, scores)]
         return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+class HogDetector(DlibDetector):
+    """dlib's HOG + linear SVM detector: fast, frontal faces. Its ``threshold`` is dlib's
+    ``adjust_threshold``, so a negative value also yields weaker detections."""
+
+    name = "hog"
+    default_max_side = DEFAULT_MAX_SIDE["hog"]
+    box_relation = DLIB_BOXES["hog"]
+
+    def __init__(self, weights: Optional[str] = None, threshold: float = 0.0, max_side: Optional[int] = None,
+                 upsample: int = 1):
+        if weights is not None:
+            raise FaceAlignmentError(f"detector 'hog' has no model file (got {weights!r}); "
+                                     "its model is built into dlib")
+        super().__init__(max_side, upsample, threshold)
+        self._dlib = dlib.get_frontal_face_detector()
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        # run() rather than __call__ because it also returns the scores.
+        rects, scores, _ = self._dlib.run(image, self.upsample, self.min_score)
+        return self._rows(rects, scores)
+
+
+class CnnDetector(DlibDetector):
+    """dlib's CNN (MMOD) detector: slower, also turned and tilted faces; needs its model file
+    (``weights``: found as :func:`find_cnn_model` says when not given). Its own cut-off is
+    fixed at 0; ``threshold`` drops weaker detections after it."""
+
+    name = "cnn"
+    default_max_side = DEFAULT_MAX_SIDE["cnn"]
+    box_relation = DLIB_BOXES["cnn"]
+
+    def __init__(self, weights: Optional[str] = None, threshold: float = 0.0, max_side: Optional[int] = None,
+                 upsample: int = 1):
+        super().__init__(max_side, upsample, threshold)
+        model = find_cnn_model(weights)
+        try:
+            self._dlib = dlib.cnn_face_detection_model_v1(model)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            raise WeightsFileError(f"{model}: not a dlib CNN face detector model ({reason})") from None
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        found = self._dlib(image, self.upsample)
+        return self._rows([d.rect for d in found], [d.confidence for d in found])
 
 
 def download_cnn_detector(dest_path: str, url: str = DEFAULT_URL,
