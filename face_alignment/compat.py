@@ -53,14 +53,20 @@ WEIGHTS_OF = {
     LandmarksType.THREE_D: ("3DFAN4", "depth"),
 }
 
-# face_detector= names that name a detector of face_alignment.detection.registry, when they
-# differ; 'dlib' and 'folder' are built here; any other name goes to the registry as it is.
-REGISTRY_NAMES = {"sfd": "sfd", "blazeface": "blazeface"}
-# Their face_detector_kwargs that ours call otherwise; the rest are passed on as they are.
+# face_detector= names of face-alignment that stand for another name of the detector registry
+# (face_alignment.detection.registry), with the options that make it detect as theirs:
+# their BlazeFace is MediaPipe's short-range model (back_model=True: the back-camera one), on
+# their centre crop. 'dlib' and 'folder' are built here; any other name goes to the registry.
+REGISTRY_NAMES = {"sfd": ("sfd", {}), "blazeface": ("blazeface-short", {"crop": "center"})}
+BLAZEFACE_BACK = ("blazeface-back", {"crop": "center"})
+# Their face_detector_kwargs that ours call otherwise; path_to_anchor is dropped (the anchors
+# are computed); the rest are passed on as they are.
 DETECTOR_KWARGS = {"path_to_detector": "weights", "filter_threshold": "threshold", "min_score_thresh": "threshold"}
-# The files face-alignment downloads into $TORCH_HOME/hub/checkpoints for a detector: used as
-# its weights when no path_to_detector is given (converted on first use by the detector).
-TORCH_HUB_DETECTOR_FILES = {"sfd": "s3fd-619a316812.pth", "blazeface": "blazeface.pth"}
+DROPPED_KWARGS = ("path_to_anchor", "back_model")
+# The files face-alignment downloads into $TORCH_HOME/hub/checkpoints for a detector (by our
+# registry name): its weights when no path_to_detector is given (converted by the detector).
+TORCH_HUB_DETECTOR_FILES = {"sfd": "s3fd-619a316812.pth", "blazeface-short": "blazeface.pth",
+                            "blazeface-back": "blazefaceback.pth"}
 # Their options that mean nothing here; accepted so that their calls run unchanged.
 IGNORED_OPTIONS = ("compile",)
 
@@ -170,14 +176,9 @@ class DlibDetector:
     reference_scale = 195.0
 
     def __init__(self, kind: str, cnn_model_path: Optional[str] = None):
-        try:
-            from .detection.registry import load_detector
-        except ImportError:  # before the detector registry: dlib's module of the pipeline
-            from .pipeline.detection import FaceDetector
+        from .detection.registry import load_detector
 
-            self._detector = FaceDetector(kind, cnn_model_path=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
-        else:
-            self._detector = load_detector(kind, weights=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
+        self._detector = load_detector(kind, weights=cnn_model_path, max_side=DLIB_NO_SHRINK, upsample=0)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         import cv2
@@ -190,23 +191,20 @@ def make_detector(name: str, options: Optional[dict], context: str):
     """The detector face-alignment's ``face_detector=name`` (with its ``face_detector_kwargs``)
     stands for: an object with ``reference_scale`` and ``detect(image)`` (or, for 'folder',
     ``detect_file(path)``)."""
+    from .detection.registry import load_detector
+    from .hub import torch_checkpoints_dir
+
     options = dict(options or {})
     if name == "folder":
         return FolderDetector()
     if name == "dlib":
         return DlibDetector("cnn" if context == "cudnn" else "hog", options.get("path_to_detector"))
-    ours = {DETECTOR_KWARGS.get(k, k): v for k, v in options.items()}
-    registry_name = REGISTRY_NAMES.get(name, name)
-    if ours.get("weights") is None and name in TORCH_HUB_DETECTOR_FILES:
-        from .hub import torch_checkpoints_dir
-
-        theirs = os.path.join(torch_checkpoints_dir(), TORCH_HUB_DETECTOR_FILES[name])
+    registry_name, fixed = BLAZEFACE_BACK if name == "blazeface" and options.get("back_model") \
+        else REGISTRY_NAMES.get(name, (name, {}))
+    ours = dict(fixed, **{DETECTOR_KWARGS.get(k, k): v for k, v in options.items() if k not in DROPPED_KWARGS})
+    if ours.get("weights") is None and registry_name in TORCH_HUB_DETECTOR_FILES:
+        theirs = os.path.join(torch_checkpoints_dir(), TORCH_HUB_DETECTOR_FILES[registry_name])
         ours["weights"] = theirs if os.path.isfile(theirs) else None
-    try:
-        from .detection.registry import load_detector
-    except ImportError:
-        raise FaceAlignmentError(f"face_detector {name!r}: this installation has no detector registry; "
-                                 "use 'dlib' or 'folder'") from None
     return load_detector(registry_name, **ours)
 
 

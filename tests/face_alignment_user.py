@@ -3,7 +3,7 @@ ours (tests/test_compat.py runs it twice, with either package first on PYTHONPAT
 
     python face_alignment_user.py DATA_DIR RESULTS.pkl
 
-DATA_DIR holds ``einstein.jpg``, ``blank.png`` (no face), ``box.json`` (a face box of
+DATA_DIR holds ``einstein.jpg`` (grey), ``breakingbad.jpg`` (colour), ``blank.png`` (no face), ``box.json`` (a face box of
 einstein.jpg), the folder ``photos/`` for get_landmarks_from_directory and ``boxes/`` whose
 images have their boxes beside them (``.pth``) for the 'folder' detector. Every call's
 return value is pickled under a name; torch tensors in them become numpy arrays.
@@ -49,6 +49,7 @@ def folder_landmarks(fa, path, **flags):
 def main(data, out):
     warnings.simplefilter("ignore")
     einstein = os.path.join(data, "einstein.jpg")
+    colour = os.path.join(data, "breakingbad.jpg")
     blank = os.path.join(data, "blank.png")
     with open(os.path.join(data, "box.json")) as f:
         box = json.load(f)
@@ -60,8 +61,8 @@ def main(data, out):
     fa = FaceAlignment(LandmarksType.TWO_D, device="cpu", face_detector="dlib", compile=False)
     results["path"] = fa.get_landmarks_from_image(einstein)
     results["get_landmarks"] = fa.get_landmarks(rgb)
-    results["bboxes"] = fa.get_landmarks_from_image(einstein, return_bboxes=True)
-    results["scores"] = fa.get_landmarks_from_image(rgb, return_landmark_score=True)
+    results["bboxes"] = fa.get_landmarks_from_image(colour, return_bboxes=True)
+    results["scores"] = fa.get_landmarks_from_image(io.imread(colour), return_landmark_score=True)
     results["given"] = fa.get_landmarks_from_image(image, detected_faces=[np.array(box)])
     results["given_both"] = fa.get_landmarks_from_image(
         einstein, detected_faces=[box, [b + 40 for b in box]], return_bboxes=True, return_landmark_score=True)

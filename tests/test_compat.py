@@ -47,6 +47,7 @@ def write_data(folder):
     for sub in ("photos/more", "boxes"):
         (folder / sub).mkdir(parents=True)
     shutil.copy(einstein, folder / "einstein.jpg")
+    shutil.copy(os.path.join(SHARED, "data", "faces", "breakingbad.jpg"), folder / "breakingbad.jpg")
     cv2.imwrite(str(folder / "blank.png"), blank)
     (folder / "box.json").write_text(json.dumps(box))
     shutil.copy(einstein, folder / "photos" / "einstein.jpg")
@@ -207,3 +208,38 @@ def test_our_run_warned_about_the_unpublished_checkpoints(runs):
     log = runs["ours_log"]
     for name in ("2DFAN4-11f355bf06.pth.tar", "3DFAN4-7835d9f11d.pth.tar", "depth-2a464da4ea.pth.tar"):
         assert any(name in line and "sha256" in line and "warning" in line for line in log.splitlines()), name
+
+
+def readme_example():
+    """The python block of the README's "Coming from face-alignment" section."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        section = f.read().split("## Coming from face-alignment", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def _registry_has_sfd():
+    try:
+        from face_alignment.detection.registry import DETECTORS
+    except ImportError:
+        return False
+    return "sfd" in DETECTORS
+
+
+@pytest.mark.xfail(not _registry_has_sfd(), strict=True, raises=AssertionError,
+                   reason="the example uses face-alignment's default detector, 'sfd', which lands with the SFD branch")
+def test_the_readme_example_runs_as_pasted(tmp_path, fan4):
+    """With face-alignment's files in TORCH_HOME (random weights: 2DFAN4 and S3FD, whose
+    random boxes may or may not hold a face) the README's example runs from the repository."""
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    checkpoints.save_legacy(fan4, hub / "2DFAN4-11f355bf06.pth.tar")
+    net_s3fd = authors_reference._load("face_alignment/detection/sfd/net_s3fd.py", "authors_net_s3fd")
+    torch.manual_seed(0)
+    torch.save(net_s3fd.s3fd().state_dict(), hub / "s3fd-619a316812.pth")
+    env = dict(os.environ, PYTHONPATH=ROOT, TORCH_HOME=str(tmp_path / "torch"),
+               FACE_ALIGNMENT_HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+               FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")
+    result = subprocess.run([sys.executable, "-c", readme_example()], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] in ("(68, 2)", "None"), result.stdout

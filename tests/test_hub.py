@@ -88,12 +88,15 @@ def test_torch_home_default_is_torchs():
             os.environ.update(old)
 
 
-def test_cache_hit_needs_neither_torch_home_nor_network(places, checkpoint, tmp_path):
-    cache, _ = places
+def test_cache_hit_comes_first_and_needs_no_network(places, checkpoint):
+    cache, theirs = places
     cache.mkdir()
     cached = cache / "2DFAN4-11f355bf06c0ffee.h5"  # a converted published file
     cached.write_bytes(b"")  # its content is not read here
     assert hub.weights_path("2DFAN4") == str(cached)
+    shutil.copy(checkpoint, theirs / PUBLISHED)  # face-alignment's file is looked at only after
+    assert hub.weights_path("2DFAN4") == str(cached)
+    assert os.listdir(cache) == [cached.name]
 
 
 def test_torch_home_checkpoint_is_converted_once_then_reused(places, checkpoint, monkeypatch, caplog):
