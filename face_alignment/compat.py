@@ -242,6 +242,7 @@ class FaceAlignment:
         if network_size != NetworkSize.LARGE:
             raise FaceAlignmentError(f"network_size {network_size!r}: only NetworkSize.LARGE (4) was published")
         context, device_id = _context(device)
+        type_config = _type_config(dtype)  # every option checked before anything is loaded
         self.device, self.dtype, self.flip_input = device, dtype, flip_input
         self.verbose, self.max_batch_size = verbose, max_batch_size
         self.face_detector = make_detector(face_detector, face_detector_kwargs, context)
@@ -249,7 +250,7 @@ class FaceAlignment:
         fan = hub.weights_path(fan_name)
         depth = hub.weights_path(depth_name) if depth_name else None
         self._pipeline = Ours(fan, depth, decode="argmax", integer_landmarks=True, flip=bool(flip_input),
-                              context=context, device_id=device_id, type_config=_type_config(dtype),
+                              context=context, device_id=device_id, type_config=type_config,
                               reference_scale=self.face_detector.reference_scale, batch_size=max_batch_size,
                               backend=backend)
         if verbose:

@@ -243,3 +243,96 @@ def test_the_readme_example_runs_as_pasted(tmp_path, fan4):
                             text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] in ("(68, 2)", "None"), result.stdout
+
+
+# Ours alone: what face-alignment cannot be compared on (its own bugs, our additions).
+
+def test_import_is_cheap():
+    code = ("import sys, face_alignment; face_alignment.LandmarksType.TWO_D; "
+            "print(sorted(m for m in ('nnabla', 'cv2', 'dlib', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT),
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def small_weights(monkeypatch, fan1_h5):
+    """Every published FAN replaced by a one-hourglass FAN (fast); records the names asked for."""
+    from face_alignment import hub
+
+    asked = []
+    monkeypatch.setattr(hub, "weights_path", lambda name: asked.append(name) or fan1_h5)
+    return asked
+
+
+def test_a_path_gives_our_own_class_and_a_landmarks_type_theirs(fan1_h5, small_weights):
+    import face_alignment
+    from face_alignment import api, compat
+
+    ours = face_alignment.FaceAlignment(fan1_h5, backend="nnabla", context="cpu")
+    assert type(ours) is api.FaceAlignment
+    theirs = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_HALF_D, device="cpu",
+                                          face_detector="folder", backend="nnabla")
+    assert type(theirs) is compat.FaceAlignment and small_weights == ["3DFAN4"] and not theirs._pipeline.is_3d
+    assert theirs._pipeline.flip and theirs._pipeline.decode == "argmax" and theirs._pipeline.integer_landmarks
+
+
+@pytest.mark.parametrize("device, expected", [("cpu", ("cpu", 0)), ("cuda", ("cudnn", 0)), ("cuda:3", ("cudnn", 3))])
+def test_devices(device, expected):
+    from face_alignment.compat import _context
+
+    assert _context(device) == expected
+    assert _context(torch.device(device)) == expected
+
+
+def test_bad_options_are_one_line_errors(small_weights):
+    from face_alignment import FaceAlignment, LandmarksType, NetworkSize
+    from face_alignment.compat import _type_config
+    from face_alignment.errors import FaceAlignmentError
+
+    assert _type_config(torch.float32) == _type_config(np.float32) == _type_config("float32") == "float"
+    assert _type_config(torch.half) == "half"
+    for kwargs, fragment in (({"device": "mps"}, "'mps'"), ({"network_size": 2}, "network_size 2"),
+                             ({"dtype": torch.float64}, "torch.float64"), ({"face_detector": "nope"}, "'nope'")):
+        with pytest.raises(FaceAlignmentError, match=fragment):
+            FaceAlignment(LandmarksType.TWO_D, **{"device": "cpu", **kwargs})
+    with pytest.raises(FaceAlignmentError, match="landmarks_type 7"):
+        FaceAlignment(7, device="cpu")
+    assert NetworkSize.LARGE == 4
+
+
+def test_folder_boxes_from_npy_and_pth_and_what_is_refused(tmp_path, small_weights):
+    from face_alignment import FaceAlignment, LandmarksType
+    from face_alignment.compat import FolderDetector
+    from face_alignment.errors import FaceAlignmentError
+
+    box = annotated_box("einstein")
+    image = tmp_path / "a.jpg"
+    shutil.copy(os.path.join(SHARED, "data", "faces", "einstein.jpg"), image)
+    detector = FolderDetector()
+    with pytest.raises(FaceAlignmentError, match=r"a\.npy, .*a\.t7, .*a\.pth"):
+        detector.detect_file(str(image))
+    torch.save([torch.tensor(list(box) + [0.9])], tmp_path / "a.pth")
+    np.testing.assert_array_equal(detector.detect_file(str(image)), [list(box) + [0.9]])
+    np.save(tmp_path / "a.npy", np.stack([box, box + 10]))  # .npy comes first, an array is fine
+    np.testing.assert_array_equal(detector.detect_file(str(image)), [box, box + 10])
+    fa = FaceAlignment(LandmarksType.TWO_D, device="cpu", face_detector="folder", backend="nnabla")
+    with pytest.raises(FaceAlignmentError, match="image's path"):
+        fa.get_landmarks_from_image(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_float_images_are_0_to_255_and_within_0_1_refused(small_weights):
+    from face_alignment import FaceAlignment, LandmarksType
+    from face_alignment.compat import their_pixels
+    from face_alignment.errors import FaceAlignmentError
+
+    pixels = np.array([[[0.0, 127.9, 255.5]]])
+    np.testing.assert_array_equal(their_pixels(pixels), [[[0, 127, 255]]])  # truncated, as their crop
+    fa = FaceAlignment(LandmarksType.TWO_D, device="cpu", face_detector="folder", backend="nnabla")
+    batch = np.random.RandomState(0).rand(2, 3, 64, 64).astype(np.float32)
+    with pytest.raises(FaceAlignmentError, match=r"image_batch\[0\].*multiply by 255"):
+        fa.get_landmarks_from_batch(batch, detected_faces=[[], []])
+    with pytest.raises(FaceAlignmentError, match="2 lists of boxes for 1 images"):
+        fa.get_landmarks_from_batch(batch[:1] * 255, detected_faces=[[], []])
+    found = fa.get_landmarks_from_batch(batch * 255, detected_faces=[[[8, 8, 56, 56]], []])  # numpy, not torch
+    assert [f.shape for f in found] == [(68, 2), (0, 2)]
