@@ -286,7 +286,9 @@ class FaceAlignment:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise FaceAlignmentError(f"image_batch: shape {batch.shape}; expected (B, 3, H, W) RGB images")
         images = [their_pixels(frame.transpose(1, 2, 0), f"image_batch[{i}]") for i, frame in enumerate(batch)]
-        if detected_faces is None:
+        if detected_faces is None and hasattr(self.face_detector, "detect_batch"):  # one run for all
+            detected_faces = [list(found) for found in self.face_detector.detect_batch(images)]
+        elif detected_faces is None:
             detected_faces = [self._detect(image, None) for image in images]
         elif len(detected_faces) != len(images):
             raise FaceAlignmentError(f"detected_faces: {len(detected_faces)} lists of boxes for {len(images)} "

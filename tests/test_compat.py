@@ -336,3 +336,18 @@ def test_float_images_are_0_to_255_and_within_0_1_refused(small_weights):
         fa.get_landmarks_from_batch(batch[:1] * 255, detected_faces=[[], []])
     found = fa.get_landmarks_from_batch(batch * 255, detected_faces=[[[8, 8, 56, 56]], []])  # numpy, not torch
     assert [f.shape for f in found] == [(68, 2), (0, 2)]
+
+
+def test_batch_detection_works_with_dlib(small_weights):
+    """Theirs raises NotImplementedError (dlib has no detect_from_batch): the faces are those
+    of get_landmarks_from_image, image by image."""
+    from face_alignment import FaceAlignment, LandmarksType
+
+    fa = FaceAlignment(LandmarksType.TWO_D, device="cpu", face_detector="dlib", backend="nnabla")
+    image = cv2.cvtColor(cv2.imread(os.path.join(SHARED, "data", "faces", "einstein.jpg")), cv2.COLOR_BGR2RGB)
+    single, _, boxes = fa.get_landmarks_from_image(image, return_bboxes=True)
+    batch = torch.from_numpy(np.stack([image, np.full_like(image, 128)]).transpose(0, 3, 1, 2).copy())
+    landmarks, _, found = fa.get_landmarks_from_batch(batch, return_bboxes=True)
+    assert len(found[0]) == 1 and found[1] == []
+    np.testing.assert_array_equal(found[0][0], boxes[0])
+    np.testing.assert_array_equal(landmarks[0], single[0])
