@@ -127,7 +127,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark the toolkit against the authors' face-alignment 1.5.0.")
     p.add_argument("--images", default=DEFAULT_IMAGES,
                    help="folder of photos with iBUG .pts files beside them (default: ../shared/data/faces)")
-    p.add_argument("--out-dir", default=os.path.join(ROOT, "results"), help="where benchmark.png/.json go")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "results"), help="where benchmark.png and benchmark.json go, replacing any there (default: the "
+                   "committed results/, whose files a run overwrites; give another folder to keep them)")
     p.add_argument("--runs", type=int, default=5, help="timed runs of (a) and (b) (default: %(default)s)")
     p.add_argument("--process-runs", type=int, default=3,
                    help="timed runs of the whole-process timings (c) and (d) (default: %(default)s)")

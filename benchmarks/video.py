@@ -390,7 +390,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    "the slowest, and every frame costs the same (default: %(default)s)")
     p.add_argument("--warmup-frames", type=int, default=8,
                    help="frames of the untimed run each process starts with (default: %(default)s)")
-    p.add_argument("--out-dir", default=os.path.join(ROOT, "results"), help=f"where {RESULT_NAME} goes")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "results"), help=f"where {RESULT_NAME} goes, replacing any there (default: the "
+                   "committed results/, whose file a run overwrites; give another folder to keep it)")
     p.add_argument("--quick", action="store_true", help="a tiny case for the tests: 12 frames of 480x270, "
                    "FAN with 1 module, detection every 5 frames, 1 round; its numbers mean nothing")
     p.add_argument("--write-clip", metavar="PATH", help="measure nothing: write the clip (--frames, --size, "

@@ -21,7 +21,7 @@ from .boxes import as_boxes
 from .detection import Detector, as_detector
 from .detection.base import reframe
 from .detection.registry import crop_relation, detector_class
-from .errors import FaceAlignmentError, VideoReadError
+from .errors import FaceAlignmentError, ImageReadError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
 from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
@@ -72,7 +72,8 @@ class FaceAlignment:
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
     a name from :data:`face_alignment.detection.DETECTORS` ("hog", "cnn", ...), a class of your
     own as "package.module:Class", a :class:`~face_alignment.detection.Detector`, any callable
-    image -> (N, 4) boxes, or None for the default of the context (hog on cpu, cnn on cudnn);
+    image -> (N, 4) boxes, or None for the default (BlazeFace, MediaPipe's full-range model;
+    dlib's CNN when ``cnn_detector_model`` is given);
     ``detector_model`` its weight file (``cnn_detector_model`` is the older name),
     ``detector_threshold`` its score cut-off, ``detector_max_side`` dlib's image size limit.
     ``calibrate_boxes``: a detector's boxes are mapped onto the boxes dlib's HOG gives for the
@@ -244,23 +245,29 @@ class FaceAlignment:
             yield predictions
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      decodes: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, np.ndarray, Dict[str, Prediction]]]:
+                      decodes: Optional[Sequence[str]] = None, *, keep_going: bool = False,
+                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Union[Dict[str, Prediction], ImageReadError]]]:
         """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
-        each image is read once and held only until its landmarks come back."""
-        yield from self._predict(paths, boxes, decodes)
+        each image is read once and held only until its landmarks come back. A file that
+        cannot be read as an image (missing, cut short, damaged, too large) raises
+        ImageReadError; with ``keep_going`` it yields ``(path, None, the ImageReadError)`` in
+        its place instead, and the other files go on."""
+        yield from self._predict(paths, boxes, decodes, keep_going)
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Optional[Sequence[str]]) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
-        """(what the caller gave, RGB image, {method: Prediction}) per image, in order."""
+                 decodes: Optional[Sequence[str]], keep_going: bool = False,
+                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
+        """(what the caller gave, RGB image, {method: Prediction}) per image, in order; with
+        ``keep_going``, (item, None, ImageReadError) for a file that cannot be read."""
         images = _as_image_collection(images)
         boxes = _as_box_lists(boxes)
-        decodes = _as_decodes(self.decode if decodes is None else decodes)
+        decodes = _as_decodes((self.decode,) if decodes is None else decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.
         ahead = min(self._read_ahead, len(images) - 1) if isinstance(images, (list, tuple)) else 0
         pending: List[Tuple[ImageInput, np.ndarray, np.ndarray]] = []
-        for item, image, faces in _run_ahead(self._faces(images, boxes), ahead):
+        for item, image, faces in _run_ahead(self._faces(images, boxes, keep_going), ahead):
             pending.append((item, image, faces))
             # A batch of faces, or of images: images without faces must not pile up, decoded.
             if len(pending) >= self.batch_size or sum(len(f) for _, _, f in pending) >= self.batch_size:
@@ -269,10 +276,19 @@ class FaceAlignment:
         if pending:
             yield from self._landmarks(pending, decodes)
 
-    def _faces(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]]):
-        """(item, RGB image, (N, 4) face boxes) per image: read, and detected unless boxes are given."""
+    def _faces(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
+               keep_going: bool = False):
+        """(item, RGB image, (N, 4) face boxes) per image: read, and detected unless boxes are
+        given; with ``keep_going``, (item, the ImageReadError, no boxes) for a file that
+        cannot be read."""
         for index, item in enumerate(images):
-            image = read_image(item, self.max_pixels)
+            try:
+                image = read_image(item, self.max_pixels)
+            except ImageReadError as e:
+                if not keep_going:
+                    raise
+                yield item, e, np.zeros((0, 4))
+                continue
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
@@ -293,7 +309,7 @@ class FaceAlignment:
             last = first + self.batch_size
             crops, frames = [], []
             for (item, image, faces), start, end in zip(group, starts, ends):
-                if start < last and end > first:  # this image has faces in the batch
+                if start < last and end > first and end > start:  # this image has faces in the batch
                     part = faces[max(first - start, 0):min(last, end) - start]
                     try:
                         image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
@@ -315,6 +331,9 @@ class FaceAlignment:
                           np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
                       for m, (p, s) in found.items()}
         for (item, image, faces), start, end in zip(group, starts, ends):
+            if isinstance(image, ImageReadError):  # a file _faces could not read, in its place
+                yield item, None, image
+                continue
             yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
                                 for m, (points, scores) in per_method.items()}
 
@@ -393,10 +412,14 @@ def _as_box_lists(boxes) -> Optional[Sequence]:
 
 
 def _as_decodes(decodes) -> Tuple[str, ...]:
-    """Decoding method names; one name alone is a one-method tuple."""
-    methods = (decodes,) if isinstance(decodes, str) else decodes
+    """Decoding method names, as a list or tuple. One name alone is refused: the results are
+    keyed by method, so predict(..., decodes="argmax") would hand back a dict where the
+    caller likely expected a Prediction."""
+    if isinstance(decodes, (str, bytes)):
+        raise FaceAlignmentError(f"decodes: got {decodes!r}, a single name; expected a list or tuple of method "
+                                 f"names from {', '.join(DECODE_METHODS)}, e.g. ({decodes!r},)")
     try:
-        methods = tuple(methods)
+        methods = tuple(decodes)
     except TypeError:
         raise FaceAlignmentError(f"decodes: got {decodes!r}; expected method names from "
                                  f"{', '.join(DECODE_METHODS)}") from None

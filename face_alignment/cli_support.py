@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from typing import Sequence, Tuple
 
 from .errors import FaceAlignmentError
 
@@ -14,6 +15,8 @@ EXIT_BAD_INPUT = 2
 # What a shell reports for a process that SIGTERM ended: a supervisor (timeout, a job queue)
 # sees that it was stopped, not that its input was bad.
 EXIT_TERMINATED = 128 + signal.SIGTERM
+# And for Ctrl-C what a shell reports for SIGINT, so that a script running us stops too.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 class Terminated(KeyboardInterrupt):
@@ -79,13 +82,13 @@ def detector_name(text: str) -> str:
     return text
 
 
-def add_detector_arguments(group, default_help: str) -> None:
+def add_detector_arguments(group) -> None:
     """--detector, --detector-model, --detector-threshold: the same in every command."""
-    from .detection.registry import DETECTORS
+    from .detection.registry import DEFAULT_DETECTOR, DETECTORS
 
     group.add_argument("--detector", type=detector_name, metavar="NAME",
                        help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
-                       f"(default: {default_help})")
+                       f"(default: {DEFAULT_DETECTOR}; cnn with --cnn-face-detection-model)")
     group.add_argument("--detector-model", metavar="PATH",
                        help="the detector's weight file (default: its own, where it needs one)")
     group.add_argument("--detector-threshold", type=float, metavar="SCORE",
@@ -93,6 +96,29 @@ def add_detector_arguments(group, default_help: str) -> None:
     group.add_argument("--raw-detector-boxes", action="store_true",
                        help="crop the detector's boxes as they are, as face-alignment does (default: mapped onto "
                        "the boxes dlib's HOG gives for the same face, the crop the models are used with here)")
+def some_names(names: Sequence[str], shown: int = 3) -> str:
+    """The first few of ``names``, quoted, and how many more there are."""
+    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def reason(path: str, error: Exception) -> str:
+    """What is wrong with ``path``, from an error whose one-line message names it first."""
+    message = str(error)
+    return message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+
+
+def inputs_failed(failures: Sequence[Tuple[str, str]], total: int, what: str = "images",
+                  done: str = "processed") -> FaceAlignmentError:
+    """The error that ends a run which went on past the ``failures`` ((path, reason) each) among
+    ``total`` inputs: one failure is told whole; several are counted and the first named (each
+    was named on a line of its own as it happened)."""
+    left = total - len(failures)
+    others = f"the other one was {done}" if left == 1 else f"the other {left} were {done}"
+    if len(failures) == 1:
+        path, why = failures[0]
+        return FaceAlignmentError(f"{path}: {why}" + (f" ({others})" if total > 1 else ""))
+    return FaceAlignmentError(f"{len(failures)} of {total} {what} could not be read "
+                              f"({some_names([p for p, _ in failures])}, each named above); {others}")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -103,9 +129,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def command_line(main):
-    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, MemoryError, or Ctrl-C)
-    prints ``error: <message>`` and returns 2 instead of a traceback; SIGTERM unwinds like
-    Ctrl-C, prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
+    """Wrap ``main(argv) -> int``: a FaceAlignmentError (or OSError, or MemoryError) prints
+    ``error: <message>`` and returns 2 instead of a traceback; Ctrl-C prints ``error:
+    interrupted`` and returns :data:`EXIT_INTERRUPTED` (130); SIGTERM unwinds like Ctrl-C,
+    prints ``error: terminated`` and returns :data:`EXIT_TERMINATED` (143)."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
@@ -125,6 +152,7 @@ def command_line(main):
             print(f"error: out of memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return EXIT_BAD_INPUT
 
     return wrapper

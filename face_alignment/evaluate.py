@@ -15,25 +15,33 @@ With ``--json`` stdout is one JSON object: for a single predictions file the res
 "missed", "per_image": [...], "unevaluated": [{"annotation", "reason"}, ...]}``), for several
 ``{"results": [object, ...]}`` in the order the files were given. Unknown values (e.g. the NME
 of a missed face) are null. ``unevaluated`` lists the .pts files that annotate no image of a
-type read here; each is also named in a warning on stderr.
+type read here, or (with ``--model``) an image that cannot be read; each is also named in a
+warning on stderr.
 
-Errors print one line, ``error: <message>``, on stderr and exit with status 2.
+Errors print one line, ``error: <message>``, on stderr and exit with status 2. With
+``--model``, an annotated image that cannot be read (cut short, damaged) does not stop the
+run: the others are scored and reported, and the run then ends with such a line and status 2.
 """
 import argparse
 import json
+import logging
 import os
 import re
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cli_support import ArgumentParser, add_detector_arguments, command_line, positive_int
+from .cli_support import ArgumentParser, add_detector_arguments, command_line, inputs_failed, positive_int, reason
 from .errors import FaceAlignmentError
-from .files import check_outputs, check_utf8_path
+from .files import check_outputs, check_utf8_path, checked_extension
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
                          load_ground_truth, plot_ced, read_predictions)
+from .evaluation.ground_truth import GroundTruth
 from .evaluation.metrics import FACE_SIZE, checked_threshold
-from .evaluation.plot import check_plot_size
+from .evaluation.plot import PLOT_EXTENSIONS, check_plot_size
+from .pipeline.image import MAX_IMAGE_PIXELS
+
+log = logging.getLogger("face_alignment")
 
 
 def _plot_size(text: str) -> Tuple[int, int]:
@@ -63,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
     model.add_argument("--gt-boxes", action="store_true",
                        help="crop around the annotated points instead of detecting faces")
-    add_detector_arguments(model, "hog, or cnn with --cnn-face-detection-model")
+    add_detector_arguments(model)
     model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
     model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
     model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    model.add_argument("--max-pixels", type=positive_int, metavar="N",
+    model.add_argument("--max-pixels", type=positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
                        help="refuse images of more pixels than this, told by their header before "
-                            "decoding (default: face_alignment.pipeline.image.MAX_IMAGE_PIXELS)")
+                            "decoding (default: %(default)s)")
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="name of each predictions file in the report and the chart legend, "
                              "repeated once per file (default: the file's stem)")
@@ -80,25 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of the table")
-    parser.add_argument("--ced-plot", metavar="PNG", help="write the CED curves to this PNG file")
+    parser.add_argument("--ced-plot", metavar="PNG", help="write the CED curves to this PNG file (.png)")
     parser.add_argument("--plot-size", type=_plot_size, default=(800, 600), metavar="WxH",
                         help="size of the CED chart in pixels (default: 800x600)")
     return parser
 
 
-def _documents(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, Any]]:
+def _documents(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, str, Any]], List[Tuple[str, str]]]:
     """(label, source, document) for each set of predictions to score: read from the
-    --predictions files, or made by running --model (one document per decoding)."""
+    --predictions files, or made by running --model (one document per decoding); and the
+    (path, reason) of each annotated image the model could not read."""
     if args.model:
         return _run_model(args, ground_truth)
-    labels = args.label or [os.path.splitext(os.path.basename(p))[0] for p in args.predictions]
+    # normpath: a folder given as out/ is labelled out, not ''.
+    labels = args.label or [os.path.splitext(os.path.basename(os.path.normpath(p)))[0] for p in args.predictions]
     if len(labels) != len(args.predictions):
         raise FaceAlignmentError(f"--label given {len(labels)} times for {len(args.predictions)} "
                                  f"predictions files; expected one per file")
-    return [(label, path, read_predictions(path)) for label, path in zip(labels, args.predictions)]
+    return [(label, path, read_predictions(path)) for label, path in zip(labels, args.predictions)], []
 
 
-def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, Any]]:
+def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, str, Any]], List[Tuple[str, str]]]:
     from .api import FaceAlignment
     from .document import image_record
     from .evaluation import points_box
@@ -115,11 +125,30 @@ def _run_model(args: argparse.Namespace, ground_truth) -> List[Tuple[str, str, A
                        detector_model=args.detector_model, detector_threshold=args.detector_threshold,
                        calibrate_boxes=not args.raw_detector_boxes,
                        cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
-    records = {m: [] for m in methods}
-    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods):
+    records, failures = {m: [] for m in methods}, []
+    # An image that cannot be read (cut short, damaged) is named and left out of the scores;
+    # the others are scored, and the exit status says that not all were.
+    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods, keep_going=True):
+        if image is None:
+            log.warning("%s", predictions)
+            failures.append((path, reason(path, predictions)))
+            continue
         for m in methods:
             records[m].append(image_record(path, image.shape, predictions[m]))
-    return [(label, f"{args.model} ({m})", {"images": records[m]}) for label, m in zip(labels, methods)]
+    if len(failures) == len(images):
+        raise inputs_failed(failures, len(images), "annotated images")
+    documents = [(label, f"{args.model} ({m})", {"images": records[m]}) for label, m in zip(labels, methods)]
+    return documents, failures
+
+
+def _without_unreadable(ground_truth: GroundTruth, failures: List[Tuple[str, str]]) -> GroundTruth:
+    """The ground truth less the images that could not be read, whose annotation files are
+    then listed as not evaluated, with why."""
+    failed = dict(failures)
+    kept = {name: image for name, image in ground_truth.items() if image.path not in failed}
+    unread = [(annotation, f"its image {image.path} cannot be read: {failed[image.path]}")
+              for image in ground_truth.values() if image.path in failed for annotation in image.annotation_paths]
+    return GroundTruth(kept, ground_truth.unevaluated + tuple(unread))
 
 
 def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
@@ -132,7 +161,8 @@ def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
     for image in ground_truth.values():
         inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
     inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]
-    check_outputs([("--ced-plot", args.ced_plot)], inputs)
+    check_outputs([("--ced-plot", args.ced_plot)], inputs)  # first: onto an input is the graver mistake
+    checked_extension(args.ced_plot, PLOT_EXTENSIONS, "--ced-plot chart type")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -140,19 +170,23 @@ def run(args: argparse.Namespace) -> None:
     ground_truth = load_ground_truth(args.ground_truth)
     if args.ced_plot:
         _check_plot_path(args, ground_truth)
+    documents, failures = _documents(args, ground_truth)
+    ground_truth = _without_unreadable(ground_truth, failures)
     results = [evaluate_document(document, ground_truth, args.normalization, args.threshold,
                                  source=source, label=label)
-               for label, source, document in _documents(args, ground_truth)]
+               for label, source, document in documents]
     if args.ced_plot:
         plot_ced([(result.label, result.errors) for result in results], args.ced_plot,
                  args.threshold, args.plot_size, x_label=f"NME ({args.normalization})")
     if args.json:
         # allow_nan=False: a NaN slipping through would be invalid JSON, so fail loudly instead.
         print(json.dumps(json_report(results), allow_nan=False))
-        return
-    print("\n\n".join(format_table(result) for result in results))
-    if args.ced_plot:
-        print(f"\nCED curves written to {args.ced_plot}")
+    else:
+        print("\n\n".join(format_table(result) for result in results))
+        if args.ced_plot:
+            print(f"\nCED curves written to {args.ced_plot}")
+    if failures:
+        raise inputs_failed(failures, len(failures) + len(ground_truth), "annotated images", "scored")
 
 
 @command_line

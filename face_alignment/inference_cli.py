@@ -5,6 +5,7 @@ PyTorch face-alignment package expect: several images or folders, JSON output, g
 a choice of decoding, flip augmentation and detector.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -16,16 +17,17 @@ import numpy as np
 
 from .backends import BACKENDS, CONTEXTS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import ArgumentParser, add_detector_arguments, command_line, non_negative_int, positive_int
+from .cli_support import (ArgumentParser, add_detector_arguments, command_line, inputs_failed, non_negative_int,
+                          positive_int, reason, some_names)
 from .errors import FaceAlignmentError, WeightsNotFoundError
 from .files import check_outputs, check_utf8_path
-from .document import image_record, write_document
 from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
 from .registry import MODULE_COUNTS
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from .video.tracking import DEFAULT_DETECT_EVERY
 from .validation import check_reference_scale
+from .writers import Faces, open_writer
 
 log = logging.getLogger("face_alignment")
 
@@ -38,6 +40,9 @@ DEFAULT_MODELS = {
 }
 FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
 BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
+# A --boxes file larger than this is refused unread: a million images' boxes take about 60 MB,
+# and parsing JSON costs several times its size in memory.
+MAX_BOXES_BYTES = 256 * 2**20
 
 
 def _reference_scale(text: str) -> float:
@@ -72,11 +77,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
                    "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn")
-    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float", help="computation type")
+    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn (default: %(default)s)")
+    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float",
+                   help="computation type (default: %(default)s)")
     p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
                    help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
-    add_detector_arguments(p, "hog on cpu, cnn on cudnn or with --cnn-face-detection-model")
+    add_detector_arguments(p)
     p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
     p.add_argument("--integer-landmarks", action="store_true",
                    help="with --decode argmax: truncate to integers exactly as the authors' code")
@@ -107,9 +113,10 @@ def parser() -> ArgumentParser:
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--test-image", action="append", metavar="PATH",
                         help="image file or folder of images; repeat for several")
-    inputs.add_argument("--test-video", metavar="PATH",
+    inputs.add_argument("--test-video", action="append", metavar="PATH",
                         help="video file (any container and codec FFmpeg decodes): landmarks for every frame, "
-                        "faces detected every --detect-every frames and tracked in between")
+                        "faces detected every --detect-every frames and tracked in between; one video a run "
+                        "(for many: python -m face_alignment.dataset)")
     p.add_argument("--output", help="picture to write (one image), or folder (several images, or an existing "
                    "folder; made if need be): "
                    f"{PICTURE_NAMES}. Default output.png (output/ for several), or nothing when only "
@@ -117,10 +124,13 @@ def parser() -> ArgumentParser:
                    ".avi; same size and frame rate). No output may be an input or another output")
     add_model_arguments(p)
     p.add_argument("--boxes", help="JSON of boxes instead of detection: a list of [l, t, r, b] for every "
-                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; names of other "
-                   "images are ignored, unless an image is left to detection: then they are taken for misspellings, "
-                   "an error)")
+                   "image, or {file name: [[l, t, r, b], ...]} (images it does not name are detected; a name that is "
+                   "none of the images', a misspelling most likely, is an error)")
     p.add_argument("--save-json", metavar="PATH", help="write all results as one JSON document")
+    p.add_argument("--save-pts", metavar="DIR", help="write iBUG .pts files into DIR (made if need be), as 300W "
+                   "ships them: STEM.pts for an image of one face, STEM_1.pts, STEM_2.pts... for several, 1-based "
+                   "x y; images that share a stem are named as their pictures are. DIR may not be an input "
+                   "image's folder, where such files are annotations")
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
@@ -128,6 +138,13 @@ def parser() -> ArgumentParser:
     add_tracking_arguments(video)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def check_model_options(args) -> None:
+    """Model flags that would be silently ignored: refused before anything is loaded."""
+    if args.resnet_depth_model and not args.landmarks_3d:
+        raise FaceAlignmentError(f"--resnet-depth-model {args.resnet_depth_model}: ResNetDepth gives 3D landmarks' z; "
+                                 "expected --landmarks-type-3D with it (or leave it out for 2D)")
 
 
 def find_model(given: Optional[str], which: str) -> str:
@@ -146,7 +163,8 @@ def find_model(given: Optional[str], which: str) -> str:
     except WeightsNotFoundError as e:
         raise WeightsNotFoundError(
             f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
-            f"or fetch it: python converters/fetch_weights.py {FETCH_NAMES[which]}") from None
+            f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+            f"installed: fan-fetch {FETCH_NAMES[which]})") from None
 
 
 def collect_images(paths: List[str]) -> List[str]:
@@ -183,17 +201,22 @@ def collect_images(paths: List[str]) -> List[str]:
     return images
 
 
-def _some(names: List[str], shown: int = 3) -> str:
-    return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
-
-
 def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected, unless
-    it also names files that are none of the images: then a misspelt name would silently
-    leave its image to the detector, and it is refused."""
+    """Boxes for each image from a JSON file; images it does not mention are detected. A name
+    that is none of the images' is refused: most likely misspelt, it would silently leave its
+    image to the detector, or its boxes unused."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        # Checked before opening: opening a pipe would wait for a writer, and a device such as
+        # /dev/zero never ends.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FaceAlignmentError(f"{path}: --boxes is not a regular file (a device, pipe or folder); "
+                                     f"expected a JSON file of {BOXES_JSON}")
+        with open(path, "rb") as f:
+            text = f.read(MAX_BOXES_BYTES + 1)
+        if len(text) > MAX_BOXES_BYTES:
+            raise FaceAlignmentError(f"{path}: --boxes file of more than {MAX_BOXES_BYTES // 2**20} MiB; expected "
+                                     f"a JSON file of {BOXES_JSON}, at most that size")
+        data = json.loads(text)
     except OSError as e:
         raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
     except ValueError as e:
@@ -212,13 +235,11 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
         known = set(images) | {os.path.basename(p) for p in images}
         unknown = [name for name in by_name if name not in known]
         unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
-        # A file may hold boxes for more images than are given (a whole data set's); but a name
-        # of no image while an image is left to the detector is most likely a misspelling.
-        if unknown and unnamed:
+        if unknown:
+            detected = f", and {some_names(unnamed)} would be detected" if unnamed else ""
             raise FaceAlignmentError(
-                f"{path}: {_some(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images, and "
-                f"{_some(unnamed)} would be detected; expected the file name or path of each image to give boxes "
-                f"for")
+                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images"
+                f"{detected}; expected the file name or path of each image to give boxes for")
         return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
@@ -246,6 +267,7 @@ def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
 
 
 PICTURE_SUFFIX = "_landmarks.png"
+PTS_SUFFIX = ".pts"
 PICTURE_NAMES = (
     "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
     "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
@@ -254,23 +276,25 @@ PICTURE_NAMES = (
 NAME_MAX = 255  # bytes in a file name on common file systems
 
 
-def picture_names(images: Sequence[str]) -> List[str]:
-    """The file names of the pictures of ``images`` in one folder, in order: different from
-    each other even where case is ignored (see :data:`PICTURE_NAMES`)."""
+def picture_names(images: Sequence[str], suffix: str = PICTURE_SUFFIX) -> List[str]:
+    """The file names of the pictures of ``images`` in one folder (or of other outputs, by
+    their ``suffix``), in order: different from each other even where case is ignored (see
+    :data:`PICTURE_NAMES`)."""
+    tag, extension = os.path.splitext(suffix)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
     sharing = Counter(stem.casefold() for stem in stems)
     groups: Dict[str, List[int]] = {}
     for index, stem in enumerate(stems):
         if sharing[stem.casefold()] > 1:
             groups.setdefault(stem.casefold(), []).append(index)
-    names = [stem + PICTURE_SUFFIX for stem in stems]
+    names = [stem + suffix for stem in stems]
     for members in groups.values():
         paths = [os.path.abspath(images[i]) for i in members]
         common = os.path.commonpath([os.path.dirname(p) for p in paths])
         for index, path in zip(members, paths):
             flat = os.path.relpath(path, common).replace(os.sep, "_")
-            if len(os.fsencode(flat + PICTURE_SUFFIX)) <= NAME_MAX:
-                names[index] = flat + PICTURE_SUFFIX
+            if len(os.fsencode(flat + suffix)) <= NAME_MAX:
+                names[index] = flat + suffix
     # The first image to have a name keeps it; a later one is numbered, skipping taken names.
     taken, repeated = set(), []
     for index, name in enumerate(names):
@@ -278,11 +302,11 @@ def picture_names(images: Sequence[str]) -> List[str]:
             repeated.append(index)
         taken.add(name.casefold())
     for index in repeated:
-        base = names[index][:-len(PICTURE_SUFFIX)]
+        base = names[index][:-len(suffix)]
         number = 2
-        while f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png".casefold() in taken:
+        while f"{base}{tag}_{number}{extension}".casefold() in taken:
             number += 1
-        names[index] = f"{base}{PICTURE_SUFFIX[:-4]}_{number}.png"
+        names[index] = f"{base}{tag}_{number}{extension}"
         taken.add(names[index].casefold())
     return names
 
@@ -297,6 +321,25 @@ def picture_paths(output: Optional[str], images: List[str], into_folder: bool) -
     return [os.path.join(output, name) for name in picture_names(images)]
 
 
+def pts_names(images: Sequence[str]) -> Dict[str, str]:
+    """Each image's NAME for --save-pts (NAME.pts, NAME_1.pts...): its stem, or for images
+    that share one, what their pictures are named by (:data:`PICTURE_NAMES`)."""
+    return {image: name[:-len(PTS_SUFFIX)] for image, name in zip(images, picture_names(images, PTS_SUFFIX))}
+
+
+def check_pts_folder(folder: str, images: Sequence[str]) -> None:
+    """Refuse --save-pts into the folder of an input image: iBUG data sets keep each image's
+    annotation beside it under the same stem (300W: indoor_001.png, indoor_001.pts), which
+    the predictions would replace."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise FaceAlignmentError(f"{folder}: --save-pts is a file; expected a folder")
+    target = os.path.realpath(folder)
+    for image in images:
+        if os.path.realpath(os.path.dirname(image) or os.curdir) == target:
+            raise FaceAlignmentError(f"{folder}: --save-pts is the folder of the input image {image}, where .pts "
+                                     "files are its annotations; expected another folder")
+
+
 @command_line
 def main(argv=None):
     args = parser().parse_args(argv)
@@ -304,6 +347,7 @@ def main(argv=None):
 
     from .pipeline import draw
 
+    check_model_options(args)
     if args.test_video is not None:
         return _video(args)
     if args.save_landmarks:
@@ -311,7 +355,7 @@ def main(argv=None):
     images = collect_images(args.test_image)
     several = len(images) > 1 or any(os.path.isdir(p) for p in args.test_image)
     output = args.output
-    if output is None and not args.save_json:
+    if output is None and not args.save_json and not args.save_pts:
         output = "output" if several else "output.png"
     # An existing folder takes the picture of even one image.
     into_folder = bool(output) and (several or os.path.isdir(output))
@@ -329,39 +373,68 @@ def main(argv=None):
     outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
                for image, picture in zip(images, pictures) if picture]
     outputs += [("--save-json", args.save_json)] if args.save_json else []
-    check_outputs(outputs, inputs, folders=[("--output", output)] if into_folder else [])
+    folders = [("--output", output)] if into_folder else []
+    names = pts_names(images) if args.save_pts else {}
+    if args.save_pts:
+        check_pts_folder(args.save_pts, images)
+        folders.append(("--save-pts", args.save_pts))
+        outputs += [(f"--save-pts file of {image}", os.path.join(args.save_pts, name + PTS_SUFFIX))
+                    for image, name in names.items()]
+    check_outputs(outputs, inputs, folders=folders)
     boxes = read_boxes(args.boxes, images) if args.boxes else None
 
     fa = face_alignment(args, model, depth)
-    if into_folder:
-        os.makedirs(output, exist_ok=True)
 
-    records = []
-    # Closed on the way out of an error too, so that the error comes on a line of its own, last.
-    with tqdm(total=len(images), unit="image", disable=args.no_progress or not several) as progress:
-        results = fa.predict_files(images, boxes, (fa.decode,))
+    failures = []
+    # Results are written when every image is done; an error leaves none. The progress bar is
+    # closed on the way out of an error too, so that the error comes on a line of its own, last.
+    with contextlib.ExitStack() as writers, tqdm(total=len(images), unit="image",
+                                                  disable=args.no_progress or not several) as progress:
+        saved = [writers.enter_context(open_writer(kind, path, dims=3 if fa.is_3d else 2, **options))
+                 for kind, path, options in (("results", args.save_json, {}),
+                                             ("pts", args.save_pts, {"names": names})) if path]
+        # One image that cannot be read (cut short, damaged) must not cost the others' results:
+        # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
+        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
         for (path, image, predictions), target in zip(results, pictures):
-            prediction = predictions[fa.decode]
             progress.update(1)
+            if image is None:
+                failures.append((path, reason(path, predictions)))
+                for writer in saved:
+                    writer.failed(*failures[-1])
+                if len(images) > 1:
+                    log.warning("%s", predictions)
+                continue
+            prediction = predictions[fa.decode]
             if len(prediction.boxes) == 0:
                 log.warning("%s: no face found", path)
-            records.append(image_record(path, image.shape, prediction))
+            found = Faces.of_photo(path, image.shape, prediction)
+            for writer in saved:
+                writer.write(found)
             if target:
                 faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
                 picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
                 if args.caption:
                     picture = draw.caption(picture, args.caption)
+                if into_folder:  # made with the first picture: no empty folder when every image fails
+                    os.makedirs(output, exist_ok=True)
                 draw.save_image(target, picture)
                 log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
-    if args.save_json:
-        write_document(args.save_json, records)
-        log.info("wrote %s", args.save_json)
+    for path in (args.save_json, args.save_pts):
+        if path:
+            log.info("wrote %s", path)
+    if failures:
+        raise inputs_failed(failures, len(images))
     return 0
 
 
 def _video(args) -> int:
     from .video_cli import check_video_options, check_video_outputs, run_video
 
+    if len(args.test_video) > 1:
+        raise FaceAlignmentError(f"--test-video given {len(args.test_video)} times ({some_names(args.test_video)}); "
+                                 "expected one video a run (for many: python -m face_alignment.dataset)")
+    args.test_video = args.test_video[0]
     if not args.test_video:
         raise FaceAlignmentError("--test-video '': an empty path; expected a video file")
     check_video_options(args)

@@ -8,17 +8,16 @@ written, and the error naming the last good frame makes the exit status non-zero
 """
 import contextlib
 import logging
-import os
 from typing import List, Optional
 
 import numpy as np
 
 from .errors import FaceAlignmentError, VideoTruncatedError
 from .files import check_outputs
+from .writers import Faces, open_writer, writer_class
 
 log = logging.getLogger("face_alignment")
 
-TABLE_EXTENSIONS = (".parquet", ".json")
 TRACK_COLOUR = (255, 255, 0)
 
 
@@ -29,9 +28,14 @@ def check_video_options(args) -> None:
                                  "out.parquet (or out.json)")
     if args.boxes:
         raise FaceAlignmentError("--boxes is for images; a video's faces are detected and tracked")
-    if args.save_landmarks and os.path.splitext(args.save_landmarks)[1].lower() not in TABLE_EXTENSIONS:
-        raise FaceAlignmentError(f"{args.save_landmarks}: --save-landmarks takes a "
-                                 f"{' or '.join(TABLE_EXTENSIONS)} file")
+    if not args.output and not args.save_landmarks:
+        raise FaceAlignmentError(f"--test-video {args.test_video}: nothing to write; expected --output (the "
+                                 "annotated video) and/or --save-landmarks (the landmark table)")
+    if args.save_pts:
+        raise FaceAlignmentError("--save-pts is for images; with --test-video use --save-landmarks "
+                                 "out.parquet (or out.json)")
+    if args.save_landmarks:
+        writer_class("landmarks", args.save_landmarks)
 
 
 def check_video_outputs(args, model_inputs: List[tuple]):
@@ -51,7 +55,6 @@ def run_video(args, fa, info) -> int:
     from tqdm import tqdm
 
     from .pipeline import draw
-    from .video.table import LandmarkTableWriter
     from .video.writer import AnnotatedVideoWriter
 
     video, output, table = args.test_video, args.output, args.save_landmarks
@@ -64,7 +67,7 @@ def run_video(args, fa, info) -> int:
     with contextlib.ExitStack() as outputs_open, tqdm(total=info.frame_count, unit="frame",
                                                       disable=args.no_progress) as progress:
         writer = outputs_open.enter_context(AnnotatedVideoWriter(output, info)) if output else None
-        rows = outputs_open.enter_context(LandmarkTableWriter(table, dims=3 if fa.is_3d else 2)) if table else None
+        rows = outputs_open.enter_context(open_writer("landmarks", table, dims=3 if fa.is_3d else 2)) if table else None
         results = fa.get_landmarks_from_video(video, detect_every=args.detect_every, smooth=args.smooth,
                                               smooth_min_cutoff=args.smooth_min_cutoff,
                                               smooth_beta=args.smooth_beta)
@@ -75,8 +78,7 @@ def run_video(args, fa, info) -> int:
                 faces += len(prediction.boxes)
                 progress.update(1)
                 if rows:
-                    rows.add(video, result.index, result.time, result.tracks, prediction.boxes,
-                             prediction.landmarks, prediction.scores, result.sources)
+                    rows.write(Faces.of_frame(video, result))
                 if writer:
                     writer.write(_annotated(draw, result, banner(result.image.shape)), result.time)
         except VideoTruncatedError as e:

@@ -69,7 +69,9 @@ def test_memory_is_bounded_by_the_batch_not_by_images_without_faces(fa):
     (lambda fa: list(fa.get_landmarks_from_images(EINSTEIN)), "images: got a single image"),
     (lambda fa: list(fa.get_landmarks_from_images(read_image(EINSTEIN))), "images: got a single image"),
     (lambda fa: list(fa.get_landmarks_from_images(42)), "images: got int"),
-    (lambda fa: list(fa.predict([EINSTEIN], decodes="a")), "decodes: 'a' is not one of argmax, centroid"),
+    (lambda fa: list(fa.predict([EINSTEIN], decodes=["a"])), "decodes: 'a' is not one of argmax, centroid"),
+    # One name alone: refused, as the README says, rather than taken for a one-method tuple.
+    (lambda fa: list(fa.predict([EINSTEIN], decodes="argmax")), "decodes: got 'argmax', a single name"),
     (lambda fa: list(fa.predict([EINSTEIN], decodes=())), "decodes: empty"),
     (lambda fa: fa.get_landmarks_from_image(EINSTEIN, boxes="1 2 3 4"), "boxes of image 0: got text"),
     (lambda fa: fa.get_landmarks_from_image(EINSTEIN, boxes=[[1, 2, 3, 4], [1, 2]]),
@@ -89,8 +91,8 @@ def test_a_box_that_cannot_be_cropped_is_named_with_its_file(fa):
     assert str(caught.value).startswith(f"{EINSTEIN}: box [0.0, 0.0, 1000000000000.0, 1000000000000.0] is too large")
 
 
-def test_one_decoding_name_is_one_decoding(fa):
-    [result] = list(fa.predict([EINSTEIN], [np.array([[300.0, 300, 500, 520]])], decodes="argmax"))
+def test_one_decoding_in_a_tuple_is_one_decoding(fa):
+    [result] = list(fa.predict([EINSTEIN], [np.array([[300.0, 300, 500, 520]])], decodes=("argmax",)))
     assert list(result) == ["argmax"]
 
 

@@ -68,6 +68,9 @@ def _deep(depth):
      [f"'einstien.jpg' names none of the images, and {EINSTEIN!r}, ", "would be detected"]),
     (json.dumps({"einstein.jpg": [EINSTEIN_BOX], "a.jpg": [], "b.jpg": []}),
      [f"'a.jpg', 'b.jpg' name none of the images, and {os.path.join(FACES, 'breakingbad.jpg')!r} would be"]),
+    # Every image named, and one name more: as the README's flag table says, an error too.
+    (json.dumps({"einstein.jpg": [EINSTEIN_BOX], "breakingbad.jpg": [], "other.jpg": [[1, 2, 3, 4]]}),
+     ["'other.jpg' names none of the images;"]),
 ])
 def test_boxes_that_are_not_boxes_for_these_images(tmp_path, fan1, content, fragments):
     bad = tmp_path / "bad_boxes.json"
@@ -80,10 +83,9 @@ def test_boxes_that_are_not_boxes_for_these_images(tmp_path, fan1, content, frag
 
 
 def test_boxes_keyed_by_the_path_given_or_the_file_name(tmp_path, fan1):
-    """The check for misspelt names accepts both ways of naming an image, and boxes of other
-    images when every image given has its own."""
+    """The check for misspelt names accepts both ways of naming an image."""
     given = tmp_path / "boxes.json"
-    given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": [], "other.jpg": [[1, 2, 3, 4]]}))
+    given.write_text(json.dumps({EINSTEIN: [EINSTEIN_BOX], "breakingbad.jpg": []}))
     out = tmp_path / "r.json"
     result = run_tool(TOOL, "-m", fan1, "--test-image", EINSTEIN, "--test-image",
                       os.path.join(FACES, "breakingbad.jpg"), "--boxes", given, "--save-json", out, *NNABLA_CPU)
@@ -507,4 +509,7 @@ def test_an_error_after_the_progress_bar_started_is_the_last_line(tmp_path, fan1
                       *NNABLA_CPU)
     assert "0/2" in result.stderr  # the bar was drawn
     assert_one_line_error(result, f"{folder / 'empty.jpg'}: not a readable image")
-    assert not (tmp_path / "r.json").exists()
+    # The image that could be read is not lost with the one that could not (test_bad_photos.py).
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert [os.path.basename(r["path"]) for r in document["images"]] == ["einstein.jpg"]
+    assert [os.path.basename(e["path"]) for e in document["errors"]] == ["empty.jpg"]

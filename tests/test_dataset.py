@@ -148,7 +148,7 @@ def test_rerun_does_nothing_and_changes_nothing(dataset, fan1_h5, finished, tmp_
     before = sorted_rows(out)
     result = run_dataset("--input", dataset["root"], "--output", out, "--model", fan1_h5, "--photos-per-unit", 3)
     assert result.returncode == 0, result.stderr
-    assert "0 units to do" in result.stderr and "0 this run" in result.stderr
+    assert " 0 to do" in result.stderr and "0 this run" in result.stderr
     assert_same_rows(sorted_rows(out), before)
 
 
@@ -173,7 +173,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(dataset, fan1_h5, finish
     assert 1 <= finished_before < total  # killed mid-job, with work done
     result = run_dataset("--input", dataset["root"], "--output", out, "--model", fan1_h5, "--photos-per-unit", 3)
     assert result.returncode == 0, result.stderr
-    assert f"{total - finished_before} units to do, {finished_before} done before" in result.stderr
+    assert f"in {total - finished_before} units" in result.stderr
     assert_same_rows(sorted_rows(out), sorted_rows(reference))
     assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
         pd.read_parquet(os.path.join(reference, "errors.parquet")))
@@ -204,7 +204,7 @@ def test_a_changed_model_or_option_is_refused_and_force_starts_over(dataset, fan
             for n in os.listdir(os.path.join(out, "landmarks"))} == before
     result = run_dataset("--input", photo, "--output", out, "--model", other, "--force")
     assert result.returncode == 0, result.stderr
-    assert "1 units to do" in result.stderr
+    assert "in 1 units" in result.stderr
     assert json.load(open(os.path.join(out, "manifest.json")))["settings"]["model_sha256"] == \
         hashlib.sha256(open(other, "rb").read()).hexdigest()
 

@@ -4,6 +4,7 @@ on the same inputs: the same rows, and a Ray worker killed mid-job retried with 
 Two workers on this 2-core machine also show that the job's sizing lets it progress.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +23,12 @@ TIMEOUT = 600  # seconds: a bound on a hang, not a speed claim
 def small_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray") / "data"
     root.mkdir()
-    make_photos(str(root), 6)
+    photos = make_photos(str(root), 6)
     write_clip(root / "clip.mp4", clip_frames(6))
     (root / "broken.png").write_bytes(b"not a PNG")
+    # Names that Ray once lost (split at the line break) or stopped on (not UTF-8).
+    shutil.copy(photos[1], root / "two\nlines.jpg")
+    shutil.copy(photos[3], os.fsdecode(os.path.join(os.fsencode(str(root)), b"caf\xe9.jpg")))
     return str(root)
 
 
@@ -47,11 +51,18 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     result = subprocess.run(_ray_command(small_dataset, out, fan1_h5, 2), cwd=ROOT, capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=ROOT), timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Our call uses Ray Data's current API: no RayDeprecationWarning (ray_remote_args such as
+    # max_restarts) nor deprecation of concurrency=.
+    assert "deprecated" not in result.stderr, result.stderr[-3000:]
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
     assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
         pd.read_parquet(os.path.join(local_output, "errors.parquet")))
     assert sorted(os.listdir(os.path.join(out, "landmarks"))) == sorted(os.listdir(os.path.join(local_output, "landmarks")))
     assert len(os.listdir(os.path.join(out, "_workers"))) == 2  # both workers took part
+    # The two odd names: one done, one an errors row, by both engines alike.
+    assert (sorted_rows(out)["video"] == os.path.join(small_dataset, "two\nlines.jpg")).sum() > 0
+    failed = set(pd.read_parquet(os.path.join(out, "errors.parquet"))["path"])
+    assert os.path.join(small_dataset, "caf\\xe9.jpg") in failed
 
 
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_h5, local_output, tmp_path):
@@ -79,3 +90,93 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
     assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
         pd.read_parquet(os.path.join(local_output, "errors.parquet")))
+
+
+def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, tmp_path):
+    out = str(tmp_path / "out")
+    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1), cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    workers = os.path.join(out, "_workers")
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None and not (os.path.isdir(workers)
+                                                                          and os.listdir(workers)):
+        time.sleep(0.05)
+    assert process.poll() is None, "the job ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "error: terminated" and "Traceback" not in stderr
+    for folder in ("landmarks", "errors"):
+        assert not [n for n in os.listdir(os.path.join(out, folder)) if n.startswith(".fa-")]
+
+
+def test_worker_sizing_keeps_a_cpu_for_ray_data():
+    from face_alignment.dataset.ray_engine import worker_resources
+
+    assert worker_resources(2, 2, False) == {"num_cpus": 0.5, "num_gpus": 0, "threads": 1}
+    assert worker_resources(2, 1, False) == {"num_cpus": 1.0, "num_gpus": 0, "threads": 2}
+    assert worker_resources(8, 4, True) == {"num_cpus": 1.0, "num_gpus": 1, "threads": 2}
+    assert worker_resources(1, 1, False) == {"num_cpus": 0.5, "num_gpus": 0, "threads": 1}
+    assert worker_resources(4, 6, False)["num_cpus"] == pytest.approx(0.5)
+
+
+def _as_ray_data_raises(cause):
+    """``cause`` raised in a Ray Data worker, as the driver receives it (Ray 2.60): a
+    RayTaskError(UserCodeException) whose text holds the worker's traceback, the cause itself
+    not reaching the driver."""
+    from ray.data.exceptions import UserCodeException
+    from ray.exceptions import RayTaskError
+
+    name = type(cause).__name__ if type(cause).__module__ == "builtins" else \
+        f"{type(cause).__module__}.{type(cause).__name__}"
+    trace = (f"Traceback (most recent call last):\n  File \"job.py\", line 1, in run_unit\n    raise it\n"
+             f"{name}: {cause}\n\n"
+             "The above exception was the direct cause of the following exception:\n\n"
+             "ray::MapWorker(MapBatches(UnitWorker)).submit() (pid=1, ip=10.0.0.1)\n"
+             "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+    return RayTaskError("MapWorker.submit", trace, UserCodeException("UDF failed to process a data block.")) \
+        .as_instanceof_cause()
+
+
+def test_a_workers_error_reaches_the_user_as_one_line():
+    from face_alignment.dataset.job import MachineFault
+    from face_alignment.dataset.ray_engine import worker_error
+
+    fault = MachineFault("out/landmarks/part-0.parquet: cannot write it (No space left on device)")
+    assert str(worker_error(_as_ray_data_raises(fault))) == str(fault)
+    unexpected = worker_error(_as_ray_data_raises(KeyError("landmarks")))
+    assert str(unexpected) == "a Ray worker failed: KeyError: 'landmarks'"
+
+
+def test_run_ray_raises_what_the_worker_raised(monkeypatch, tmp_path):
+    """run_ray itself unwraps (a Ray that is already running, whose dataset fails as Ray Data's does)."""
+    import argparse
+
+    import ray
+
+    from face_alignment.dataset import ray_engine
+    from face_alignment.dataset.job import BUILD_OPTIONS, MachineFault
+    from face_alignment.errors import FaceAlignmentError
+
+    fault = MachineFault("out/landmarks/part-0.parquet: cannot write it (No space left on device)")
+
+    class Failing:
+        def map_batches(self, *args, **kwargs):
+            return self
+
+        def iter_rows(self):
+            raise _as_ray_data_raises(fault)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray.data, "from_items", lambda *args, **kwargs: Failing())
+    args = argparse.Namespace(workers=1, context="cpu", no_progress=True, ray_address=None,
+                              **{name: None for name in BUILD_OPTIONS if name != "context"})
+    (tmp_path / "landmarks").mkdir()
+    (tmp_path / "errors").mkdir()
+    (tmp_path / "landmarks" / ".fa-0123abcd.tmp.parquet").write_bytes(b"a stopped worker's")
+    with pytest.raises(FaceAlignmentError) as raised:
+        ray_engine.run_ray(args, "m.h5", None, [{"id": "0", "kind": "photo", "members": [["a.jpg", 1, 1]]}],
+                           str(tmp_path), {})
+    assert str(raised.value) == str(fault) and os.listdir(tmp_path / "landmarks") == []

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import plugin_detector
-from conftest import CPU, SHARED, TESTS, assert_one_line_error, run_tool
+from conftest import CPU, SHARED, TESTS, annotated_box, assert_one_line_error, run_tool
 from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
 from face_alignment.detection import DETECTORS, BoxRelation, load_detector
 from face_alignment.detection.base import reframe
 from face_alignment.detection.dlib_detectors import DLIB_BOXES
 from face_alignment.errors import FaceAlignmentError
+from face_alignment.evaluation.matching import box_iou
 
 PLUGIN = "plugin_detector:FixedBoxes"
 # The third scores under the threshold the tests set (0.5); the order is not the score order.
@@ -145,3 +146,16 @@ def test_detections_are_mapped_onto_the_crops_boxes_unless_asked_not_to(fan1_h5,
     assert fa.face_tracker().relation == hog
     # Given boxes are never mapped.
     np.testing.assert_array_equal(fa.get_landmarks_from_image(image, boxes=KEPT[:, :4]).boxes, KEPT[:, :4])
+
+
+def test_the_default_detector_finds_einstein(fan1_h5, tmp_path):
+    # As a new user runs it: no --detector. dlib's HOG, the default before, found only a man in
+    # the background of this photo; the annotated face (einstein.pts) must be among the boxes.
+    result = run_tool("model_inference.py", "--model", fan1_h5, *CPU, "--backend", "nnabla",
+                      "--test-image", os.path.join(SHARED, "data", "faces", "einstein.jpg"),
+                      "--save-json", tmp_path / "out.json")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out.json") as f:
+        boxes = np.array([face["box"] for face in json.load(f)["images"][0]["faces"]])
+    truth = annotated_box("einstein")
+    assert len(boxes) >= 1 and box_iou(truth, boxes).max() > 0.5

@@ -43,7 +43,7 @@ def photos(tmp_path):
 
 def check_document(document, dims):
     """The documented --save-json shape, value by value."""
-    assert set(document) == {"images"}
+    assert set(document) == {"images", "errors"} and document["errors"] == []
     for record in document["images"]:
         assert set(record) == {"path", "width", "height", "faces"}
         image = cv2.imread(record["path"])

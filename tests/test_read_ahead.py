@@ -70,7 +70,7 @@ def _detecting_threads(fa, monkeypatch):
 def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     paths = [os.path.join(FACES, name) for name in ("breakingbad.jpg", "einstein.jpg", "breakingbad.jpg")]
-    in_turn = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", batch_size=2)
+    in_turn = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", batch_size=2, detector="hog")
     threads = _detecting_threads(in_turn, monkeypatch)
     reference = list(in_turn.get_landmarks_from_images(paths))
     assert threads == [threading.current_thread()] * 3  # NNabla: everything in this thread
@@ -80,7 +80,7 @@ def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_p
     for found in (reference[0], reference[2]):
         assert box_iou(truth, found.boxes).max() > 0.5
 
-    ahead = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=2)
+    ahead = FaceAlignment(fan1_h5, backend="onnxruntime", batch_size=2, detector="hog")
     threads = _detecting_threads(ahead, monkeypatch)
     results = list(ahead.get_landmarks_from_images(paths))
     assert len(results) == len(reference)

@@ -112,3 +112,19 @@ def test_track_smoother_keeps_tracks_apart_and_forgets_ended_ones():
     np.testing.assert_array_equal(back, moved[:1])
     with pytest.raises(FaceAlignmentError, match=r"tracks \[1, 1\]: expected each track id once"):
         smoother(np.array([1, 1]), faces[:2], 4 / FPS)
+
+
+def test_the_speed_is_low_passed_at_d_cutoff_and_the_value_at_min_cutoff_plus_beta_speed():
+    """min_cutoff 1 Hz, d_cutoff 3 Hz, beta 0.5, and uneven frame times, worked out by hand
+    (r = 2 pi fc dt, alpha = r / (r + 1)); with the speed filtered at min_cutoff instead of
+    d_cutoff (a mistake invisible while both are 1 Hz) the second value is 9.273, not 9.549.
+      t 0.1, x 10: speed (10 - 0) / 0.1 = 100; alpha_d(3 Hz, 0.1 s) = 0.653374;
+        speed^ = 65.3374; cutoff 1 + 0.5 * 65.3374 = 33.6687 Hz; alpha 0.954863; x^ = 9.548628
+      t 0.2, x 10: speed (10 - 9.548628) / 0.1 = 4.51372; speed^ = 65.3374 + 0.653374 *
+        (4.51372 - 65.3374) = 25.5968; cutoff 13.7984 Hz; alpha 0.896585; x^ = 9.953321
+      t 0.35, x 4: speed (4 - 9.953321) / 0.15 = -39.6888; alpha_d(3 Hz, 0.15 s) = 0.738728;
+        speed^ = -22.6315; cutoff 1 + 0.5 * 22.6315 = 12.3158 Hz; alpha 0.920681; x^ = 4.472211
+    """
+    filter_ = OneEuroFilter(min_cutoff=1.0, beta=0.5, d_cutoff=3.0)
+    got = [float(filter_(np.array([x]), t)[0]) for t, x in ((0.0, 0.0), (0.1, 10.0), (0.2, 10.0), (0.35, 4.0))]
+    assert got == pytest.approx([0.0, 9.548628, 9.953321, 4.472211], abs=2e-6)

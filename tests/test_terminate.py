@@ -14,7 +14,7 @@ import pytest
 
 import checkpoints
 from conftest import CPU, ROOT, SHARED
-from face_alignment.cli_support import EXIT_TERMINATED
+from face_alignment.cli_support import EXIT_INTERRUPTED, EXIT_TERMINATED
 from face_alignment.files import TEMP_PREFIX
 from face_alignment.registry import FAN
 from face_alignment.weights.h5 import write_h5
@@ -23,7 +23,9 @@ from test_weight_safety import FAN1
 
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 DRIVER = """
-import importlib, os, runpy, sys, time
+import importlib, os, runpy, signal, sys, time
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, even if a parent ignores it
 
 def pause(*args, **kwargs):
     open(os.environ["PAUSED"], "w").close()
@@ -51,9 +53,9 @@ def sources(tmp_path_factory):
     return folder
 
 
-def run_and_terminate(tmp_path, watched, pause_in, script, *args):
-    """Run ``script`` until it reaches ``pause_in``, send SIGTERM; (process, stderr, private
-    TMPDIR, what ``watched`` and the TMPDIR held when the signal was sent)."""
+def run_and_terminate(tmp_path, watched, pause_in, script, *args, signum=signal.SIGTERM):
+    """Run ``script`` until it reaches ``pause_in``, send ``signum`` (SIGTERM); (process, stderr,
+    private TMPDIR, what ``watched`` and the TMPDIR held when the signal was sent)."""
     private_tmp = tmp_path / "tmpdir"
     private_tmp.mkdir()
     paused = tmp_path / "paused"
@@ -67,7 +69,7 @@ def run_and_terminate(tmp_path, watched, pause_in, script, *args):
             time.sleep(0.1)
         assert paused.exists(), process.communicate(timeout=60)[1]
         held = sorted(os.listdir(watched)), sorted(os.listdir(private_tmp))
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -91,6 +93,21 @@ def test_terminated_conversion_leaves_no_temporary_h5(tmp_path, sources):
         "-i", sources / "fan1.pth.tar", "-o", out / "fan1.h5")
     assert len(held) == 1 and held[0].startswith(TEMP_PREFIX) and held[0].endswith(".h5")
     assert_terminated(process, stderr)
+    assert os.listdir(out) == []
+    assert os.listdir(private_tmp) == []
+
+
+def test_ctrl_c_cleans_up_the_same_and_exits_130(tmp_path, sources):
+    """130 (128 + SIGINT), what a shell reports for Ctrl-C, so that a script running the tool
+    stops too; it was 2, the status of a mistake in the input."""
+    out = tmp_path / "out"
+    out.mkdir()
+    process, stderr, private_tmp, (held, _) = run_and_terminate(
+        tmp_path, out, WRITING_H5, "converters/convert_model_weights.py",
+        "-i", sources / "fan1.pth.tar", "-o", out / "fan1.h5", signum=signal.SIGINT)
+    assert len(held) == 1 and held[0].startswith(TEMP_PREFIX)
+    assert process.returncode == EXIT_INTERRUPTED == 130, (process.returncode, stderr)
+    assert stderr.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in stderr, stderr
     assert os.listdir(out) == []
     assert os.listdir(private_tmp) == []
 

@@ -107,8 +107,26 @@ def test_one_track_per_face_through_the_clip_with_detection_every_n_frames(two, 
         assert faces.sources == ((DETECTOR,) * 2 if index in detect.calls else (TRACKING,) * 2)
 
 
-@pytest.mark.parametrize("landmarks", ["true points", "shape predictor"])
-def test_tracked_boxes_stay_within_a_few_per_cent_of_the_detected_ones(two, landmarks):
+def _moved(boxes, grow=1.3, up=0.15):
+    """Boxes ``grow`` times larger than ``boxes`` about their centre, raised by ``up`` of
+    their height: a detector that places its boxes on faces otherwise than dlib's HOG."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 - np.stack([np.zeros(len(boxes)), up * (boxes[:, 3] - boxes[:, 1])], 1)
+    half = (boxes[:, 2:] - boxes[:, :2]) * grow / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
+@pytest.mark.parametrize("landmarks, placement", [
+    ("true points", "dlib's"), ("shape predictor", "dlib's"),
+    # A track learns how its detector's boxes sit on its face: with boxes 30 % larger and 15 %
+    # higher than the default relation (dlib's HOG) expects, tracked boxes still follow them
+    # (median offset 0.045, size 0.042, measured). A tracker that resets each track's learned
+    # relation to the default fails this by far (0.095, 0.215, 10th percentile IoU 0.58);
+    # with dlib's own boxes it came within the limits' rounding (offset 0.0625). dlib's
+    # shape predictor, which reads its own landmarks in the box it is given, needs dlib's boxes.
+    ("true points", "moved"),
+])
+def test_tracked_boxes_stay_within_a_few_per_cent_of_the_detected_ones(two, landmarks, placement):
     # dlib's own boxes sit on a face only so steadily: their sizes come in steps of 1.2 and
     # their places in steps of a HOG cell, and on this clip they move about the annotated
     # face by 6 % of their side (sd of the size) and up to 12 % (the centre). So the tracked
@@ -117,8 +135,10 @@ def test_tracked_boxes_stay_within_a_few_per_cent_of_the_detected_ones(two, land
     # and the medians are 6.5-7 % (the 240-frame sweep in the calibration script shows no
     # drift from 5 to 15).
     clip, boxes = two
+    if placement == "moved":
+        boxes = [_moved(b) for b in boxes]
     source = mf.TruePoints(clip) if landmarks == "true points" else mf.ShapePredictor()
-    found = mf.run(FaceTracker(Recorded(two), 5), clip, source)
+    found = mf.run(FaceTracker(Recorded((clip, boxes)), 5), clip, source)
     offsets, sizes, ious = [], [], []
     for faces, detected in zip(found, boxes):
         tracked = faces.boxes[np.array(faces.sources) == TRACKING]
@@ -332,3 +352,28 @@ def test_bad_arguments_are_refused_by_name(two):
         FrameFaces(np.ones((1, 4)) * [0, 0, 1, 1], np.zeros(1, np.int64), ("seen",))
     with pytest.raises(FaceAlignmentError, match=r"detections of frame 6: box \[5.0, 5.0, 5.0, 9.0\] has no area"):
         FaceTracker(lambda image: [[5, 5, 5, 9]]).boxes(6, clip.frames[6])
+
+
+def _overlapping(iou, side=100.0):
+    """A box of ``side`` and one moved sideways so that their IoU is ``iou``, worked out by
+    hand: an overlap of width o gives o * side / (2 side^2 - o * side), so o = 2 side iou / (1 + iou)."""
+    overlap = 2 * side * iou / (1 + iou)
+    return np.array([[0.0, 0.0, side, side]]), np.array([[side - overlap, 0.0, 2 * side - overlap, side]])
+
+
+@pytest.mark.parametrize("iou, same", [(0.1, False), (0.2, False), (0.29, False), (0.31, True), (0.6, True)])
+def test_a_detection_that_barely_overlaps_a_track_starts_a_new_one(iou, same):
+    """Without the minimum overlap (0.3), a face passing close by would take over the id of
+    the track it barely touches: nearby or crossing faces swap ids."""
+    first, second = _overlapping(iou)
+    assert box_iou(first, second)[0, 0] == pytest.approx(iou)
+    detections = iter([first, second])
+    tracker = FaceTracker(lambda image: next(detections), detect_every=1, max_misses=0)
+    frame = np.zeros((300, 400, 3), np.uint8)
+    assert tracker.boxes(0, frame).tracks.tolist() == [0]
+    faces = tracker.boxes(1, frame)
+    [row] = np.flatnonzero(np.all(faces.boxes == second, axis=1))
+    assert (faces.tracks[row] == 0) == same, faces
+    assert faces.sources[row] == DETECTOR
+    if not same:
+        assert faces.tracks[row] == 1 and faces.tracks.tolist() == [1]  # track 0, unseen, ended

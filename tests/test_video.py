@@ -49,7 +49,8 @@ def hog():
 def test_command_line_writes_a_row_per_face_per_frame_and_the_annotated_video(clip_file, fan1_h5, tmp_path):
     table, annotated = tmp_path / "landmarks.parquet", tmp_path / "annotated.mp4"
     result = run_tool("model_inference.py", "--model", fan1_h5, "--test-video", clip_file, "--output", annotated,
-                      "--save-landmarks", table, "--detect-every", 5, "--no-progress", "--caption", "RANDOM", *CPU)
+                      "--save-landmarks", table, "--detect-every", 5, "--no-progress", "--caption", "RANDOM", *CPU,
+                      "--detector", "hog")
     assert result.returncode == 0, result.stderr
     rows = pq.read_table(table)
     frames = np.array(rows.column("frame").to_pylist())

@@ -219,11 +219,11 @@ def test_video_cut_mid_way_yields_the_good_frames_then_names_the_last(tmp_path, 
     assert frames[-1].time >= sure, (frames[-1].time, sure)
 
 
-@pytest.mark.parametrize("extension, codec, says", [("mkv", "libx264", "Matroska element"),
-                                                 ("avi", "mpeg4", "AVI chunk")])
-def test_cut_exactly_between_frames_is_seen_by_the_declared_sizes(tmp_path, extension, codec, says):
-    # FFmpeg ends such a file without an error or a corrupt frame; the Matroska segment's or
-    # the RIFF chunk's size says it is cut.
+@pytest.mark.parametrize("extension, codec, says", [("mkv", "libx264", "its header says 0.960 s"),
+                                                 ("avi", "mpeg4", "of the 24 frames its header declares")])
+def test_cut_exactly_between_frames_is_seen_by_what_the_header_declares(tmp_path, extension, codec, says):
+    # FFmpeg ends such a file without an error or a corrupt frame; the Matroska track's
+    # duration or the AVI header's frame count says it is cut.
     whole = str(tmp_path / f"whole.{extension}")
     write_video(whole, range(24), Fraction(1, 25), width=160, height=120, codec=codec)
     packets = _packets(whole)
@@ -234,7 +234,7 @@ def test_cut_exactly_between_frames_is_seen_by_the_declared_sizes(tmp_path, exte
         f.write(data[: packets[12][2] + packets[12][3]])
     frames, error = _read_until_error(cut)
     _assert_good_prefix(frames, error, cut, 24)
-    _assert_one_line(error, says, "the file has")
+    _assert_one_line(error, "cut short", says)
 
 
 def test_mp4_cut_between_its_boxes_is_seen_by_its_index(tmp_path):
@@ -281,6 +281,30 @@ def test_mp4_cut_before_its_index_is_not_a_readable_video(tmp_path):
             read(cut)
         assert not isinstance(caught.value, VideoTruncatedError)
         _assert_one_line(caught.value, cut, "not a readable video", "cut short")
+
+
+def test_a_whole_matroska_file_whose_audio_outlasts_its_video_is_not_cut(tmp_path):
+    """The segment's duration is the longest stream's: only the video track's own counts."""
+    path = str(tmp_path / "long_audio.mkv")
+    with av.open(path, "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=8000, layout="mono")
+        for i in range(24):
+            for packet in video.encode(av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        for second in range(2):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 8000, second * 8000
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    with av.open(path) as container:
+        assert container.duration / av.time_base > 1.5  # the audio's 2 s
+    assert [frame.index for frame in read_video(path)] == list(range(24))
 
 
 def test_truncated_error_keeps_its_last_good_frame_through_pickling():

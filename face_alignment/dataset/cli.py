@@ -1,14 +1,16 @@
 """``python -m face_alignment.dataset``: landmarks for every photo and video of a dataset, as a
 resumable Parquet dataset (see the package's docstring and the README)."""
 import logging
+import os
 import time
 from typing import Dict
 
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import add_model_arguments, add_tracking_arguments, check_3d_fan, face_alignment, find_model
-from . import job
+from ..inference_cli import (add_model_arguments, add_tracking_arguments, check_3d_fan, check_model_options,
+                             face_alignment, find_model)
+from . import job, shards
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
 log = logging.getLogger("face_alignment")
@@ -38,7 +40,13 @@ def parser() -> ArgumentParser:
                    help="--engine ray: join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting "
                    "a local Ray; the inputs, the model and OUT_DIR must be at the same paths on every node")
     p.add_argument("--force", action="store_true",
-                   help="if OUT_DIR holds the output of another model or other options, remove it and start over")
+                   help="if OUT_DIR holds the output of another model or other options, remove it (the files a "
+                   "dataset job wrote, and only those) and start over")
+    p.add_argument("--prune", action="store_true",
+                   help="take the rows of inputs that are no longer listed out of OUT_DIR (without it they are kept "
+                   "and counted in the summary)")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="try again the inputs that failed before (without it, only those whose file changed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -51,43 +59,73 @@ def video_options(args) -> Dict:
 @command_line
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    check_model_options(args)
     started = time.perf_counter()
     if args.engine == "local" and (args.workers != 1 or args.ray_address):
         raise FaceAlignmentError("--workers and --ray-address are for --engine ray")
+    # Every check comes before the model is loaded (a 3D model's export takes seconds).
+    check_utf8_path(args.output)
+    job.check_output(args.output)
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
-    check_utf8_path(args.output)
-    items = list_inputs(args.input)
-    if not items:
+    inputs = list_inputs(args.input)
+    if not inputs:
         raise FaceAlignmentError(f"{', '.join(args.input)}: no images or videos found")
-    units = make_units(items, args.photos_per_unit)
     job_settings = job.settings(args, model, depth)
-    # Built here for both engines: a bad model or option is one line before anything is
-    # written, and ONNX Runtime's model is exported once, before any worker looks for it.
-    fa = face_alignment(args, model, depth)
-    if args.landmarks_3d:
-        check_3d_fan(model, args.arch, fa.arch)
-    job.prepare_output(args.output, job_settings, args.force)
-    todo = job.missing_units(args.output, units)
-    log.info("%d inputs in %d units: %d units to do, %d done before", len(items), len(units), len(todo),
-             len(units) - len(todo))
+    with job.locked(args.output):
+        start_over = job.check_settings(args.output, job_settings, args.force)
+        # Built here for both engines: a bad model or option is one line before anything is
+        # written, and ONNX Runtime's model is exported once, before any worker looks for it.
+        fa = face_alignment(args, model, depth)
+        if args.landmarks_3d:
+            check_3d_fan(model, args.arch, fa.arch)
+        dims = 3 if fa.is_3d else 2
+        job.prepare_output(args.output, job_settings, start_over)
+        return _run(args, fa, model, depth, inputs, job_settings, dims, started)
+
+
+def _run(args, fa, model, depth, inputs, job_settings, dims, started) -> int:
+    found = shards.read_shards(args.output, dims)
+    for path in found.foreign:
+        log.warning("warning: %s: not written by a dataset job (left in place; a reader of the folder may fail on "
+                    "it: move it away)", path)
+    for problem in found.damaged:
+        log.warning("warning: %s; removed, its inputs are done again", problem)
+    plan = shards.plan(inputs, found.records, prune=args.prune, retry_errors=args.retry_errors)
+    for unit_id, paths in sorted(plan.drop.items()):
+        shards.take_out(args.output, found.records[unit_id], paths)
+        if not found.records[unit_id]["members"]:
+            del found.records[unit_id]
+    units = make_units(plan.todo, args.photos_per_unit)
+    log.info("%d inputs: %d done before, %d to do (%d changed since, %d failed before and retried) in %d units",
+             len(inputs), plan.done, len(plan.todo), plan.changed, plan.retried, len(units))
     if args.engine == "local":
         from .local import run_local
-        done = run_local(fa, todo, args.output, video_options(args), progress=not args.no_progress)
+        done = run_local(fa, units, args.output, video_options(args), progress=not args.no_progress)
     else:
         del fa
         from .ray_engine import run_ray
-        done = run_ray(args, model, depth, todo, args.output, video_options(args))
-    errors = job.assemble_errors(args.output, units)
-    faces = job.count_faces(args.output, units)
+        done = run_ray(args, model, depth, units, args.output, video_options(args))
+    records = shards.read_shards(args.output, dims).records
+    errors = shards.assemble_errors(args.output, records)
+    job.write_errors_table(args.output, errors)
+    faces = sum(r["rows"] for r in records.values())
     seconds = time.perf_counter() - started
     items_run = sum(d["items"] for d in done)
-    summary = {"items": len(items), "units": len(units), "items_this_run": items_run,
+    summary = {"items": len(inputs), "units": len(records), "items_this_run": items_run,
                "units_this_run": len(done), "faces": faces, "errors": errors.num_rows,
+               "unlisted_kept": plan.unlisted, "pruned": plan.pruned, "damaged": len(found.damaged),
                "seconds_this_run": round(seconds, 3), "engine": args.engine}
     job.write_manifest(args.output, job_settings, summary)
-    log.info("%d items (%d this run, %d done before), %d faces, %d errors%s, %.1f s, %.2f items/s", len(items),
-             items_run, len(items) - items_run, faces, errors.num_rows,
-             f" (see {args.output}/{job.ERRORS_TABLE})" if errors.num_rows else "", seconds,
+    if plan.unlisted:
+        log.info("%d inputs of an earlier run are no longer listed; their rows are kept; --prune removes them",
+                 plan.unlisted)
+    if plan.pruned:
+        log.info("%d inputs of an earlier run are no longer listed: their rows were removed (--prune)", plan.pruned)
+    if plan.failed:
+        log.info("%d inputs failed before and are unchanged: not tried again (--retry-errors tries them)", plan.failed)
+    log.info("%d items (%d this run, %d done before), %d faces, %d errors%s, %.1f s, %.2f items/s", len(inputs),
+             items_run, plan.done, faces, errors.num_rows,
+             f" (see {os.path.join(args.output, job.ERRORS_TABLE)})" if errors.num_rows else "", seconds,
              items_run / seconds if seconds > 0 else 0.0)
     return 0

@@ -1,42 +1,37 @@
-"""One dataset job's output folder: its manifest, the units it still needs, writing one unit,
-and assembling ``errors.parquet``. Both engines use these; only who calls ``run_unit`` differs.
+"""One dataset job's output folder: its lock, its manifest, writing one unit, and what is
+ours in it. Both engines use these; only who calls ``run_unit`` differs. Which inputs are done,
+and what a re-run does with earlier shards: :mod:`.shards`.
 """
-import glob
+import fcntl
 import json
 import logging
 import os
-import shutil
+import socket
+import time
 import traceback
-from typing import Dict, List, Optional, Sequence, Tuple
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import FaceAlignmentError, VideoTruncatedError
 from ..files import TEMP_PREFIX, atomic_write, sha256_of
-from ..video.table import LandmarkTableWriter
-from .units import PHOTO
+from ..writers import Faces, LandmarkTable, open_writer
+from .shards import ERRORS, LANDMARKS, errors_shard_path, metadata, ours, shard_path, write_errors
+from .units import FOLDER, PHOTO, shown, utf8
 
 log = logging.getLogger("face_alignment")
 
 MANIFEST = "manifest.json"
-LANDMARKS = "landmarks"
-ERRORS = "errors"
 ERRORS_TABLE = "errors.parquet"
+LOCK = ".lock"  # held (flock) by the job writing the folder; says which job that is
 WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid), for operators
-ERRORS_SCHEMA = pa.schema([
-    pa.field("path", pa.string(), nullable=False),  # the input, as in the landmark table's video column
-    pa.field("reason", pa.string(), nullable=False),  # one line
-    pa.field("kept_rows", pa.int64(), nullable=False),  # rows written for it anyway (a video cut short)
-])
 # The flags that change which rows are written (with the weights' sha256s and the version):
 # a re-run into the same folder must match them. Engine, workers and progress do not.
 ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
-               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
+               "detector", "decode", "integer_landmarks", "flip", "batch_size", "max_pixels", "detect_every",
                "smooth", "smooth_min_cutoff", "smooth_beta", "photos_per_unit")
 # What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
-BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
+BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "device_id")
 
 
 def settings(args, model: str, depth: Optional[str]) -> Dict:
@@ -49,7 +44,6 @@ def settings(args, model: str, depth: Optional[str]) -> Dict:
     return {"version": __version__, "model_sha256": sha256_of(model),
             "depth_model_sha256": sha256_of(depth) if depth else None,
             "cnn_detector_sha256": sha256_of(args.cnn_model) if args.cnn_model else None,
-            "detector_model_sha256": sha256_of(args.detector_model) if args.detector_model else None,
             "options": options}
 
 
@@ -60,47 +54,133 @@ def _differences(old: Dict, new: Dict) -> List[str]:
             if flat_old.get(key) != flat_new.get(key)]
 
 
-def _ours(out_dir: str) -> List[str]:
-    return [os.path.join(out_dir, name) for name in (MANIFEST, LANDMARKS, ERRORS, ERRORS_TABLE, WORKERS)]
+class MachineFault(FaceAlignmentError):
+    """A fault of the machine, not of an input (a full disk, no memory, no permission to
+    write the output): the job stops, and the unit it was doing is left to do again."""
 
 
-def prepare_output(out_dir: str, job_settings: Dict, force: bool) -> None:
-    """Make ``out_dir`` ready: new, or an earlier run's with the same settings (its finished
-    units are kept). Different settings are refused, one line, unless ``force``: then what the
-    earlier run wrote (and only that) is removed and the job starts over. Temporary files that
-    a killed run left are removed. Writes the manifest (not yet complete)."""
-    manifest_path = os.path.join(out_dir, MANIFEST)
+ENTRIES = (MANIFEST, ERRORS_TABLE, LOCK, LANDMARKS, ERRORS, WORKERS)
+
+
+def check_output(out_dir: str) -> None:
+    """Refuse, before anything is loaded or written, an ``out_dir`` that is a file, a folder of
+    other files, or in a place where it cannot be made or written."""
+    from ..files import check_outputs
+
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FaceAlignmentError(f"{out_dir}: --output is a file; expected a folder (made if need be)")
     if os.path.isdir(out_dir):
-        if os.path.exists(manifest_path):
-            try:
-                with open(manifest_path) as f:
-                    old = json.load(f)["settings"]
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise FaceAlignmentError(f"{manifest_path}: not a dataset job's manifest ({e})") from None
-            changed = _differences(old, job_settings)
-            if changed and not force:
-                raise FaceAlignmentError(
-                    f"{out_dir}: holds the output of another model or other options ({'; '.join(changed[:3])}"
-                    f"{'; ...' if len(changed) > 3 else ''}); pass --force to start over in it, or choose another "
-                    f"--output")
-            if changed:
-                log.info("%s: --force: removing the earlier run's output (%s)", out_dir, "; ".join(changed))
-                for path in _ours(out_dir):
-                    if os.path.isdir(path):
-                        shutil.rmtree(path)
-                    elif os.path.exists(path):
-                        os.remove(path)
-        elif os.listdir(out_dir):
+        if not os.path.exists(os.path.join(out_dir, MANIFEST)) and set(os.listdir(out_dir)) - set(ENTRIES):
             raise FaceAlignmentError(f"{out_dir}: a folder that holds other files and no {MANIFEST}; expected a new "
                                      f"or empty folder, or a dataset job's output to resume")
+        check_outputs([("--output", os.path.join(out_dir, MANIFEST))])
+    else:
+        check_outputs([], folders=[("--output", out_dir)])
+
+
+@contextmanager
+def locked(out_dir: str):
+    """Hold ``out_dir`` (made if need be) for this job: a second job on it is refused, one
+    line naming the first (its pid, host and start). The lock is an ``flock`` on
+    ``out_dir/.lock``, which the system releases when the process ends however it ends, so the
+    lock of a killed job is taken over; the file says which job holds it. A folder this made
+    and left with nothing but the lock is removed."""
+    made = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, LOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FaceAlignmentError(f"{out_dir}: another dataset job is writing this output ({_holder(fd)}); "
+                                     f"wait for it to end or stop it, or choose another --output") from None
+        earlier = _holder(fd)
+        if earlier:
+            log.info("%s: taking over the lock of a job that did not end (%s)", out_dir, earlier)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # an empty lock file: the job ended
+            if made and os.listdir(out_dir) == [LOCK]:
+                os.remove(path)
+                os.rmdir(out_dir)
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """Who the lock file names: "pid N on HOST, started T", or "" if no job."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}" if holder else ""
+    except (ValueError, KeyError, TypeError):
+        return "a job that left an unreadable lock file"
+
+
+def check_settings(out_dir: str, job_settings: Dict, force: bool) -> bool:
+    """Whether ``out_dir`` holds another model's or other options' output, to remove
+    (``force``); refused, one line, without ``force``."""
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(manifest_path):
+        return False
+    try:
+        with open(manifest_path) as f:
+            old = json.load(f)["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FaceAlignmentError(f"{manifest_path}: not a dataset job's manifest ({e})") from None
+    changed = _differences(old, job_settings)
+    if changed and not force:
+        raise FaceAlignmentError(
+            f"{out_dir}: holds the output of another model or other options ({'; '.join(changed[:3])}"
+            f"{'; ...' if len(changed) > 3 else ''}); pass --force to start over in it, or choose another "
+            f"--output")
+    if changed:
+        log.info("%s: --force: removing the earlier run's output (%s)", out_dir, "; ".join(changed))
+    return bool(changed)
+
+
+def _our_files(out_dir: str) -> Tuple[List[str], List[str]]:
+    """(the files of ``out_dir`` that a dataset job wrote, the others), among what it writes."""
+    mine, others = [], []
+    for name in (MANIFEST, ERRORS_TABLE):
+        if os.path.lexists(os.path.join(out_dir, name)):
+            mine.append(os.path.join(out_dir, name))
+    for folder, is_ours in ((LANDMARKS, ours), (ERRORS, ours), (WORKERS, str.isdigit)):
+        if os.path.isdir(os.path.join(out_dir, folder)):
+            for name in sorted(os.listdir(os.path.join(out_dir, folder))):
+                path = os.path.join(out_dir, folder, name)
+                (mine if is_ours(name) and os.path.isfile(path) else others).append(path)
+    return mine, others
+
+
+def prepare_output(out_dir: str, job_settings: Dict, start_over: bool) -> None:
+    """Make ``out_dir`` (locked) ready: ``start_over`` removes what an earlier run wrote, and
+    only that (other files are named and left); temporary files of a killed run are removed.
+    Writes the manifest (not yet complete)."""
+    if start_over:
+        mine, others = _our_files(out_dir)
+        for path in mine:
+            os.remove(path)
+        for path in others:
+            log.warning("%s: not written by a dataset job: left in place", path)
+    for folder in (LANDMARKS, ERRORS):
+        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
     for folder in (out_dir, os.path.join(out_dir, LANDMARKS), os.path.join(out_dir, ERRORS)):
-        os.makedirs(folder, exist_ok=True)
-    for folder in (out_dir, os.path.join(out_dir, LANDMARKS), os.path.join(out_dir, ERRORS)):
-        for stale in glob.glob(os.path.join(glob.escape(folder), TEMP_PREFIX + "*")):
-            os.remove(stale)
+        remove_temporary_files(folder)
     write_manifest(out_dir, job_settings)
+
+
+def remove_temporary_files(folder: str) -> None:
+    """The temporary files left in ``folder`` by writers that were stopped (the caller holds
+    the lock: no other job's)."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(TEMP_PREFIX):
+                os.remove(os.path.join(folder, name))
 
 
 def write_manifest(out_dir: str, job_settings: Dict, summary: Optional[Dict] = None) -> None:
@@ -110,106 +190,125 @@ def write_manifest(out_dir: str, job_settings: Dict, summary: Optional[Dict] = N
             json.dump(document, f, indent=1, sort_keys=True)
 
 
-def shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, LANDMARKS, f"part-{unit_id}.parquet")
-
-
-def errors_shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, ERRORS, f"part-{unit_id}.parquet")
-
-
-def missing_units(out_dir: str, units: Sequence[Dict]) -> List[Dict]:
-    return [u for u in units if not os.path.exists(shard_path(out_dir, u["id"]))]
-
-
 def _reason(error: BaseException) -> str:
     text = str(error) if isinstance(error, FaceAlignmentError) else f"{type(error).__name__}: {error}"
     return (text.strip().splitlines() or [type(error).__name__])[0]
 
 
-def _write_errors(path: str, errors: List[Tuple[str, str, int]]) -> None:
-    table = pa.table({"path": [e[0] for e in errors], "reason": [e[1] for e in errors],
-                      "kept_rows": [e[2] for e in errors]}, schema=ERRORS_SCHEMA)
-    with atomic_write(path) as tmp:
-        pq.write_table(table, tmp)
+@contextmanager
+def _writing(path: str):
+    """OSError (a full disk, no permission) while writing ``path`` is a fault of the machine,
+    named by the file (pyarrow's own message names none)."""
+    try:
+        yield
+    except OSError as e:
+        detail = e.strerror or _reason(e).replace("OSError: ", "")
+        raise MachineFault(f"{path}: cannot write it ({detail}); nothing of its unit is kept: fix this and run "
+                           f"the job again") from None
 
 
 def run_unit(fa, unit: Dict, out_dir: str, video_options: Dict) -> Dict:
     """Landmark one unit with ``fa`` and write it: its errors shard (if any) first, then its
-    landmark shard, renamed into place last: that rename is the unit's completion. A bad
-    input becomes an errors row; only what is not about an input (KeyboardInterrupt, a full
-    disk, a worker's death) stops it, and leaves the unit to be done again."""
-    unit_id, paths = unit["id"], list(unit["paths"])
-    errors_path = errors_shard_path(out_dir, unit_id)
-    if os.path.exists(errors_path):  # from an attempt that did not finish: this one decides
-        os.remove(errors_path)
+    landmark shard, renamed into place last: that rename is the unit's completion, and the
+    shard's metadata says what it holds (:mod:`.shards`). A fault of an input becomes an
+    errors row; a fault of the machine (:class:`MachineFault`: a full disk, no memory, no
+    permission on the output), KeyboardInterrupt or a worker's death stops it and leaves the
+    unit to be done again."""
+    unit_id, members = unit["id"], unit["members"]
+    paths = [m[0] for m in members]
+    target, errors_path = shard_path(out_dir, unit_id), errors_shard_path(out_dir, unit_id)
     dims = 3 if fa.is_3d else 2
     errors: List[Tuple[str, str, int]] = []
-    writer = LandmarkTableWriter(shard_path(out_dir, unit_id), dims=dims)
+    with _writing(target):
+        writer = open_writer("landmarks", target, dims=dims)
     try:
-        if unit["kind"] == PHOTO:
+        if unit["kind"] == FOLDER:
+            errors.append((paths[0], unit["reason"], 0))
+        elif unit["kind"] == PHOTO:
             _photos(fa, paths, writer, errors)
         else:
-            writer = _video(fa, paths[0], writer, errors, video_options, dims, shard_path(out_dir, unit_id))
-        if errors:
-            _write_errors(errors_path, errors)
+            writer = _video(fa, paths[0], writer, errors, video_options, dims, target)
+        with _writing(errors_path):
+            if errors:
+                write_errors(errors_path, unit_id, errors)
+            elif os.path.exists(errors_path):  # of an attempt that did not finish
+                os.remove(errors_path)
+        record = {"unit": unit_id, "kind": unit["kind"], "dims": dims, "members": members,
+                  "failed": [[path, kept] for path, _, kept in errors], "rows": writer.rows}
+        with _writing(target):
+            writer.close(metadata(record))
+    except MemoryError as error:
+        writer.abandon(error)
+        raise MachineFault(f"{shown(paths[0])}: out of memory while landmarking its unit ({error or 'MemoryError'}); "
+                           f"the unit is left to do again") from None
     except BaseException as error:
-        writer.__exit__(type(error), error, error.__traceback__)
+        writer.abandon(error)
         raise
-    writer.close()
     return {"id": unit_id, "items": len(paths), "faces": writer.rows, "errors": len(errors), "pid": os.getpid()}
 
 
-def _photos(fa, paths: List[str], writer: LandmarkTableWriter, errors: List) -> None:
+def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
     """All photos in one call, so faces of consecutive photos share batches; if any photo
-    fails, every photo again alone (the same way every time: resumed runs match)."""
+    fails, every photo again alone (the same way every time: resumed runs match). A name that
+    is not UTF-8 is an errors row (OpenCV cannot open it, Parquet cannot hold it)."""
+    for path in paths:
+        if not utf8(path):
+            errors.append((path, f"{shown(path)}: the file name is not valid UTF-8; expected a file name in UTF-8 "
+                                 f"(rename the file)", 0))
+    paths = [p for p in paths if utf8(p)]
     try:
-        results = [(path, prediction) for path, _, predictions in fa.predict_files(paths, None, (fa.decode,))
-                   for prediction in (predictions[fa.decode],)]
+        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
+                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
+    except MemoryError:
+        raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, _, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
-                results.append((path, predictions[fa.decode]))
+                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
+                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
+            except MemoryError:
+                raise
             except Exception as error:
                 log.debug("%s", traceback.format_exc())
                 errors.append((path, _reason(error), 0))
-    for path, prediction in results:
-        writer.add(path, 0, 0.0, None, prediction.boxes, prediction.landmarks, prediction.scores, "detector")
+    for faces in results:
+        writer.write(faces)
+    errors.sort()
 
 
-def _video(fa, path: str, writer: LandmarkTableWriter, errors: List, options: Dict, dims: int,
-           target: str) -> LandmarkTableWriter:
+def _video(fa, path: str, writer: LandmarkTable, errors: List, options: Dict, dims: int,
+           target: str) -> LandmarkTable:
     """Every frame's faces; a video that breaks off keeps its rows and gets an errors row, one
-    that cannot be read (or fails otherwise) keeps no rows."""
-    try:
-        for result in fa.get_landmarks_from_video(path, **options):
-            p = result.prediction
-            writer.add(path, result.index, result.time, result.tracks, p.boxes, p.landmarks, p.scores,
-                       result.sources)
-    except VideoTruncatedError as error:
-        errors.append((path, _reason(error), writer.rows))
-    except Exception as error:
-        log.debug("%s", traceback.format_exc())
-        writer.__exit__(type(error), error, error.__traceback__)
-        errors.append((path, _reason(error), 0))
-        writer = LandmarkTableWriter(target, dims=dims)
-    return writer
+    that cannot be read (or fails otherwise) keeps no rows. Only reading and landmarking the
+    video can fail it: a fault in writing its rows is the machine's, and stops the job."""
+    if not utf8(path):
+        errors.append((path, f"{shown(path)}: the file name is not valid UTF-8; expected a file name in UTF-8 "
+                             f"(rename the file)", 0))
+        return writer
+    frames = iter(fa.get_landmarks_from_video(path, **options))
+    while True:
+        try:
+            result = next(frames)
+        except StopIteration:
+            return writer
+        except VideoTruncatedError as error:
+            errors.append((path, _reason(error), writer.rows))
+            return writer
+        except MemoryError:
+            raise
+        except Exception as error:
+            log.debug("%s", traceback.format_exc())
+            writer.abandon(error)
+            errors.append((path, _reason(error), 0))
+            with _writing(target):
+                return open_writer("landmarks", target, dims=dims)
+        with _writing(target):
+            writer.write(Faces.of_frame(path, result))
 
 
-def assemble_errors(out_dir: str, units: Sequence[Dict]) -> pa.Table:
-    """``errors.parquet`` from the errors shards of the finished units among ``units``,
-    rewritten atomically; returns it."""
-    tables = [pq.read_table(errors_shard_path(out_dir, u["id"])) for u in units
-              if os.path.exists(shard_path(out_dir, u["id"])) and os.path.exists(errors_shard_path(out_dir, u["id"]))]
-    table = pa.concat_tables(tables) if tables else ERRORS_SCHEMA.empty_table()
-    table = table.sort_by("path")
+def write_errors_table(out_dir: str, table) -> None:
+    import pyarrow.parquet as pq
+
     with atomic_write(os.path.join(out_dir, ERRORS_TABLE)) as tmp:
         pq.write_table(table, tmp)
-    return table
-
-
-def count_faces(out_dir: str, units: Sequence[Dict]) -> int:
-    return sum(pq.ParquetFile(shard_path(out_dir, u["id"])).metadata.num_rows for u in units
-               if os.path.exists(shard_path(out_dir, u["id"])))

@@ -10,7 +10,7 @@ def run_local(fa, units: List[Dict], out_dir: str, video_options: Dict, progress
     from tqdm import tqdm
 
     done = []
-    with tqdm(total=sum(len(u["paths"]) for u in units), unit="item", disable=not progress) as bar:
+    with tqdm(total=sum(len(u["members"]) for u in units), unit="item", disable=not progress) as bar:
         for unit in units:
             summary = run_unit(fa, unit, out_dir, video_options)
             done.append(summary)

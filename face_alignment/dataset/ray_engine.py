@@ -10,17 +10,31 @@ machine) kept for Ray Data, and ONNX Runtime runs ``max(1, cpus // workers)`` th
 worker, so that workers together do not oversubscribe the cores. ``--context cudnn``:
 ``num_gpus=1`` per worker (untested here: no GPU).
 
-Fault tolerance. The actors are restarted when their process dies (``max_restarts=-1``) and
-their unit is run again (``max_task_retries=-1``); a unit run twice writes the same shard
-twice, renamed into place: still once. Each worker writes its pid to ``OUT_DIR/_workers/``.
+Fault tolerance. Ray Data restarts its actors when their process dies and runs their unit
+again (its defaults, ``max_restarts=-1`` and task retries: passing them ourselves is
+deprecated); a unit run twice writes the same shard twice, renamed into place: still once.
+Ray 2.60's driver then logs an ``E ... core_worker.cc`` line about actor arguments in the
+object store: Ray Data puts its own transformer there for every restartable actor pool
+(ray-project/ray#57733), not anything this call passes. Each worker writes its pid to
+``OUT_DIR/_workers/``.
+
+Units reach the workers as JSON text (ASCII): a path holding a line break, or bytes that are
+not UTF-8 (which Arrow's strings cannot hold), arrives as it was listed. A fault of the
+machine in a worker (:class:`.job.MachineFault`), or an error nobody expected, ends the job
+with one line; so do SIGTERM (exit status 143) and Ctrl-C, after which the temporary files of
+the stopped workers are removed.
 """
+import json
 import logging
 import os
+import re
+import signal
 from typing import Dict, List
 
 import numpy as np
 
-from .job import BUILD_OPTIONS, WORKERS, run_unit
+from ..errors import FaceAlignmentError
+from .job import BUILD_OPTIONS, LANDMARKS, ERRORS, WORKERS, remove_temporary_files, run_unit
 
 log = logging.getLogger("face_alignment")
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # units and summaries are small: a local Ray's store stays small
@@ -52,9 +66,8 @@ class UnitWorker:
             f.write(f"{os.uname().nodename}\n")
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        summaries = [run_unit(self.fa, {"id": str(i), "kind": str(k), "paths": str(p).split("\n")}, self.out_dir,
-                              self.video_options)
-                     for i, k, p in zip(batch["id"], batch["kind"], batch["paths"])]
+        summaries = [run_unit(self.fa, json.loads(str(unit)), self.out_dir, self.video_options)
+                     for unit in batch["unit"]]
         return {name: np.array([s[name] for s in summaries]) for name in ("id", "items", "faces", "errors", "pid")}
 
 
@@ -70,11 +83,14 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
         filter(None, [package_root, os.environ.get("PYTHONPATH")]))}}
     started = not ray.is_initialized()
     if started:
+        # ray.init puts its own SIGTERM handler in place (exit status 15, a stack dump): keep ours.
+        ours = signal.getsignal(signal.SIGTERM)
         if args.ray_address:
             ray.init(address=args.ray_address, runtime_env=runtime_env, log_to_driver=False)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
                      runtime_env=runtime_env, log_to_driver=False)
+        signal.signal(signal.SIGTERM, ours)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         sizing = worker_resources(cpus, args.workers, args.context == "cudnn")
@@ -83,21 +99,61 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
                  sizing["threads"])
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = not args.no_progress
-        items = [{"id": u["id"], "kind": u["kind"], "paths": "\n".join(u["paths"])} for u in units]
+        items = [{"unit": json.dumps(u)} for u in units]
         options = {name: getattr(args, name) for name in BUILD_OPTIONS}
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            UnitWorker, batch_size=1, concurrency=args.workers, num_cpus=sizing["num_cpus"],
+            UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=args.workers),
+            num_cpus=sizing["num_cpus"],
             num_gpus=sizing["num_gpus"] or None,
             fn_constructor_kwargs=dict(options=options, model=os.path.abspath(model),
                                        depth=os.path.abspath(depth) if depth else None,
                                        out_dir=os.path.abspath(out_dir), video_options=video_options,
-                                       threads=sizing["threads"]),
-            max_restarts=-1, max_task_retries=-1)
+                                       threads=sizing["threads"]))
         done = {}
-        for row in dataset.iter_rows():
-            done[str(row["id"])] = {"id": str(row["id"]), "items": int(row["items"]), "faces": int(row["faces"]),
-                                    "errors": int(row["errors"]), "pid": int(row["pid"])}
+        try:
+            for row in dataset.iter_rows():
+                done[str(row["id"])] = {"id": str(row["id"]), "items": int(row["items"]), "faces": int(row["faces"]),
+                                        "errors": int(row["errors"]), "pid": int(row["pid"])}
+        except Exception as error:
+            raise worker_error(error) from None
         return list(done.values())
     finally:
         if started:
             ray.shutdown()
+        # Workers stopped mid-unit (SIGTERM, Ctrl-C, an error in another) leave their
+        # temporary files; this job holds the folder's lock, so they are no other job's.
+        for folder in (LANDMARKS, ERRORS):
+            remove_temporary_files(os.path.join(out_dir, folder))
+
+
+# A line of a worker's traceback that says what was raised: "KeyError: 'x'", or
+# "face_alignment.dataset.job.MachineFault: out/...: cannot write it (...)".
+RAISED = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Fault|Interrupt|Exit))(?:: (.*))?")
+
+
+def worker_error(error: BaseException) -> BaseException:
+    """What a worker raised, as one line, from the exceptions Ray and Ray Data wrap it in. The
+    exception itself, if it reached this process (ours, an OSError, a MemoryError); else the
+    first line of the worker's traceback that says what was raised (Ray Data's
+    UserCodeException keeps only the traceback's text): our message as it is, anything
+    else with its type."""
+    chain, todo = [], [error]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        if type(current).__module__.split(".")[0] != "ray" and isinstance(
+                current, (FaceAlignmentError, MemoryError, OSError)):
+            return current
+        todo += [getattr(current, "cause", None), current.__cause__]
+    for current in chain:
+        for line in str(current).splitlines():
+            raised = RAISED.fullmatch(line.strip() if line.startswith(" ") else line)
+            if raised and not line.startswith(" ") and not raised.group(1).startswith("ray."):
+                name, message = raised.group(1), raised.group(2) or ""
+                if name.startswith("face_alignment."):
+                    return FaceAlignmentError(message)
+                return FaceAlignmentError(f"a Ray worker failed: {name}: {message}")
+    text = (str(error).strip().splitlines() or [""])[-1]
+    return FaceAlignmentError(f"a Ray worker failed: {type(error).__name__}: {text}")

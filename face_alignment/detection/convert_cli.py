@@ -1,8 +1,8 @@
 """``fan-convert-detector``: a face detector's published weights to our NNabla ``.h5``.
 
 Each detector with a converter is one entry of :data:`CONVERTERS`: its name and the
-``module:function`` that converts, called as ``function(source, destination, force)`` and
-returning a short description of what it wrote (imported only when that detector is asked for).
+``module:function`` that converts, called as ``function(source, destination, force)`` (and
+``allow_pickle=True`` when asked for) and returning a short description of what it wrote (imported only when that detector is asked for).
 """
 import importlib
 import logging
@@ -15,6 +15,9 @@ log = logging.getLogger("face_alignment")
 CONVERTERS = {
     # MediaPipe's .tflite, or face-alignment's blazeface.pth / blazefaceback.pth
     "blazeface": "face_alignment.detection.blazeface_convert:convert_blazeface",
+    # face-alignment's s3fd-619a316812.pth and retinaface_mobilenet0.25.pth
+    "sfd": "face_alignment.detection.sfd:convert_sfd",
+    "retinaface": "face_alignment.detection.retinaface:convert_retinaface",
 }
 
 
@@ -24,9 +27,13 @@ def _parser():
     p.add_argument("--detector", required=True, choices=list(CONVERTERS), help="which detector the weights are for")
     p.add_argument("--pretrained-model", "-i", required=True, metavar="SRC",
                    help="blazeface: MediaPipe's face_detection_{full_range,short_range,back}.tflite, "
-                        "or face-alignment's blazeface.pth / blazefaceback.pth")
+                        "or face-alignment's blazeface.pth / blazefaceback.pth; sfd: face-alignment's "
+                        "s3fd-619a316812.pth; retinaface: its retinaface_mobilenet0.25.pth")
     p.add_argument("--save-path", "-o", required=True, metavar="DST.h5", help="NNabla .h5 to write")
     p.add_argument("--force", action="store_true", help="overwrite DST.h5 if it exists")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="sfd, retinaface: also load checkpoints holding Python objects besides tensors "
+                        "(runs code: trusted files only)")
     return p
 
 
@@ -37,6 +44,7 @@ def main(argv=None):
     check_outputs([("--save-path", args.save_path)], [("--pretrained-model", args.pretrained_model)])
     module, _, function = CONVERTERS[args.detector].partition(":")
     convert = getattr(importlib.import_module(module), function)
-    written = convert(args.pretrained_model, args.save_path, force=args.force)
+    extra = {"allow_pickle": True} if args.allow_pickle else {}
+    written = convert(args.pretrained_model, args.save_path, force=args.force, **extra)
     log.info("%s -> %s (%s %s)", args.pretrained_model, args.save_path, args.detector, written)
     return 0

@@ -10,6 +10,7 @@ from ..files import atomic_write
 from .metrics import ced_curve
 
 DPI = 100
+PLOT_EXTENSIONS = (".png",)  # the chart is always a PNG: its name must say so
 MIN_SIDE, MAX_SIDE = 100, 10000  # pixels; below this the axes and legend do not fit
 
 

@@ -6,27 +6,34 @@ nearest 8-bit value: it maps 0 and 65535 to 0 and 255 and undoes the usual ``v *
 widening exactly) and floats in [0, 1] are scaled by 255 and rounded. ``list_images`` lists
 the images of a folder for batch runs.
 
-Before anything is decoded, a file's own header is read (image_headers.py): its format
-must be one of ``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB
-PNG can hold 30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
+Before anything is decoded, a file's own header is read (image_headers.py, mostly by
+Pillow's header parsers, which decode nothing): its format must be one of
+``image_headers.FORMATS``, its size at most ``MAX_IMAGE_PIXELS`` (a 1 MB PNG can hold
+30000 x 30000 pixels, 11 GB to decode), and the file must be whole: OpenCV
 would decode a truncated JPEG into a half-grey picture, and let libjpeg, libpng, libtiff or
 itself print their complaints on stderr. Such files raise ImageReadError, in one line, and
-the decoders never see them."""
+the decoders never see them. A JPEG that is whole but damaged inside (libjpeg decodes through
+it, grey where data is lost, and warns on stderr) is refused the same way, quoting libjpeg."""
+import contextlib
 import os
+import re
+import sys
+import tempfile
+import threading
 from typing import List, Optional, Union
 
 import cv2
 import numpy as np
 
 from ..errors import FaceAlignmentError, ImageReadError
-from .image_headers import check_complete, read_header
+from .image_headers import check_complete, netpbm_maxval, read_header
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 # The image files of the whole project (batch runs, ground-truth folders), as lower-case
 # suffixes: every type the opencv-python wheels decode into 8- or 16-bit pixels. Left out:
 # .hdr/.pic/.pfm (floating-point radiance, not [0, 1] intensities), .exr (a codec OpenCV
-# disables by default), .gif and .avif (not built in). scikit-image is not used for reading.
+# disables by default), .gif and .avif (not built in).
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jp2",  # JPEG, JPEG 2000
     ".png", ".webp", ".tif", ".tiff",
@@ -84,7 +91,12 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         raise ImageReadError(f"{path}: cannot read the image file ({e.strerror or e})") from None
     check_complete(path, kind, data)
     flags = _READ_FLAGS_OF.get(kind, _READ_FLAGS)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if kind == "JPEG":
+        decoded = _decode_jpeg(path, data, flags)
+    else:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if kind == "Netpbm" and decoded is not None:
+        decoded = _netpbm_full_range(decoded, *netpbm_maxval(data))
     del data
     if decoded is None:
         raise ImageReadError(f"{path}: not a readable image ({kind} that OpenCV cannot decode)")
@@ -92,6 +104,50 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         # OpenCV decodes to BGR(A); the rest of the pipeline is RGB.
         decoded = decoded[..., 2::-1] if decoded.shape[2] >= 3 else decoded
     return _to_rgb8(decoded, path)
+
+
+# libjpeg reports damage it decodes through (a scan cut short, bad Huffman codes, stray markers)
+# as a warning printed straight onto file descriptor 2, and OpenCV returns the picture, grey
+# where data was missing. libjpeg's warnings of damage (jerror.h's JWRN_*) start so.
+_LIBJPEG_DAMAGE = re.compile(r"(Corrupt JPEG data|Premature end of JPEG file|Inconsistent progression sequence"
+                             r"|Invalid SOS parameters)")
+# fd 2 is one for the whole process: one decode at a time captures it.
+_STDERR_CAPTURE = threading.Lock()
+
+
+def _decode_jpeg(path: str, data: bytes, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode`` of a JPEG, with what libjpeg prints caught: a JPEG it finds damaged is
+    refused in one line quoting it (ImageReadError). Any other text (libjpeg's harmless
+    warnings, other threads' output meanwhile) is passed on."""
+    with _STDERR_CAPTURE, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        printed = capture.read().decode("utf-8", "replace")
+    warnings = [line.strip() for line in printed.splitlines() if _LIBJPEG_DAMAGE.match(line.strip())]
+    others = "".join(line for line in printed.splitlines(keepends=True) if line.strip() not in warnings)
+    if others:
+        with contextlib.suppress(OSError):
+            os.write(2, others.encode())
+    if warnings:
+        raise ImageReadError(f"{path}: damaged JPEG (libjpeg: {'; '.join(dict.fromkeys(warnings))})")
+    return decoded
+
+
+def _netpbm_full_range(decoded: np.ndarray, kind: int, maxval: int) -> np.ndarray:
+    """Netpbm samples as OpenCV decodes them, with ``maxval`` as full brightness. OpenCV
+    (4.11) scales only plain greymaps and pixmaps (P2, P3) of a maxval below 256; the others
+    keep their stored values, 0 to maxval, which read as 0 to 255 (or 65535) came out dark.
+    Those are scaled here to 8 bits, rounding."""
+    if kind in (1, 4) or maxval in (255, 65535) or (kind in (2, 3) and maxval < 256):
+        return decoded
+    return ((decoded.astype(np.uint32) * 255 + maxval // 2) // maxval).astype(np.uint8)
 
 
 def _to_rgb8(array: np.ndarray, name: str) -> np.ndarray:

@@ -19,24 +19,27 @@ text (FFmpeg's ``tty`` demuxer reads any ``.txt`` as ANSI art).
 
 A video that breaks off (a download cut short, a recording whose writer crashed) yields the
 frames decoded before the break, then raises VideoTruncatedError naming the last good frame.
-The break is found by whichever comes first: FFmpeg failing to demux or decode; FFmpeg
-flagging a frame as corrupt (decoded from partial data); the file being shorter than it
-says, read at open: Matroska/WebM elements, MP4/MOV boxes and AVI RIFF chunks declare their
-sizes, MP4's sample tables (FFmpeg's index) place every frame, MPEG-TS is a whole number of
-fixed-size packets. FFmpeg itself ends a cut Matroska or MPEG-TS file without a word.
-Reading stops at the first corrupt frame: after damage, frames are unreliable until the
-next keyframe. Not seen: the cut of a Matroska file written live (its sizes left unknown)
-or of an MPEG-TS file exactly between two packets; such files read as shorter videos, and
-their last frame or two may be numbered as frames the cut removed (their times are right).
+The break is found by whichever comes first, from what FFmpeg reads: FFmpeg failing to demux
+or decode; FFmpeg flagging a frame as corrupt (decoded from partial data); its index (MP4's
+sample tables, AVI's idx1, Matroska's cues) placing frame data past the end of the file;
+fewer packets than the header's frame count (MP4, AVI); packets that end before the
+stream's declared duration (Matroska's DURATION tag, or its segment's with one stream). FFmpeg
+itself ends such files without a word. MPEG-TS declares neither: it is a run of fixed-size
+packets, and a file that ends inside one was cut. Reading stops at the first corrupt frame:
+after damage, frames are unreliable until the next keyframe. Not seen: the cut of a file that
+declares neither a frame count nor a duration (a Matroska file written live), or of an
+MPEG-TS file exactly between two packets; such files read as shorter videos, and their last
+frame or two may be numbered as frames the cut removed (their times are right).
 An MP4 whose index (``moov``) was to come at the end cannot be opened at all when cut: that
-is a VideoReadError, which says the file is cut short.
+is a VideoReadError, which says the file is cut short (from its top-level boxes, whose sizes
+FFmpeg does not report).
 """
 import math
 import os
 import struct
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Callable, Generator, Iterator, Optional, Tuple, Union
+from typing import Generator, Iterator, Optional, Tuple, Union
 
 import av
 import numpy as np
@@ -97,7 +100,7 @@ def probe_video(path: PathLike) -> VideoInfo:
     with container:
         first = next(_decoded(container, stream), None)
         if first is None:
-            reason = _cut_short(path, container.format.name, stream)
+            reason = _cut_short(path, container, stream)
             raise VideoReadError(f"{path}: no frame of its {stream.codec_context.name} video stream "
                                  f"could be decoded" + (f" ({reason})" if reason else ""))
         orientation = _orientation(path, first)
@@ -132,7 +135,7 @@ def _frames(path: str, container, stream) -> Iterator[VideoFrame]:
         start = stream.start_time or 0
         time_base = stream.time_base
         # Known before decoding: the sizes and the index are read at open.
-        cut = _cut_short(path, container.format.name, stream)
+        cut = _cut_short(path, container, stream)
         frames = _decoded(container, stream, cut=cut is not None)
         index, time = -1, 0.0
         while True:
@@ -170,7 +173,7 @@ def _open(path: str) -> Tuple["av.container.InputContainer", "av.video.stream.Vi
     try:
         container = av.open(path)
     except av.error.FFmpegError as e:
-        reason = _cut_short(path, "")
+        reason = _mp4_cut_short(path)
         raise VideoReadError(f"{path}: not a readable video (FFmpeg: {e.strerror}"
                              + (f"; {reason}" if reason else "") + ")") from None
     try:
@@ -178,7 +181,7 @@ def _open(path: str) -> Tuple["av.container.InputContainer", "av.video.stream.Vi
         if _is_image_format(format_name):
             raise VideoReadError(f"{path}: a still image ({format_name}), not a video")
         if not container.streams.video:
-            reason = _cut_short(path, format_name)
+            reason = _mp4_cut_short(path)
             if reason:  # an MP4 cut before its index opens as a file of no streams
                 raise VideoReadError(f"{path}: not a readable video (no video stream; {reason})")
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
@@ -198,27 +201,36 @@ def _open(path: str) -> Tuple["av.container.InputContainer", "av.video.stream.Vi
 
 def _decoded(container, stream, cut: bool = False) -> Generator["av.VideoFrame", None, Optional[str]]:
     """Decoded frames of ``stream``; returns why decoding stopped early, None at the end of
-    the file. ``cut``: the file is known to be cut short, so of the frames the decoder still
-    holds at the end (B-frame reordering, threads), only those presented no later than the
-    last packet's decoding time are yielded: a frame is decoded before it is presented, so
-    every frame up to that time was in the file, and a later one may come after a gap the
-    cut made, where it would be numbered as the frames missing."""
-    last_dts = None
+    the file. ``cut``: the file is known to be cut short (known at open, or when demuxing
+    ends short of what the header declares), so of the frames the decoder still holds at the
+    end (B-frame reordering, threads), only those presented no later than the last packet's
+    decoding time are yielded: a frame is decoded before it is presented, so every frame up
+    to that time was in the file, and a later one may come after a gap the cut made, where
+    it would be numbered as the frames missing."""
+    last_dts, packets, ended, reason = None, 0, None, None
     try:
         for packet in container.demux(stream):
             # demux() ends with an empty packet, whose decode() drains the decoder.
             end = packet.size == 0 and packet.dts is None
-            if not end and packet.dts is not None:
-                last_dts = packet.dts
+            if end:
+                reason = _ends_early(container, stream, packets, ended)
+                cut = cut or reason is not None
+            else:
+                packets += 1
+                if packet.dts is not None:
+                    last_dts = packet.dts
+                if packet.pts is not None and packet.time_base is not None:
+                    packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                    ended = packet_end if ended is None else max(ended, packet_end)
             for frame in stream.decode(packet):
                 if end and cut and (frame.pts is None or last_dts is None or frame.pts > last_dts):
-                    return None
+                    return reason
                 if frame.is_corrupt:
                     return "the next frame is corrupt: decoded from damaged or missing data"
                 yield frame
     except av.error.FFmpegError as e:
         return f"FFmpeg: {e.strerror}"
-    return None
+    return reason
 
 
 def _frame_rate(path: str, stream) -> Fraction:
@@ -250,100 +262,51 @@ def _orientation(path: str, frame: "av.VideoFrame") -> _Orientation:
     return _Orientation(rotation, bool(mirrored))
 
 
-# Container structure: each top-level unit declares its size, so a file shorter than the
-# sum is cut short. Each reader takes the file at a unit's start and returns (header bytes,
-# payload bytes), payload None if unknown (the unit runs to the end of the file), or None if
-# the bytes there are not a unit header (then nothing can be said); _Short if the file ends
-# inside the header.
-_Header = Optional[Tuple[int, Optional[int]]]
-
-
-class _Short(Exception):
-    """The file ends inside a unit's header."""
-
-
-def _read(f: BinaryIO, size: int) -> bytes:
-    data = f.read(size)
-    if len(data) < size:
-        raise _Short()
-    return data
-
-
-def _box_header(f: BinaryIO) -> _Header:
-    """ISO base media (MP4, MOV) box: 32-bit big-endian size (1: a 64-bit size follows,
-    0: to the end of the file) and a 4-character type."""
-    size = struct.unpack(">I", _read(f, 8)[:4])[0]
-    if size == 1:
-        size = struct.unpack(">Q", _read(f, 8))[0]
-        return (16, size - 16) if size >= 16 else None
-    if size == 0:
-        return 8, None
-    return (8, size - 8) if size >= 8 else None
-
-
-def _riff_header(f: BinaryIO) -> _Header:
-    """RIFF chunk (AVI: one ``RIFF AVI `` chunk, then ``RIFF AVIX`` ones past 1 GB): a
-    4-character id, a 32-bit little-endian size, payload padded to an even size."""
-    head = _read(f, 8)
-    if head[:4] not in (b"RIFF", b"LIST", b"JUNK"):
-        return None
-    size = struct.unpack("<I", head[4:])[0]
-    return 8, size + (size & 1)
-
-
-def _ebml_header(f: BinaryIO) -> _Header:
-    """EBML element (Matroska, WebM): an ID and a size, both variable-length integers whose
-    first byte's leading zeros give their length; a size of all ones is unknown."""
-    first = _read(f, 1)[0]
-    if first < 0x10:
-        return None  # IDs are 1 to 4 bytes long
-    id_length = 9 - first.bit_length()
-    _read(f, id_length - 1)
-    marker = _read(f, 1)[0]
-    if marker == 0:
-        return None
-    size_length = 9 - marker.bit_length()
-    value = int.from_bytes(bytes([marker & (0xFF >> size_length)]) + _read(f, size_length - 1), "big")
-    unknown = value == (1 << (7 * size_length)) - 1
-    return id_length + size_length, None if unknown else value
-
-
-def _structure(path: str, format_name: str) -> Optional[Tuple[str, Callable[[BinaryIO], _Header]]]:
-    if "matroska" in format_name or "webm" in format_name:
-        return "Matroska element", _ebml_header
-    if "mp4" in format_name or "mov" in format_name:
-        return "MP4 box", _box_header
-    if format_name == "avi":
-        return "AVI chunk", _riff_header
-    if format_name:
-        return None
-    # FFmpeg could not open it (no format name): judge by the file's first bytes.
-    with open(path, "rb") as f:
-        head = f.read(12)
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "Matroska element", _ebml_header
-    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
-        return "MP4 box", _box_header
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "AVI chunk", _riff_header
+def _cut_short(path: str, container, stream) -> Optional[str]:
+    """Why the file is shorter than FFmpeg's reading of its header says, known at open: its
+    index places frame data past its end (a cut even exactly between two frames), or, for
+    MPEG-TS, it ends inside a packet. None if neither."""
+    if container.format.name == "mpegts":
+        return _partial_transport_packet(path, container.size)
+    end = max((entry.pos + entry.size for entry in stream.index_entries), default=0)
+    if end > container.size:
+        return f"the file is cut short: its index places frame data up to byte {end}, the file has {container.size}"
     return None
 
 
-def _cut_short(path: str, format_name: str, stream=None) -> Optional[str]:
-    """Why the file is shorter than its top-level structure or FFmpeg's index of ``stream``
-    says, or None if it is not (or its format declares no sizes: MPEG-TS, raw streams)."""
-    if format_name == "mpegts":
-        return _partial_transport_packet(path)
-    return _shorter_than_structure(path, format_name) or (
-        _shorter_than_index(path, stream) if stream is not None else None)
+def _ends_early(container, stream, packets: int, ended: Optional[float]) -> Optional[str]:
+    """Why the ``packets`` demuxed, the last presented until ``ended`` seconds, fall short of
+    what the header declares: its frame count (MP4, AVI) or the stream's duration."""
+    if stream.frames and packets < stream.frames:
+        return f"the file is cut short: it holds {packets} of the {stream.frames} frames its header declares"
+    declared = _declared_duration(container, stream)
+    # Half a frame's leeway for rounding: a missing frame is a whole one.
+    if declared is not None and ended is not None and declared - ended > 0.5 / float(stream.guessed_rate or 25):
+        return f"the file is cut short: its frames end at {ended:.3f} s, its header says {declared:.3f} s"
+    return None
 
 
-def _partial_transport_packet(path: str) -> Optional[str]:
+def _declared_duration(container, stream) -> Optional[float]:
+    """The stream's duration in seconds as Matroska declares it: the track's DURATION tag
+    (written by FFmpeg and mkvmerge), or the segment's when it is the only stream. Others'
+    durations FFmpeg may estimate from the very packets read (MPEG-TS), so they prove nothing."""
+    tag = stream.metadata.get("DURATION")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    if "matroska" in container.format.name and len(container.streams) == 1 and container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _partial_transport_packet(path: str, size: int) -> Optional[str]:
     """MPEG-TS declares no length, but is a run of fixed-size packets (188 bytes, 192 in
     M2TS, 204 with error correction), each starting with the sync byte 0x47: a file that
     ends inside one was cut (a cut between two packets goes unseen)."""
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(2 * 204 + 4)
     except OSError:
@@ -357,42 +320,33 @@ def _partial_transport_packet(path: str) -> Optional[str]:
     return None
 
 
-def _shorter_than_index(path: str, stream) -> Optional[str]:
-    """The index (MP4's sample tables, AVI's idx1, Matroska's cues) gives every indexed
-    frame's place in the file: one past the end is missing. Catches a cut exactly between
-    two top-level units, which their sizes cannot."""
+def _mp4_cut_short(path: str) -> Optional[str]:
+    """For an MP4 or MOV file FFmpeg could not read a video stream from: whether it is shorter
+    than its top-level boxes say (each a 32-bit big-endian size, 1 for a 64-bit one after the
+    type, 0 for "to the end of the file"; then a four-letter type). FFmpeg says only "moov atom
+    not found", and nothing at all when the cut is inside that index box."""
     try:
-        size = os.path.getsize(path)
-    except OSError:
-        return None
-    end = max((entry.pos + entry.size for entry in stream.index_entries), default=0)
-    if end > size:
-        return f"the file is cut short: its index places frame data up to byte {end}, the file has {size}"
-    return None
-
-
-def _shorter_than_structure(path: str, format_name: str) -> Optional[str]:
-    try:
-        structure = _structure(path, format_name)
-        if structure is None:
-            return None
-        kind, header = structure
         size = os.path.getsize(path)
         with open(path, "rb") as f:
+            if f.read(8)[4:] not in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+                return None
             start = 0
             while start < size:
                 f.seek(start)
-                try:
-                    unit = header(f)
-                except _Short:
-                    return f"the file is cut short: it ends inside the header of the {kind} at byte {start}"
-                if unit is None or unit[1] is None:
+                head = f.read(16)
+                if len(head) < 8 or (head[:4] == b"\0\0\0\1" and len(head) < 16):
+                    return f"the file is cut short: it ends inside the header of the MP4 box at byte {start}"
+                box, = struct.unpack(">I", head[:4])
+                if box == 1:
+                    box, = struct.unpack(">Q", head[8:16])
+                if box == 0:  # to the end of the file
                     return None
-                end = start + unit[0] + unit[1]
-                if end > size:
-                    return (f"the file is cut short: the {kind} at byte {start} ends at byte {end}, "
-                            f"the file has {size}")
-                start = end
+                if box < 8:
+                    return None  # not a box: nothing can be said
+                if start + box > size:
+                    return (f"the file is cut short: the {head[4:8].decode('latin-1')} box at byte {start} "
+                            f"ends at byte {start + box}, the file has {size}")
+                start += box
     except OSError:
         return None
     return None

@@ -152,13 +152,16 @@ class LandmarkTableWriter:
         if self._parquet is not None and self._buffered >= self._rows_per_group:
             self._flush()
 
-    def close(self) -> None:
-        """Write what is buffered and rename the file into place."""
+    def close(self, metadata: Optional[Dict[str, str]] = None) -> None:
+        """Write what is buffered and rename the file into place; Parquet: with ``metadata``
+        (key-value pairs) in its footer."""
         if self._atomic is None:
             return
         try:
             if self._parquet is not None:
                 self._flush()
+                if metadata:
+                    self._parquet.add_key_value_metadata(metadata)
                 self._parquet.close()
                 self._parquet = None
             else:

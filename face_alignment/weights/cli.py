@@ -3,21 +3,24 @@ import logging
 
 from ..cli_support import ArgumentParser, command_line
 from ..files import check_outputs
-from ..registry import ARCHITECTURES, DEFAULT_FAN, KNOWN_WEIGHTS, RESNET_DEPTH
+from ..registry import ARCHITECTURES, DEFAULT_FAN, KNOWN_WEIGHTS, RESNET_DEPTH, default_architecture
 
 log = logging.getLogger("face_alignment")
 
 
-def _convert_parser(prog=None):
+def _convert_parser(prog=None, expect_kind=None):
     p = ArgumentParser(
         prog=prog, description="Convert the authors' or ibug's PyTorch FAN / ResNetDepth weights to an NNabla .h5")
     p.add_argument("--pretrained-model", "-i", required=True, metavar="SRC",
                    help="checkpoint: .pth.tar (legacy), depth .pth.tar, TorchScript .zip, or ibug .pth")
     p.add_argument("--save-path", "-o", required=True, metavar="DST.h5", help="NNabla .h5 to write")
-    defaults = ", ".join(f"{arch} for a {n}-module FAN" for n, arch in DEFAULT_FAN.items())
-    p.add_argument("--arch", choices=list(ARCHITECTURES),
-                   help="architecture (default: the one the file name starts with, e.g. 2DFAN4-…, 2dfan2…; "
-                        f"for other names {defaults})")
+    if expect_kind == RESNET_DEPTH:
+        arch_help = f"architecture (default: {default_architecture(RESNET_DEPTH, None).name})"
+    else:
+        defaults = ", ".join(f"{arch} for a {n}-module FAN" for n, arch in DEFAULT_FAN.items())
+        arch_help = ("architecture (default: the one the file name starts with, e.g. 2DFAN4-…, 2dfan2…; "
+                     f"for other names {defaults})")
+    p.add_argument("--arch", choices=list(ARCHITECTURES), help=arch_help)
     p.add_argument("--force", action="store_true", help="overwrite DST.h5 if it exists")
     p.add_argument("--allow-pickle", action="store_true",
                    help="also load checkpoints holding Python objects besides tensors (runs code: trusted files only)")
@@ -27,7 +30,7 @@ def _convert_parser(prog=None):
 def _convert(argv, expect_kind=None, prog=None):
     from .convert import convert_checkpoint
 
-    args = _convert_parser(prog).parse_args(argv)
+    args = _convert_parser(prog, expect_kind).parse_args(argv)
     # Before any work, and even with --force: never onto the checkpoint itself.
     check_outputs([("--save-path", args.save_path)], [("--pretrained-model", args.pretrained_model)])
     arch = convert_checkpoint(args.pretrained_model, args.save_path, arch=args.arch, force=args.force,
