@@ -65,8 +65,8 @@ DETECTOR_KWARGS = {"path_to_detector": "weights", "filter_threshold": "threshold
 DROPPED_KWARGS = ("path_to_anchor", "back_model")
 # The files face-alignment downloads into $TORCH_HOME/hub/checkpoints for a detector (by our
 # registry name): its weights when no path_to_detector is given (converted by the detector).
-TORCH_HUB_DETECTOR_FILES = {"sfd": "s3fd-619a316812.pth", "blazeface-short": "blazeface.pth",
-                            "blazeface-back": "blazefaceback.pth"}
+TORCH_HUB_DETECTOR_FILES = {"sfd": "s3fd-619a316812.pth", "retinaface": "retinaface_mobilenet0.25.pth",
+                            "blazeface-short": "blazeface.pth", "blazeface-back": "blazefaceback.pth"}
 # Their options that mean nothing here; accepted so that their calls run unchanged.
 IGNORED_OPTIONS = ("compile",)
 
