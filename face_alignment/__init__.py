@@ -7,3 +7,19 @@ if _logging.getLogger("nnabla").level == _logging.NOTSET:
     _logging.getLogger("nnabla").setLevel(_logging.WARNING)
 
 __version__ = "0.1.0"
+
+# face-alignment's top level (see compat.py), loaded on first use: ``import face_alignment``
+# imports neither nnabla nor OpenCV.
+_COMPAT_NAMES = ("FaceAlignment", "LandmarksType", "NetworkSize")
+
+
+def __getattr__(name):
+    if name in _COMPAT_NAMES:
+        from . import compat
+
+        return getattr(compat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_COMPAT_NAMES))

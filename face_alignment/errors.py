@@ -14,6 +14,10 @@ class WeightsFileError(FaceAlignmentError):
     """A weight file that is missing, unreadable or not in the expected format."""
 
 
+class WeightsNotFoundError(WeightsFileError):
+    """Published weights that are nowhere on this machine and could not be downloaded."""
+
+
 class CheckpointMismatchError(WeightsFileError):
     """Weights that do not fit the network: missing, unused or wrongly shaped tensors."""
 

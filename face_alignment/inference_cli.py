@@ -19,7 +19,7 @@ from .backends import BACKENDS, CONTEXTS, PRECISIONS, TYPE_CONFIGS, default_cont
 from .boxes import as_boxes
 from .cli_support import (ArgumentParser, add_detector_arguments, command_line, inputs_failed, non_negative_int,
                           positive_int, reason, some_names)
-from .errors import FaceAlignmentError
+from .errors import FaceAlignmentError, WeightsNotFoundError
 from .files import check_outputs, check_utf8_path
 from .pipeline import image as image_module
 from .pipeline.decode import DECODE_METHODS
@@ -151,15 +151,23 @@ def check_model_options(args) -> None:
 
 
 def find_model(given: Optional[str], which: str) -> str:
+    """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
+    as face-alignment users get them on first use (face_alignment.hub: our cache,
+    $TORCH_HOME's checkpoints, a download)."""
     if given:
         return given
     for candidate in DEFAULT_MODELS[which]:
         if os.path.isfile(candidate):
             return candidate
-    raise FaceAlignmentError(
-        f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; pass its path, "
-        f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
-        f"installed: fan-fetch {FETCH_NAMES[which]})")
+    from .hub import weights_path
+
+    try:
+        return weights_path(FETCH_NAMES[which])
+    except WeightsNotFoundError as e:
+        raise WeightsNotFoundError(
+            f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
+            f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+            f"installed: fan-fetch {FETCH_NAMES[which]})") from None
 
 
 def collect_images(paths: List[str]) -> List[str]:

@@ -116,3 +116,12 @@ def retinaface_module(name):
     except ImportError:
         _stand_in_for_torchvision()
     return package_module(f"detection.retinaface.{name}")
+
+
+def package_root(folder):
+    """The whole package, unpacked into ``folder``: put ``folder`` first on a subprocess's
+    PYTHONPATH and its ``import face_alignment`` is the authors' (the comparisons of our
+    face-alignment API against theirs run the same user code in two processes)."""
+    with zipfile.ZipFile(_wheel()) as wheel:
+        wheel.extractall(folder, [n for n in wheel.namelist() if n.startswith("face_alignment/")])
+    return str(folder)

@@ -159,14 +159,19 @@ def test_cut_short_or_oversized_image_is_one_line_and_nothing_else(tmp_path, mod
     assert not out.exists()
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path, models):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, models, monkeypatch):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
     face = os.path.join(FACES, "einstein.jpg")
     assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", text), "notes.jpg")
     assert_one_line_error(run_tool(TOOL, "--model", tmp_path / "none.h5", "--test-image", face), "none.h5")
     assert_one_line_error(run_tool(TOOL, "--model", models[1], "--test-image", face), "ResNetDepth", "FAN")
-    assert_one_line_error(run_tool(TOOL, "--test-image", face, cwd=tmp_path), "fetch_weights.py 2DFAN4")
+    # No model anywhere, and no network: the first-use lookup (face_alignment.hub) finds nothing.
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("FACE_ALIGNMENT_WEIGHTS_MIRROR", "http://127.0.0.1:9/")  # the discard port: refused
+    assert_one_line_error(run_tool(TOOL, "--test-image", face, cwd=tmp_path), "fetch_weights.py 2DFAN4",
+                          "2DFAN4-11f355bf06.pth.tar", str(tmp_path / "torch"))
     assert_one_line_error(run_tool(TOOL, "--model", models[0], "--test-image", tmp_path / "missing.jpg"),
                           "missing.jpg")
     bad_boxes = tmp_path / "b.json"
