@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import tempfile
-from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence
 
 import nnabla as nn
@@ -22,6 +21,7 @@ import numpy as np
 from ..errors import BackendUnavailableError, FaceAlignmentError
 from ..files import atomic_write
 from .context import make_context
+from .nnabla_net import parameter_store
 from .export import CONVERTER_PACKAGE, EXPORT_EXTRA, ONNX_OPSET, onnx_exporter_available
 from .output import checked_output
 
@@ -52,10 +52,7 @@ class NNablaGraph:
         self.build = build
         self.source = source  # what errors name the weights by: their file
         self.context = context if context is not None else make_context("cpu")
-        self._scope = OrderedDict()
-        with nn.parameter_scope("", self._scope), nn.context_scope(self.context):
-            for name, value in params.items():
-                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
+        self._scope = parameter_store(params, self.context)
         self._num_params = len(params)
         self._graphs = {}  # input shape -> (input, outputs, sink)
 

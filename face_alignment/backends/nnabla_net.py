@@ -14,6 +14,16 @@ from .context import make_context
 from .output import checked_output
 
 
+def parameter_store(params: Dict[str, np.ndarray], context) -> "OrderedDict[str, nn.Variable]":
+    """A parameter scope's store holding exactly ``params`` (as constants, no gradients), made
+    in ``context``: what a network's graphs are built in, apart from every other network's."""
+    store = OrderedDict()
+    with nn.parameter_scope("", store), nn.context_scope(context):
+        for name, value in params.items():
+            nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
+    return store
+
+
 class NNablaNetwork:
     """A FAN or ResNetDepth with its weights, callable on float32 batches (B, C, 256, 256)."""
 
@@ -22,10 +32,7 @@ class NNablaNetwork:
         self.arch = arch
         self.source = source  # what errors name the weights by: their file
         self.context = context if context is not None else make_context("cpu")
-        self._scope = OrderedDict()
-        with nn.parameter_scope("", self._scope), nn.context_scope(self.context):
-            for name, value in params.items():
-                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
+        self._scope = parameter_store(params, self.context)
         self._num_params = len(params)
         self._graphs = {}  # batch size -> (input, output)
 

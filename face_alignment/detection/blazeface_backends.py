@@ -8,7 +8,6 @@ import io
 import logging
 import os
 import tempfile
-from collections import OrderedDict
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -26,17 +25,14 @@ _INPUT, _BOXES, _LOGITS = "x", "regressors", "logits"
 
 class NNablaBlazeFace:
     def __init__(self, variant: str, params: Dict[str, np.ndarray], context=None):
-        import nnabla as nn
-
         if context is None:
             from ..backends.context import make_context
 
             context = make_context("cpu")
+        from ..backends.nnabla_net import parameter_store
+
         self.variant, self.context = variant, context
-        self._scope = OrderedDict()
-        with nn.parameter_scope("", self._scope), nn.context_scope(context):
-            for name, value in params.items():
-                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=False)
+        self._scope = parameter_store(params, context)
         self._graphs = {}  # batch size -> (input, regressors, logits, both)
 
     def graph(self, batch_size: int):
