@@ -18,7 +18,8 @@ def test_the_longest_name_the_file_system_takes_can_be_written(tmp_path):
     name = "r" * (NAME_MAX - len(".json")) + ".json"
     path = tmp_path / name
     write_document(str(path), [{"path": "a.jpg", "width": 1, "height": 2, "faces": []}])
-    assert json.loads(path.read_text()) == {"images": [{"path": "a.jpg", "width": 1, "height": 2, "faces": []}]}
+    assert json.loads(path.read_text()) == {"images": [{"path": "a.jpg", "width": 1, "height": 2, "faces": []}],
+                                            "errors": []}
     assert os.listdir(tmp_path) == [name]  # no temporary file left
 
 

@@ -133,6 +133,7 @@ def help_text(tool):
 
 def test_help_states_the_defaults_of_model_inference_and_evaluate():
     from face_alignment import evaluate, inference_cli
+    from face_alignment.detection.registry import DEFAULT_DETECTOR, default_detector
     from face_alignment.pipeline.image import MAX_IMAGE_PIXELS
 
     text = help_text("model_inference.py")
@@ -141,8 +142,9 @@ def test_help_states_the_defaults_of_model_inference_and_evaluate():
         assert f"(default: {defaults.get_default(dest)})" in option_help(text, flag), option_help(text, flag)
     text = help_text("-m face_alignment.evaluate")
     defaults = evaluate.build_parser()
-    assert defaults.get_default("detector") == "hog"
-    assert "(default: hog)" in option_help(text, "--detector")
+    # No flag: the registry's default, which the help names.
+    assert defaults.get_default("detector") is None and default_detector() == DEFAULT_DETECTOR
+    assert f"(default: {DEFAULT_DETECTOR};" in option_help(text, "--detector")
     assert f"(default: {MAX_IMAGE_PIXELS})" in option_help(text, "--max-pixels")
     assert defaults.get_default("max_pixels") == MAX_IMAGE_PIXELS  # the number said is the one used
 
