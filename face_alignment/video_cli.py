@@ -28,12 +28,12 @@ def check_video_options(args) -> None:
                                  "out.parquet (or out.json)")
     if args.boxes:
         raise FaceAlignmentError("--boxes is for images; a video's faces are detected and tracked")
-    if not args.output and not args.save_landmarks:
-        raise FaceAlignmentError(f"--test-video {args.test_video}: nothing to write; expected --output (the "
-                                 "annotated video) and/or --save-landmarks (the landmark table)")
     if args.save_pts:
         raise FaceAlignmentError("--save-pts is for images; with --test-video use --save-landmarks "
                                  "out.parquet (or out.json)")
+    if not args.output and not args.save_landmarks:
+        raise FaceAlignmentError(f"--test-video {args.test_video}: nothing to write; expected --output (the "
+                                 "annotated video) and/or --save-landmarks (the landmark table)")
     if args.save_landmarks:
         writer_class("landmarks", args.save_landmarks)
 

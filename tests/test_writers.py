@@ -79,7 +79,7 @@ def test_pts_outputs_are_checked_before_the_model_loads(tmp_path, photos):
     assert sorted(os.listdir(folder)) == before and not os.path.exists(tmp_path / "pts")
 
 
-def test_an_error_mid_run_leaves_no_pts_and_no_document(tmp_path, fan1_h5, photos):
+def test_a_bad_image_mid_run_keeps_the_good_ones_pts_and_is_listed_in_the_document(tmp_path, fan1_h5, photos):
     folder, boxes = photos
     whole = (folder / "einstein.jpg").read_bytes()
     (folder / "einstein.jpg").write_bytes(whole[:len(whole) // 2])  # read after breakingbad.jpg
@@ -87,7 +87,11 @@ def test_an_error_mid_run_leaves_no_pts_and_no_document(tmp_path, fan1_h5, photo
     assert_one_line_error(run_tool("model_inference.py", "--model", fan1_h5, "--test-image", folder,
                                    "--boxes", boxes, "--save-json", document, "--save-pts", out, *CPU),
                           "einstein.jpg", "truncated JPEG")
-    assert not document.exists() and not out.exists()  # made when the files are written
+    with open(document) as f:
+        written = json.load(f)
+    assert [os.path.basename(i["path"]) for i in written["images"]] == ["blank.png", "breakingbad.jpg"]
+    assert [os.path.basename(e["path"]) for e in written["errors"]] == ["einstein.jpg"]
+    assert sorted(os.listdir(out)) == ["breakingbad_1.pts", "breakingbad_2.pts"]  # its two boxes; blank: none
 
 
 def _faces(source, count, dims=2):
