@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import checkpoints
+from engine_fixtures import FAN1, crops, fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, available_backends, default_backend,
@@ -26,33 +27,6 @@ from face_alignment.weights.loading import Weights, architecture_attrs, open_wei
 TOLERANCE = checkpoints.NETWORK_TOLERANCE
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
-FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
-
-
-@pytest.fixture(scope="module")
-def fan1_params():
-    return checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=31), FAN, 1)
-
-
-@pytest.fixture
-def fan1_h5(fan1_params, tmp_path, monkeypatch):
-    """A FAN-1 weight file in its own folder, and a user cache folder that is empty."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    path = folder / "fan1.h5"
-    write_h5(str(path), fan1_params, architecture_attrs(FAN1))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def crops():
-    return np.random.RandomState(5).rand(3, 3, 256, 256).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def fan1_reference(fan1_params, crops):
-    return NNablaNetwork(FAN1, fan1_params)(crops)
 
 
 def test_backends_installed_here_and_the_default_is_onnxruntime():

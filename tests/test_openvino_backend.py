@@ -1,19 +1,19 @@
 """The OpenVINO backend: fp32 with NNabla's numbers, bf16 within its measured bound, refusals
 of what the CPU or the weights cannot run, threads and caches like the ONNX Runtime backend's."""
 import json
-import logging
 import os
 
 import numpy as np
 import pytest
 
 import checkpoints
+from engine_fixtures import FAN1, crops, fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
-from face_alignment.backends import NNablaNetwork, onnx_net, openvino_net
+from face_alignment.backends import onnx_net, openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_candidates
 from face_alignment.errors import BackendUnavailableError, PrecisionUnavailableError
-from face_alignment.registry import ARCHITECTURES, FAN, Architecture
+from face_alignment.registry import ARCHITECTURES, FAN
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
 
@@ -24,33 +24,6 @@ TOLERANCE = checkpoints.NETWORK_TOLERANCE
 BF16_TOLERANCE = 2.5e-2
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
-FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
-
-
-@pytest.fixture(scope="module")
-def fan1_params():
-    return checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=31), FAN, 1)
-
-
-@pytest.fixture
-def fan1_h5(fan1_params, tmp_path, monkeypatch):
-    """A FAN-1 weight file in its own folder, and a user cache folder that is empty."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    path = folder / "fan1.h5"
-    write_h5(str(path), fan1_params, architecture_attrs(FAN1))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def crops():
-    return np.random.RandomState(5).rand(3, 3, 256, 256).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def fan1_reference(fan1_params, crops):
-    return NNablaNetwork(FAN1, fan1_params)(crops)
 
 
 def test_fp32_is_fp32_and_matches_nnabla(fan1_h5, crops, fan1_reference):
