@@ -16,21 +16,19 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from .backends import ONNXRUNTIME, default_backend, default_context_name, make_context, make_network
+from .backends.registry import Target, backend_spec, build_network
 from .boxes import as_boxes
+from .config import ModelConfig, build_config, open_config_weights
 from .errors import FaceAlignmentError, VideoReadError
 from .pipeline.crop import FaceFrames, crop_faces
 from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
 from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
 from .pipeline.flip import flip_crops, unflip_heatmaps
 from .pipeline.image import read_image
-from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
 from .shapes import NUM_LANDMARKS
-from .validation import check_positive_int, check_reference_scale, check_whole_number
 from .video.box_sources import BoxSource
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
 from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
-from .weights import open_weights
 
 log = logging.getLogger(__name__)
 
@@ -63,69 +61,70 @@ ImageInput = Union[str, np.ndarray]
 class FaceAlignment:
     """FAN (and, for 3D, ResNetDepth) with a face detector, ready to landmark images.
 
+    Built from weight files and keywords, ``FaceAlignment(model, depth_model, **options)``, or
+    from a :class:`~face_alignment.config.ModelConfig`, ``FaceAlignment.from_config(config)``
+    (``config.to_json()`` and ``ModelConfig.from_json`` carry one to another process).
+
     ``model`` / ``depth_model``: NNabla ``.h5`` files (converted or published). ``decode``:
     "centroid" (default: sub-pixel, from ibug's training code) or "argmax" (the authors');
     ``integer_landmarks`` truncates argmax results to integers exactly as the authors' code
     does. ``flip`` adds the mirrored crop's heatmaps (test-time augmentation). ``detector``:
-    "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn).
+    "hog", "cnn" or None for the default of the context (hog on cpu, cnn on cudnn);
+    ``detector_model`` (or its older name ``cnn_detector_model``) its weights.
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
-    except with ``backend="onnxruntime"``, which runs on the CPU).
-    ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
-    on the CPU and caches its model beside the weight file on first use).
+    except with a backend that runs only on the CPU, such as "onnxruntime").
+    ``backend``: a name of ``face_alignment.backends.BACKENDS`` ("onnxruntime", "nnabla") or a
+    "package.module:Class" (default: the fastest installed; ONNX Runtime runs on the CPU and
+    exports its model once into the export cache, ``cache_dir`` or
+    ``$FACE_ALIGNMENT_HOME/exports``). ``precision``: "fp32" (default), or what the backend offers.
     ``max_pixels``: image files with more pixels are refused before decoding (default:
-    ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels).
+    ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels). The other keywords are those of
+    :func:`face_alignment.config.build_config`.
     """
 
-    def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
-                 network_size: Optional[int] = None, decode: Optional[str] = None, flip: bool = False,
-                 integer_landmarks: bool = False, detector: Optional[str] = None,
-                 cnn_detector_model: Optional[str] = None, detector_max_side: Optional[int] = None,
-                 context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
-                 reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
-                 max_pixels: Optional[int] = None):
-        for name, path in (("model", model), ("depth_model", depth_model)):
-            if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
-                raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
-        check_positive_int("batch_size", batch_size)
-        check_whole_number("device_id", device_id, 0)
-        for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
-            if count is not None:
-                check_positive_int(name, count)
-        if detector is not None and detector not in DLIB_BOXES:  # the detectors boxes are known for
-            raise FaceAlignmentError(f"detector {detector!r}: expected one of {', '.join(DLIB_BOXES)}")
-        # ONNX Runtime runs on the CPU here: asking for it picks the context it can use.
-        context = context or ("cpu" if backend == ONNXRUNTIME else default_context_name())
-        self.context = make_context(context, device_id, type_config)
-        self.backend = backend or default_backend(context)
-        # Both files are checked to hold the right networks, and the options below, before any
-        # weight is read or any model exported: such a mistake costs no wait.
-        fan_weights = open_weights(model, kind=FAN, num_modules=network_size, arch=arch)
-        depth_weights = None if depth_model is None else open_weights(depth_model, kind=RESNET_DEPTH)
+    def __init__(self, model: Optional[str] = None, depth_model: Optional[str] = None, *,
+                 config: Optional[ModelConfig] = None, cache_dir: Optional[str] = None, **options):
+        if config is None:
+            config, fan_weights, depth_weights = build_config(model, depth_model, **options)
+        elif not isinstance(config, ModelConfig):
+            raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
+        elif model is not None or depth_model is not None or options:
+            raise FaceAlignmentError("config: given with weight files or options; pass one or the other")
+        else:
+            fan_weights, depth_weights = open_config_weights(config)
+        self.config = config
+        self.cache_dir = cache_dir
+        self.context = config.context
+        self.backend = config.backend
         self.arch = fan_weights.arch
-        self.decode = decode or self.arch.decode
-        if self.decode not in DECODE_METHODS:
-            raise FaceAlignmentError(f"decode {self.decode!r}: expected one of {', '.join(DECODE_METHODS)}")
-        if integer_landmarks and (self.decode != "argmax" or self.arch.crop != CROP_AUTHORS):
-            raise FaceAlignmentError("integer landmarks are the authors' rounding: they need decode='argmax' "
-                                     f"and the authors' crop ({self.arch.name} uses {self.arch.crop!r})")
-        self.flip = flip
-        self.integer_landmarks = integer_landmarks
-        self.reference_scale = check_reference_scale(reference_scale)
-        self.batch_size = int(batch_size)
-        self.max_pixels = max_pixels
-        self.fan = make_network(fan_weights, self.backend, self.context)
-        self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context)
-        self._detector_kind = detector or ("cnn" if context == "cudnn" else "hog")
-        self._detector_options = dict(cnn_model_path=cnn_detector_model, max_side=detector_max_side)
+        self.decode = config.decode
+        self.flip = config.flip
+        self.integer_landmarks = config.integer_landmarks
+        self.reference_scale = config.reference_scale
+        self.batch_size = config.batch_size
+        self.max_pixels = config.max_pixels
+        target = Target(config.context, config.device_id, config.type_config, config.precision, cache_dir)
+        self.fan = build_network(fan_weights, config.backend, target)
+        self.depth = None if depth_weights is None else build_network(depth_weights, config.backend, target)
+        self._detector_kind = config.detector
+        self._detector_options = dict(cnn_model_path=config.detector_model, max_side=config.detector_max_side)
+        if config.detector_threshold is not None:
+            self._detector_options["min_score"] = config.detector_threshold
         self._detector = None
         self._detector_lock = threading.Lock()
-        # With ONNX Runtime, which lets go of Python's GIL while it runs, images are read and
-        # their faces detected in a worker thread, up to a batch ahead, while the current batch
-        # is inferred: about 10 % faster over 24 photos with HOG detection here. With NNabla
-        # (measured on its CPU context) it gained nothing: 21.3 s either way over 6 photos.
-        self._read_ahead = self.batch_size if self.backend == ONNXRUNTIME else 0
+        # With a backend that lets go of Python's GIL while it runs (ONNX Runtime), images are
+        # read and their faces detected in a worker thread, up to a batch ahead, while the
+        # current batch is inferred: about 10 % faster over 24 photos with HOG detection here.
+        # With NNabla (measured on its CPU context) it gained nothing: 21.3 s either way over 6 photos.
+        self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
-                 self.backend, context, self.decode, ", flip" if flip else "")
+                 self.backend, self.context, self.decode, ", flip" if self.flip else "")
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
+        """The FaceAlignment ``config`` describes; its weight files must still hold what it
+        was made with (their sha256). ``cache_dir``: where exported models are kept."""
+        return cls(config=config, cache_dir=cache_dir)
 
     @property
     def is_3d(self) -> bool:

@@ -1,6 +1,9 @@
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +15,13 @@ SHARED = os.path.join(ROOT, "..", "shared")
 # the CPU say so.
 CPU = ("--context", "cpu")
 sys.path.insert(0, TESTS)
+
+# What the package keeps for a user (exported models, converted weights) goes to a folder of
+# this test session's, removed at its end, not to the user's ~/.cache; the command lines the
+# tests start inherit it.
+if "FACE_ALIGNMENT_HOME" not in os.environ:
+    os.environ["FACE_ALIGNMENT_HOME"] = tempfile.mkdtemp(prefix="fa-test-home-")
+    atexit.register(shutil.rmtree, os.environ["FACE_ALIGNMENT_HOME"], True)
 
 
 def run_tool(script, *args, cwd=ROOT):

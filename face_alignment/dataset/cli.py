@@ -7,7 +7,8 @@ from typing import Dict
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import add_model_arguments, add_tracking_arguments, check_3d_fan, face_alignment, find_model
+from ..config import add_model_arguments
+from ..inference_cli import add_tracking_arguments, face_alignment, find_model
 from . import job
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -61,12 +62,10 @@ def main(argv=None) -> int:
     if not items:
         raise FaceAlignmentError(f"{', '.join(args.input)}: no images or videos found")
     units = make_units(items, args.photos_per_unit)
-    job_settings = job.settings(args, model, depth)
     # Built here for both engines: a bad model or option is one line before anything is
     # written, and ONNX Runtime's model is exported once, before any worker looks for it.
     fa = face_alignment(args, model, depth)
-    if args.landmarks_3d:
-        check_3d_fan(model, args.arch, fa.arch)
+    job_settings = job.settings(fa.config, args)
     job.prepare_output(args.output, job_settings, args.force)
     todo = job.missing_units(args.output, units)
     log.info("%d inputs in %d units: %d units to do, %d done before", len(items), len(units), len(todo),
@@ -77,7 +76,7 @@ def main(argv=None) -> int:
     else:
         del fa
         from .ray_engine import run_ray
-        done = run_ray(args, model, depth, todo, args.output, video_options(args))
+        done = run_ray(args, fa.config, todo, args.output, video_options(args))
     errors = job.assemble_errors(args.output, units)
     faces = job.count_faces(args.output, units)
     seconds = time.perf_counter() - started
