@@ -12,50 +12,36 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backends.registry import Target, backend_spec, build_network
+from .backends.registry import backend_spec
 from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
-from .errors import FaceAlignmentError, VideoReadError
-from .pipeline.crop import FaceFrames, crop_faces
-from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
-from .pipeline.depth_input import depth_network_input, render_landmark_heatmaps
-from .pipeline.flip import flip_crops, unflip_heatmaps
+from .errors import FaceAlignmentError
+from .landmarker import Landmarker, Prediction
+from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import read_image
-from .shapes import NUM_LANDMARKS
 from .video.box_sources import BoxSource
+from .video.landmarks import VideoLandmarks, video_landmarks
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
 from .video.tracking import DEFAULT_DETECT_EVERY, DLIB_BOXES, FaceTracker
 
 log = logging.getLogger(__name__)
 
 
-class VideoLandmarks(NamedTuple):
-    """The faces of one video frame: its ``index`` and presentation ``time`` (seconds), the
-    upright RGB ``image``, the ``prediction``, and for each face its ``tracks`` id (-1 when
-    untracked) and ``sources`` ("detector", "tracking" or "given": where its box came from)."""
-
-    index: int
-    time: float
-    image: np.ndarray
-    prediction: "Prediction"
-    tracks: np.ndarray
-    sources: Tuple[str, ...]
-
-
-class Prediction(NamedTuple):
-    """The faces of one image. Coordinates are in the image's pixels (the centre of the
-    top-left pixel is (0, 0), as in face-alignment); z is in the same unit."""
-
-    landmarks: np.ndarray  # (N, 68, 2) or (N, 68, 3) float64
-    scores: np.ndarray  # (N, 68) heatmap peak values
-    boxes: np.ndarray  # (N, 4) [left, top, right, bottom]
-
-
 ImageInput = Union[str, np.ndarray]
+
+
+def _landmarker_attribute(name: str) -> property:
+    def get(self):
+        return getattr(self.landmarker, name)
+
+    def set(self, value):
+        setattr(self.landmarker, name, value)
+
+    return property(get, set, doc=f"the landmarker's ``{name}``")
 
 
 class FaceAlignment:
@@ -96,16 +82,9 @@ class FaceAlignment:
         self.cache_dir = cache_dir
         self.context = config.context
         self.backend = config.backend
-        self.arch = fan_weights.arch
-        self.decode = config.decode
-        self.flip = config.flip
-        self.integer_landmarks = config.integer_landmarks
-        self.reference_scale = config.reference_scale
-        self.batch_size = config.batch_size
         self.max_pixels = config.max_pixels
-        target = Target(config.context, config.device_id, config.type_config, config.precision, cache_dir)
-        self.fan = build_network(fan_weights, config.backend, target)
-        self.depth = None if depth_weights is None else build_network(depth_weights, config.backend, target)
+        # Image and boxes to landmarks; this object adds detection, reading and batching.
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector_kind = config.detector
         self._detector_options = dict(cnn_model_path=config.detector_model, max_side=config.detector_max_side)
         if config.detector_threshold is not None:
@@ -119,6 +98,16 @@ class FaceAlignment:
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, self.context, self.decode, ", flip" if self.flip else "")
+
+    # What the landmarker does with faces, read (and, to wrap a network, set) through this object.
+    fan = _landmarker_attribute("fan")
+    depth = _landmarker_attribute("depth")
+    arch = _landmarker_attribute("arch")
+    decode = _landmarker_attribute("decode")
+    flip = _landmarker_attribute("flip")
+    integer_landmarks = _landmarker_attribute("integer_landmarks")
+    reference_scale = _landmarker_attribute("reference_scale")
+    batch_size = _landmarker_attribute("batch_size")
 
     @classmethod
     def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
@@ -172,32 +161,9 @@ class FaceAlignment:
         The faces of a frame share network batches. So do those of consecutive frames, up to
         ``batch_size`` faces and frames, when the boxes do not depend on earlier landmarks
         (any source but a FaceTracker): a tracked frame's boxes need its predecessor's."""
-        from .video.reader import read_video  # PyAV, imported only for videos
-
         source = boxes if boxes is not None else self.face_tracker(detect_every)
         smoother = TrackSmoother(smooth_min_cutoff, smooth_beta) if smooth else None
-        frames_per_batch = 1 if isinstance(source, FaceTracker) else self.batch_size
-        pending: list = []  # (VideoFrame, FrameFaces) waiting for their batch
-
-        def finish():
-            group = [(frame, frame.image, faces.boxes) for frame, faces in pending]
-            for (frame, faces), (_, _, predictions) in zip(pending, self._landmarks(group, (self.decode,))):
-                prediction = predictions[self.decode]
-                source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
-                if smoother is not None:
-                    prediction = prediction._replace(landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))
-                yield VideoLandmarks(frame.index, frame.time, frame.image, prediction, faces.tracks, faces.sources)
-            pending.clear()
-
-        try:
-            for frame in read_video(path):
-                pending.append((frame, source.boxes(frame.index, frame.image)))
-                if len(pending) >= frames_per_batch or sum(len(f) for _, f in pending) >= self.batch_size:
-                    yield from finish()
-        except VideoReadError:
-            yield from finish()  # a video that breaks off: the frames that decoded come first
-            raise
-        yield from finish()
+        return video_landmarks(path, self.landmarker, source, smoother)
 
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that
@@ -249,73 +215,9 @@ class FaceAlignment:
             faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
             yield item, image, faces
 
-    # The steps below run once for a group of images, so the networks see full batches.
-
     def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
-        """Landmarks of every face of the group's images, a batch of faces at a time: crops,
-        heatmaps and depth inputs exist for one batch only, so memory is bounded by the batch
-        size, not by the number of faces in a photo."""
-        counts = [len(faces) for _, _, faces in group]
-        ends = np.cumsum(counts)
-        starts = ends - counts
-        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
-        for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
-            last = first + self.batch_size
-            crops, frames = [], []
-            for (item, image, faces), start, end in zip(group, starts, ends):
-                if start < last and end > first:  # this image has faces in the batch
-                    part = faces[max(first - start, 0):min(last, end) - start]
-                    try:
-                        image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
-                    except FaceAlignmentError as e:  # a box that cannot be cropped: say in which file
-                        if not isinstance(item, (str, os.PathLike)):
-                            raise
-                        raise type(e)(f"{os.fspath(item)}: {e}") from None
-                    crops.append(image_crops)
-                    frames.append(image_frames)
-            crops = np.concatenate(crops)
-            heatmaps = self._heatmaps(crops)
-            z = self._depth(crops, heatmaps, frames) if self.is_3d else None
-            for method in decodes:
-                points, scores = self._decode(heatmaps, frames, method, z)
-                found[method][0].append(points)
-                found[method][1].append(scores)
-        dims = 3 if self.is_3d else 2
-        per_method = {m: (np.concatenate(p) if p else np.zeros((0, NUM_LANDMARKS, dims)),
-                          np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
-                      for m, (p, s) in found.items()}
-        for (item, image, faces), start, end in zip(group, starts, ends):
-            yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                                for m, (points, scores) in per_method.items()}
-
-    def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
-        """FAN's heatmaps of one batch of crops (plus the mirrored crops', with flip)."""
-        heatmaps = self.fan(crops)
-        if self.flip:
-            heatmaps = heatmaps + unflip_heatmaps(self.fan(flip_crops(crops)))
-        return heatmaps
-
-    def _decode(self, heatmaps: np.ndarray, frames: List[FaceFrames], method: str, z: Optional[np.ndarray]):
-        points_hm, scores = decode(heatmaps, method)
-        integer = self.integer_landmarks and method == "argmax"
-        points, start = [], 0
-        for image_frames in frames:
-            end = start + len(image_frames)
-            points.append(image_frames.to_image(points_hm[start:end], integer=integer))
-            start = end
-        points = np.concatenate(points)
-        if z is not None:
-            points = np.concatenate([points, z[..., None]], axis=2)
-        return points, scores
-
-    def _depth(self, crops: np.ndarray, heatmaps: np.ndarray, frames: List[FaceFrames]) -> np.ndarray:
-        """(N, 68) z of every landmark in image units. ResNetDepth sees what the authors feed
-        it, and what it was trained on: the crop and Gaussians drawn at the authors' argmax
-        points, whichever decoding gives x and y. So z is one answer per face."""
-        points_crop = FaceFrames.to_crop(decode_argmax(heatmaps)[0])
-        z = self.depth(depth_network_input(crops, render_landmark_heatmaps(points_crop)))
-        depth_scale = np.concatenate([f.depth_scale for f in frames])
-        return z.astype(np.float64) * depth_scale[:, None]
+        """Landmarks of every face of a group of images, so the networks see full batches."""
+        return self.landmarker.landmarks(group, decodes)
 
 
 _END = object()

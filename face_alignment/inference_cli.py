@@ -72,7 +72,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
-                       "(schema: face_alignment.video.table) or .json for short clips")
+                       "(schema: face_alignment.landmark_table) or .json for short clips")
     add_tracking_arguments(video)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -51,7 +51,7 @@ def run_video(args, fa, info) -> int:
     from tqdm import tqdm
 
     from .pipeline import draw
-    from .video.table import LandmarkTableWriter
+    from .landmark_table import LandmarkTableWriter
     from .video.writer import AnnotatedVideoWriter
 
     video, output, table = args.test_video, args.output, args.save_landmarks

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from face_alignment.evaluation.matching import box_iou, points_box  # noqa: E402
+from face_alignment.matching import box_iou, points_box  # noqa: E402
 from face_alignment.evaluation.pts import read_pts  # noqa: E402
 from face_alignment.pipeline.detection import FaceDetector  # noqa: E402
 from face_alignment.video.tracking import BoxRelation, box_from_landmarks, relation_of  # noqa: E402

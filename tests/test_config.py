@@ -148,3 +148,21 @@ def test_the_python_api_refuses_a_2d_fan_for_3d_landmarks(fan1_h5, depth_names_h
                                                                        num_modules=1)))
     config = ModelConfig.build(str(fan_3d), depth_names_h5)
     assert config.is_3d and config.depth_model_sha256 == hashlib.sha256(open(depth_names_h5, "rb").read()).hexdigest()
+
+
+def test_the_landmarker_takes_boxes_from_anywhere_and_face_alignment_composes_it(fan1_h5):
+    from face_alignment.landmarker import Landmarker
+
+    config = ModelConfig.build(fan1_h5, backend="nnabla", context="cpu", batch_size=2)
+    landmarker = Landmarker.from_config(config)
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[100:200, 150:250] = 200
+    boxes = np.array([[150.0, 100, 250, 200], [10, 10, 90, 90], [300, 150, 390, 290]])
+    [(item, seen, predictions)] = landmarker.landmarks([("mine", image, boxes)], ("argmax", "centroid"))
+    assert item == "mine" and seen is image and set(predictions) == {"argmax", "centroid"}
+    assert predictions["centroid"].landmarks.shape == (3, 68, 2)
+    np.testing.assert_array_equal(predictions["centroid"].boxes, boxes)
+    fa = FaceAlignment.from_config(config)
+    assert isinstance(fa.landmarker, Landmarker) and fa.fan is fa.landmarker.fan
+    np.testing.assert_allclose(fa.get_landmarks_from_image(image, boxes).landmarks,
+                               predictions["centroid"].landmarks, atol=1e-6)

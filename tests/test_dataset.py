@@ -19,7 +19,7 @@ import pytest
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
-from face_alignment.video.table import read_landmark_table
+from face_alignment.landmark_table import read_landmark_table
 
 PHOTOS = 10
 CLIP_FRAMES = 12

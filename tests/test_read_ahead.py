@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED
 from face_alignment.api import FaceAlignment, _run_ahead
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.evaluation.matching import box_iou, points_box
+from face_alignment.matching import box_iou, points_box
 from face_alignment.evaluation.pts import read_pts
 
 FACES = os.path.join(SHARED, "data", "faces")

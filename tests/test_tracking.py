@@ -10,7 +10,7 @@ import pytest
 
 import moving_faces as mf
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.evaluation.matching import box_iou
+from face_alignment.matching import box_iou
 from face_alignment.evaluation.pts import read_pts
 from face_alignment.pipeline.detection import FaceDetector
 from face_alignment.video.box_sources import DETECTOR, GIVEN, TRACKING, DetectorSource, FrameFaces, GivenBoxes

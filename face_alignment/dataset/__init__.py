@@ -6,7 +6,7 @@ of absolute paths, cut into work units (:mod:`.units`): each video alone, photos
 inputs give the same units and new inputs add units. Each unit is written (:mod:`.job`) as
 
     OUT_DIR/manifest.json               model sha256s, options that change rows, version, counts
-    OUT_DIR/landmarks/part-<id>.parquet the landmark table (face_alignment.video.table's schema)
+    OUT_DIR/landmarks/part-<id>.parquet the landmark table (face_alignment.landmark_table's schema)
     OUT_DIR/errors/part-<id>.parquet    that unit's failed inputs, if any (path, reason, kept_rows)
     OUT_DIR/errors.parquet              every failed input, assembled at the end of each run
 

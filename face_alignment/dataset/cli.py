@@ -74,9 +74,10 @@ def main(argv=None) -> int:
         from .local import run_local
         done = run_local(fa, todo, args.output, video_options(args), progress=not args.no_progress)
     else:
-        del fa
+        config = fa.config
+        del fa  # the workers build their own, from its configuration
         from .ray_engine import run_ray
-        done = run_ray(args, fa.config, todo, args.output, video_options(args))
+        done = run_ray(args, config, todo, args.output, video_options(args))
     errors = job.assemble_errors(args.output, units)
     faces = job.count_faces(args.output, units)
     seconds = time.perf_counter() - started

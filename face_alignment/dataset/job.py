@@ -15,13 +15,11 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..errors import FaceAlignmentError, VideoTruncatedError
 from ..files import TEMP_PREFIX, atomic_write
-from ..video.table import LandmarkTableWriter
+from ..landmark_table import LANDMARKS, MANIFEST, LandmarkTableWriter, shard_name
 from .units import PHOTO
 
 log = logging.getLogger("face_alignment")
 
-MANIFEST = "manifest.json"
-LANDMARKS = "landmarks"
 ERRORS = "errors"
 ERRORS_TABLE = "errors.parquet"
 WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid), for operators
@@ -112,11 +110,11 @@ def write_manifest(out_dir: str, job_settings: Dict, summary: Optional[Dict] = N
 
 
 def shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, LANDMARKS, f"part-{unit_id}.parquet")
+    return os.path.join(out_dir, LANDMARKS, shard_name(unit_id))
 
 
 def errors_shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, ERRORS, f"part-{unit_id}.parquet")
+    return os.path.join(out_dir, ERRORS, shard_name(unit_id))
 
 
 def missing_units(out_dir: str, units: Sequence[Dict]) -> List[Dict]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
-from ..evaluation.matching import MISSED, box_iou, match_faces
+from ..matching import MISSED, box_iou, match_faces
 from .box_sources import DETECTOR, TRACKING, Detect, FrameFaces, check_landmarks
 
 
