@@ -219,7 +219,8 @@ def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratc
     on a face in view: a detection every ``detect_every`` frames, one box per face between."""
     from face_alignment import video_cli
     from face_alignment.api import FaceAlignment
-    from face_alignment.video import reader, table, tracking, writer
+    from face_alignment import landmark_table as table
+    from face_alignment.video import reader, tracking, writer
     from face_alignment.video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 
     watch = Stopwatch()
