@@ -163,7 +163,7 @@ def timed_writers(watch: Stopwatch):
     """The annotated video's and the landmark table's writers, their calls timed as the
     "encoding" and "table" parts of writing, closing included (the encoder's delayed frames,
     the MP4 index, the last row group)."""
-    from face_alignment.video.table import LandmarkTableWriter
+    from face_alignment.landmark_table import LandmarkTableWriter
     from face_alignment.video.writer import AnnotatedVideoWriter
 
     class TimedVideoWriter(AnnotatedVideoWriter):
@@ -199,7 +199,7 @@ def _breakdown(watch: Stopwatch, wall: float) -> Dict[str, float]:
 def _check_outputs(table_path: str, video_path: str, frames: int, faces: int) -> None:
     """A run counts only if its table has a row per face and its video a frame per frame."""
     from face_alignment.video.reader import probe_video
-    from face_alignment.video.table import read_landmark_table
+    from face_alignment.landmark_table import read_landmark_table
 
     rows = read_landmark_table(table_path).num_rows
     written = probe_video(video_path).frame_count
@@ -219,7 +219,8 @@ def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratc
     on a face in view: a detection every ``detect_every`` frames, one box per face between."""
     from face_alignment import video_cli
     from face_alignment.api import FaceAlignment
-    from face_alignment.video import reader, table, tracking, writer
+    from face_alignment import landmark_table as table
+    from face_alignment.video import reader, tracking, writer
     from face_alignment.video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 
     watch = Stopwatch()
@@ -293,7 +294,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
     from face_alignment.pipeline import draw
     from face_alignment.detection import load_detector
     from face_alignment.video.reader import probe_video, read_video
-    from face_alignment.video.table import read_landmark_table
+    from face_alignment.landmark_table import read_landmark_table
 
     watch = Stopwatch()
     VideoWriter, TableWriter = timed_writers(watch)
@@ -354,7 +355,7 @@ def log(message: str) -> None:
 
 def prepare_models(folder: str, num_modules: int) -> Dict:
     """A random authors' FAN checkpoint and our .h5 of it (benchmarks/workers.py), and the
-    ONNX model our backend caches beside the .h5, built now so that no timed process pays
+    ONNX model our backend keeps in the export cache, built now so that no timed process pays
     for the export."""
     import workers
 

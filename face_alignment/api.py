@@ -3,7 +3,7 @@
     fa = FaceAlignment("weights/2DFAN4.h5")
     landmarks, scores, boxes = fa.get_landmarks_from_image("face.jpg")
 
-With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are found with dlib
+With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are found with BlazeFace
 unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
 consecutive images) go through the network in batches.
 """
@@ -12,60 +12,47 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backends import (FP32, ONNXRUNTIME, OPENVINO, default_backend, default_context_name, make_context,
-                       make_network)
+from .backends.registry import backend_spec
 from .boxes import as_boxes
+from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
 from .detection.base import reframe
-from .detection.registry import crop_relation, detector_class
-from .errors import FaceAlignmentError, ImageReadError, VideoReadError
-from .pipeline.crop import FaceFrames, crop_faces
-from .pipeline.decode import DECODE_METHODS, decode, decode_argmax
-from .pipeline.depth_input import depth_input_from_points
-from .pipeline.flip import flip_crops, unflip_heatmaps
+from .detection.registry import crop_relation
+from .errors import FaceAlignmentError, ImageReadError
+from .landmarker import Landmarker, Prediction
+from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import read_image
-from .registry import CROP_AUTHORS, FAN, RESNET_DEPTH
-from .shapes import NUM_LANDMARKS
-from .validation import check_positive_int, check_reference_scale, check_whole_number
 from .video.box_sources import BoxSource
+from .video.landmarks import VideoLandmarks, video_landmarks
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, TrackSmoother
 from .video.tracking import DEFAULT_DETECT_EVERY, FaceTracker
-from .weights import open_weights
 
 log = logging.getLogger(__name__)
-
-
-class VideoLandmarks(NamedTuple):
-    """The faces of one video frame: its ``index`` and presentation ``time`` (seconds), the
-    upright RGB ``image``, the ``prediction``, and for each face its ``tracks`` id (-1 when
-    untracked) and ``sources`` ("detector", "tracking" or "given": where its box came from)."""
-
-    index: int
-    time: float
-    image: np.ndarray
-    prediction: "Prediction"
-    tracks: np.ndarray
-    sources: Tuple[str, ...]
-
-
-class Prediction(NamedTuple):
-    """The faces of one image. Coordinates are in the image's pixels (the centre of the
-    top-left pixel is (0, 0), as in face-alignment); z is in the same unit."""
-
-    landmarks: np.ndarray  # (N, 68, 2) or (N, 68, 3) float64
-    scores: np.ndarray  # (N, 68) heatmap peak values
-    boxes: np.ndarray  # (N, 4) [left, top, right, bottom]
 
 
 ImageInput = Union[str, np.ndarray]
 
 
+def _landmarker_attribute(name: str) -> property:
+    def get(self):
+        return getattr(self.landmarker, name)
+
+    def set(self, value):
+        setattr(self.landmarker, name, value)
+
+    return property(get, set, doc=f"the landmarker's ``{name}``")
+
+
 class FaceAlignment:
     """FAN (and, for 3D, ResNetDepth) with a face detector, ready to landmark images.
+
+    Built from weight files and keywords, ``FaceAlignment(model, depth_model, **options)``, or
+    from a :class:`~face_alignment.config.ModelConfig`, ``FaceAlignment.from_config(config)``
+    (``config.to_json()`` and ``ModelConfig.from_json`` carry one to another process).
 
     ``model`` / ``depth_model``: NNabla ``.h5`` files (converted or published). ``decode``:
     "centroid" (default: sub-pixel, from ibug's training code) or "argmax" (the authors');
@@ -81,77 +68,67 @@ class FaceAlignment:
     same face (by their ``box_relation``s), the crop the model is used with here; False feeds
     them to the crop as they are, as face-alignment does. Given boxes are never mapped.
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
-    except with ``backend="onnxruntime"``, which runs on the CPU).
-    ``backend``: "onnxruntime" or "nnabla" (default: the fastest installed; ONNX Runtime runs
-    on the CPU and caches its model beside the weight file on first use).
+    except with a backend that runs only on the CPU, such as "onnxruntime").
+    ``backend``: a name of ``face_alignment.backends.BACKENDS`` ("onnxruntime", "nnabla") or a
+    "package.module:Class" (default: the fastest installed; ONNX Runtime runs on the CPU and
+    exports its model once into the export cache, ``cache_dir`` or
+    ``$FACE_ALIGNMENT_HOME/exports``). ``precision``: "fp32" (default), or what the backend offers.
     ``max_pixels``: image files with more pixels are refused before decoding (default:
-    ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels).
+    ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels). The other keywords are those of
+    :func:`face_alignment.config.build_config`.
     """
 
-    def __init__(self, model: str, depth_model: Optional[str] = None, *, arch: Optional[str] = None,
-                 network_size: Optional[int] = None, decode: Optional[str] = None, flip: bool = False,
-                 integer_landmarks: bool = False, detector=None, detector_model: Optional[str] = None,
-                 detector_threshold: Optional[float] = None, cnn_detector_model: Optional[str] = None,
-                 detector_max_side: Optional[int] = None, calibrate_boxes: bool = True,
-                 context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
-                 reference_scale: float = 195.0, batch_size: int = 8, backend: Optional[str] = None,
-                 max_pixels: Optional[int] = None, precision: str = "fp32"):
-        for name, path in (("model", model), ("depth_model", depth_model)):
-            if not (isinstance(path, (str, os.PathLike)) or (path is None and name == "depth_model")):
-                raise FaceAlignmentError(f"{name}: got {path!r}; expected the path of an NNabla .h5 weight file")
-        check_positive_int("batch_size", batch_size)
-        check_whole_number("device_id", device_id, 0)
-        for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
-            if count is not None:
-                check_positive_int(name, count)
-        if isinstance(detector, str):
-            detector_class(detector)  # an unknown name is refused now, not at the first detection
-        if detector_model is not None and cnn_detector_model is not None:
-            raise FaceAlignmentError("detector_model and cnn_detector_model name the same file; give one")
-        # Below fp32, FAN runs on OpenVINO (see backends/openvino_net.py and the accuracy gate).
-        if backend is None and precision != FP32:
-            backend = OPENVINO
-        # ONNX Runtime and OpenVINO run on the CPU here: asking for one picks the context it can use.
-        context = context or ("cpu" if backend in (ONNXRUNTIME, OPENVINO) else default_context_name())
-        self.context = make_context(context, device_id, type_config)
-        self.backend = backend or default_backend(context)
-        # Both files are checked to hold the right networks, and the options below, before any
-        # weight is read or any model exported: such a mistake costs no wait.
-        fan_weights = open_weights(model, kind=FAN, num_modules=network_size, arch=arch)
-        depth_weights = None if depth_model is None else open_weights(depth_model, kind=RESNET_DEPTH)
-        self.arch = fan_weights.arch
-        self.decode = decode or self.arch.decode
-        if self.decode not in DECODE_METHODS:
-            raise FaceAlignmentError(f"decode {self.decode!r}: expected one of {', '.join(DECODE_METHODS)}")
-        if integer_landmarks and (self.decode != "argmax" or self.arch.crop != CROP_AUTHORS):
-            raise FaceAlignmentError("integer landmarks are the authors' rounding: they need decode='argmax' "
-                                     f"and the authors' crop ({self.arch.name} uses {self.arch.crop!r})")
-        self.flip = flip
-        self.integer_landmarks = integer_landmarks
-        self.reference_scale = check_reference_scale(reference_scale)
-        self.batch_size = int(batch_size)
-        self.max_pixels = max_pixels
-        self.precision = precision
-        self.fan = make_network(fan_weights, self.backend, self.context, precision)
-        # The gate calibrates FAN alone: under int8, ResNetDepth runs in fp32.
-        depth_precision = FP32 if precision == "int8" else precision
-        self.depth = None if depth_weights is None else make_network(depth_weights, self.backend, self.context,
-                                                                    depth_precision)
-        # nnabla-examples' --cnn-face-detection-model alone means: detect with dlib's CNN.
-        self._detector_choice = "cnn" if detector is None and cnn_detector_model is not None else detector
-        self._detector_options = dict(context=context, weights=detector_model or cnn_detector_model,
-                                      threshold=detector_threshold, max_side=detector_max_side)
+    def __init__(self, model: Optional[str] = None, depth_model: Optional[str] = None, *,
+                 config: Optional[ModelConfig] = None, cache_dir: Optional[str] = None, detector=None, **options):
+        # A detector object (or callable) is used as it is; the configuration records its class.
+        detector_object = None if detector is None or isinstance(detector, str) else detector
+        if config is None:
+            named = detector if detector_object is None else _reference_of(detector_object)
+            config, fan_weights, depth_weights = build_config(model, depth_model, detector=named, **options)
+        elif not isinstance(config, ModelConfig):
+            raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
+        elif model is not None or depth_model is not None or options or detector is not None:
+            raise FaceAlignmentError("config: given with weight files or options; pass one or the other")
+        else:
+            fan_weights, depth_weights = open_config_weights(config)
+        self.config = config
+        self.cache_dir = cache_dir
+        self.context = config.context
+        self.backend = config.backend
+        self.precision = config.precision
+        self.max_pixels = config.max_pixels
+        # Image and boxes to landmarks; this object adds detection, reading and batching.
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
+        self._detector_choice = detector_object if detector_object is not None else config.detector
+        self._detector_options = dict(context=config.context, weights=config.detector_model,
+                                      threshold=config.detector_threshold, max_side=config.detector_max_side)
         self._detector = None
-        self.calibrate_boxes = bool(calibrate_boxes)
+        self.calibrate_boxes = config.calibrate_boxes
         self._detector_lock = threading.Lock()
-        # With ONNX Runtime, which lets go of Python's GIL while it runs, images are read and
-        # their faces detected in a worker thread, up to a batch ahead, while the current batch
-        # is inferred: about 10 % faster over 24 photos with HOG detection here. With NNabla
-        # (measured on its CPU context) it gained nothing: 21.3 s either way over 6 photos.
-        # OpenVINO lets go of the GIL as ONNX Runtime does.
-        self._read_ahead = self.batch_size if self.backend in (ONNXRUNTIME, OPENVINO) else 0
+        # With a backend that lets go of Python's GIL while it runs (ONNX Runtime, OpenVINO),
+        # images are read and their faces detected in a worker thread, up to a batch ahead,
+        # while the current batch is inferred: about 10 % faster over 24 photos with HOG
+        # detection here. With NNabla (measured on its CPU context) it gained nothing: 21.3 s
+        # either way over 6 photos.
+        self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
-                 self.backend, context, self.decode, ", flip" if flip else "")
+                 self.backend, self.context, self.decode, ", flip" if self.flip else "")
+
+    # What the landmarker does with faces, read (and, to wrap a network, set) through this object.
+    fan = _landmarker_attribute("fan")
+    depth = _landmarker_attribute("depth")
+    arch = _landmarker_attribute("arch")
+    decode = _landmarker_attribute("decode")
+    flip = _landmarker_attribute("flip")
+    integer_landmarks = _landmarker_attribute("integer_landmarks")
+    reference_scale = _landmarker_attribute("reference_scale")
+    batch_size = _landmarker_attribute("batch_size")
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
+        """The FaceAlignment ``config`` describes; its weight files must still hold what it
+        was made with (their sha256). ``cache_dir``: where exported models are kept."""
+        return cls(config=config, cache_dir=cache_dir)
 
     @property
     def is_3d(self) -> bool:
@@ -210,32 +187,9 @@ class FaceAlignment:
         The faces of a frame share network batches. So do those of consecutive frames, up to
         ``batch_size`` faces and frames, when the boxes do not depend on earlier landmarks
         (any source but a FaceTracker): a tracked frame's boxes need its predecessor's."""
-        from .video.reader import read_video  # PyAV, imported only for videos
-
         source = boxes if boxes is not None else self.face_tracker(detect_every)
         smoother = TrackSmoother(smooth_min_cutoff, smooth_beta) if smooth else None
-        frames_per_batch = 1 if isinstance(source, FaceTracker) else self.batch_size
-        pending: list = []  # (VideoFrame, FrameFaces) waiting for their batch
-
-        def finish():
-            group = [(frame, frame.image, faces.boxes) for frame, faces in pending]
-            for (frame, faces), (_, _, predictions) in zip(pending, self._landmarks(group, (self.decode,))):
-                prediction = predictions[self.decode]
-                source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
-                if smoother is not None:
-                    prediction = prediction._replace(landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))
-                yield VideoLandmarks(frame.index, frame.time, frame.image, prediction, faces.tracks, faces.sources)
-            pending.clear()
-
-        try:
-            for frame in read_video(path):
-                pending.append((frame, source.boxes(frame.index, frame.image)))
-                if len(pending) >= frames_per_batch or sum(len(f) for _, f in pending) >= self.batch_size:
-                    yield from finish()
-        except VideoReadError:
-            yield from finish()  # a video that breaks off: the frames that decoded come first
-            raise
-        yield from finish()
+        return video_landmarks(path, self.landmarker, source, smoother)
 
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that
@@ -304,76 +258,16 @@ class FaceAlignment:
             faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
             yield item, image, faces
 
-    # The steps below run once for a group of images, so the networks see full batches.
-
     def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
-        """Landmarks of every face of the group's images, a batch of faces at a time: crops,
-        heatmaps and depth inputs exist for one batch only, so memory is bounded by the batch
-        size, not by the number of faces in a photo."""
-        counts = [len(faces) for _, _, faces in group]
-        ends = np.cumsum(counts)
-        starts = ends - counts
-        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
-        for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
-            last = first + self.batch_size
-            crops, frames = [], []
-            for (item, image, faces), start, end in zip(group, starts, ends):
-                if start < last and end > first and end > start:  # this image has faces in the batch
-                    part = faces[max(first - start, 0):min(last, end) - start]
-                    try:
-                        image_crops, image_frames = crop_faces(image, part, self.arch.crop, self.reference_scale)
-                    except FaceAlignmentError as e:  # a box that cannot be cropped: say in which file
-                        if not isinstance(item, (str, os.PathLike)):
-                            raise
-                        raise type(e)(f"{os.fspath(item)}: {e}") from None
-                    crops.append(image_crops)
-                    frames.append(image_frames)
-            crops = np.concatenate(crops)
-            heatmaps = self._heatmaps(crops)
-            z = self._depth(crops, heatmaps, frames) if self.is_3d else None
-            for method in decodes:
-                points, scores = self._decode(heatmaps, frames, method, z)
-                found[method][0].append(points)
-                found[method][1].append(scores)
-        dims = 3 if self.is_3d else 2
-        per_method = {m: (np.concatenate(p) if p else np.zeros((0, NUM_LANDMARKS, dims)),
-                          np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
-                      for m, (p, s) in found.items()}
-        for (item, image, faces), start, end in zip(group, starts, ends):
-            if isinstance(image, ImageReadError):  # a file _faces could not read, in its place
+        """Landmarks of every face of a group of images, so the networks see full batches; a
+        file that could not be read (with ``keep_going``) keeps its place, as its error."""
+        readable = [entry for entry in group if not isinstance(entry[1], ImageReadError)]
+        found = self.landmarker.landmarks(readable, decodes)
+        for item, image, _ in group:
+            if isinstance(image, ImageReadError):
                 yield item, None, image
-                continue
-            yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                                for m, (points, scores) in per_method.items()}
-
-    def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
-        """FAN's heatmaps of one batch of crops (plus the mirrored crops', with flip)."""
-        heatmaps = self.fan(crops)
-        if self.flip:
-            heatmaps = heatmaps + unflip_heatmaps(self.fan(flip_crops(crops)))
-        return heatmaps
-
-    def _decode(self, heatmaps: np.ndarray, frames: List[FaceFrames], method: str, z: Optional[np.ndarray]):
-        points_hm, scores = decode(heatmaps, method)
-        integer = self.integer_landmarks and method == "argmax"
-        points, start = [], 0
-        for image_frames in frames:
-            end = start + len(image_frames)
-            points.append(image_frames.to_image(points_hm[start:end], integer=integer))
-            start = end
-        points = np.concatenate(points)
-        if z is not None:
-            points = np.concatenate([points, z[..., None]], axis=2)
-        return points, scores
-
-    def _depth(self, crops: np.ndarray, heatmaps: np.ndarray, frames: List[FaceFrames]) -> np.ndarray:
-        """(N, 68) z of every landmark in image units. ResNetDepth sees what the authors feed
-        it, and what it was trained on: the crop and Gaussians drawn at the authors' argmax
-        points, whichever decoding gives x and y. So z is one answer per face."""
-        points_crop = FaceFrames.to_crop(decode_argmax(heatmaps)[0])
-        z = self.depth(depth_input_from_points(crops, points_crop))
-        depth_scale = np.concatenate([f.depth_scale for f in frames])
-        return z.astype(np.float64) * depth_scale[:, None]
+            else:
+                yield next(found)
 
 
 _END = object()
@@ -399,6 +293,13 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
+
+
+def _reference_of(detector) -> str:
+    """What a configuration records of a detector given as an object: its class (or, for a
+    function, the function) as "module:name"."""
+    named = detector if callable(detector) and hasattr(detector, "__qualname__") else type(detector)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 def _as_image_collection(images) -> Iterable[ImageInput]:

@@ -31,7 +31,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cli_support import ArgumentParser, add_detector_arguments, command_line, inputs_failed, positive_int, reason
+from .cli_support import ArgumentParser, command_line, inputs_failed, reason
+from .config import MODEL_FILE_FLAGS, add_model_arguments, config_from_args
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path, checked_extension
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
@@ -39,9 +40,10 @@ from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_r
 from .evaluation.ground_truth import GroundTruth
 from .evaluation.metrics import FACE_SIZE, checked_threshold
 from .evaluation.plot import PLOT_EXTENSIONS, check_plot_size
-from .pipeline.image import MAX_IMAGE_PIXELS
+from .pipeline.decode import DECODE_METHODS
 
 log = logging.getLogger("face_alignment")
+DECODE_BOTH = DECODE_METHODS + ("both",)
 
 
 def _plot_size(text: str) -> Tuple[int, int]:
@@ -67,17 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders of python -m face_alignment.dataset (their photos)")
     source.add_argument("--model", metavar="FAN.h5", help="run this model on the annotated images")
     model = parser.add_argument_group("with --model")
-    model.add_argument("--decode", choices=("argmax", "centroid", "both"), default="centroid",
-                       help="heatmap decoding; both: score each on the same heatmaps (default: %(default)s)")
     model.add_argument("--gt-boxes", action="store_true",
                        help="crop around the annotated points instead of detecting faces")
-    add_detector_arguments(model)
-    model.add_argument("--cnn-face-detection-model", dest="cnn_model", help="dlib's mmod_human_face_detector.dat")
-    model.add_argument("--arch", help="architecture, for .h5 files that do not record it")
-    model.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    model.add_argument("--max-pixels", type=positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
-                       help="refuse images of more pixels than this, told by their header before "
-                            "decoding (default: %(default)s)")
+    # The model flags every command shares; --decode also takes "both": each scored on the same heatmaps.
+    add_model_arguments(model, exclude=MODEL_FILE_FLAGS, decode_choices=DECODE_BOTH)
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="name of each predictions file in the report and the chart legend, "
                              "repeated once per file (default: the file's stem)")
@@ -113,7 +108,9 @@ def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
     from .document import image_record
     from .evaluation import points_box
 
-    methods = ("argmax", "centroid") if args.decode == "both" else (args.decode,)
+    # The configuration first (the files' headers only): the decoding it resolves names the labels.
+    config = config_from_args(args, args.model, decode=None if args.decode == "both" else args.decode)
+    methods = ("argmax", "centroid") if args.decode == "both" else (config.decode,)
     if args.label and len(args.label) != len(methods):
         raise FaceAlignmentError(f"--label given {len(args.label)} times for {len(methods)} decoding(s)")
     labels = args.label or [f"{os.path.splitext(os.path.basename(args.model))[0]} {m}" for m in methods]
@@ -121,10 +118,7 @@ def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
     for image in images:
         check_utf8_path(image.path)
     boxes = [points_box(np.stack(image.faces)) for image in images] if args.gt_boxes else None
-    fa = FaceAlignment(args.model, arch=args.arch, flip=args.flip, detector=args.detector,
-                       detector_model=args.detector_model, detector_threshold=args.detector_threshold,
-                       calibrate_boxes=not args.raw_detector_boxes,
-                       cnn_detector_model=args.cnn_model, max_pixels=args.max_pixels)
+    fa = FaceAlignment.from_config(config, cache_dir=args.cache_dir)
     records, failures = {m: [] for m in methods}, []
     # An image that cannot be read (cut short, damaged) is named and left out of the scores;
     # the others are scored, and the exit status says that not all were.
@@ -156,8 +150,9 @@ def _check_plot_path(args: argparse.Namespace, ground_truth) -> None:
     replace one of the files read (a predictions file, the model, an annotated image or a
     .pts file)."""
     inputs = [("--predictions", p) for p in args.predictions or ()]
-    inputs += [(flag, p) for flag, p in (("--model", args.model), ("--cnn-face-detection-model", args.cnn_model),
-                                                      ("--detector-model", args.detector_model)) if p]
+    inputs += [(flag, p) for flag, p in (("--model", args.model),
+                                         ("--cnn-face-detection-model", args.cnn_detector_model),
+                                         ("--detector-model", args.detector_model)) if p]
     for image in ground_truth.values():
         inputs += [("the ground-truth image", image.path)] + [("the annotation", p) for p in image.annotation_paths]
     inputs += [("the annotation", path) for path, _ in ground_truth.unevaluated]

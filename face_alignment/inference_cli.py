@@ -4,7 +4,6 @@ Keeps every flag of nnabla-examples' script with its meaning, and adds what user
 PyTorch face-alignment package expect: several images or folders, JSON output, given boxes,
 a choice of decoding, flip augmentation and detector.
 """
-import argparse
 import contextlib
 import json
 import logging
@@ -15,18 +14,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .backends import BACKENDS, CONTEXTS, PRECISIONS, TYPE_CONFIGS, default_context_name
 from .boxes import as_boxes
-from .cli_support import (ArgumentParser, add_detector_arguments, command_line, inputs_failed, non_negative_int,
-                          positive_int, reason, some_names)
+from .cli_support import ArgumentParser, command_line, inputs_failed, positive_int, reason, some_names
+from .config import add_model_arguments, config_from_args
 from .errors import FaceAlignmentError, WeightsNotFoundError
 from .files import check_outputs, check_utf8_path
-from .pipeline import image as image_module
-from .pipeline.decode import DECODE_METHODS
-from .registry import MODULE_COUNTS
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from .video.tracking import DEFAULT_DETECT_EVERY
-from .validation import check_reference_scale
 from .writers import Faces, open_writer
 
 log = logging.getLogger("face_alignment")
@@ -43,57 +37,6 @@ BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
 # A --boxes file larger than this is refused unread: a million images' boxes take about 60 MB,
 # and parsing JSON costs several times its size in memory.
 MAX_BOXES_BYTES = 256 * 2**20
-
-
-def _reference_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = text
-    try:
-        return check_reference_scale(value)
-    except FaceAlignmentError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that say which model runs and how (weights, 3D, backend, context, detector,
-    decoding, flip, batch size, image size limit): shared with ``python -m face_alignment.dataset``,
-    and turned into a FaceAlignment by :func:`face_alignment`."""
-    p.add_argument("--model", "-m", help="FAN weights (.h5); default: 2DFAN4_NNabla_model.h5 here, or "
-                   "weights/2DFAN4.h5 (3DFAN4 with --landmarks-type-3D)")
-    p.add_argument("--landmarks-type-3D", action="store_true", dest="landmarks_3d",
-                   help="3D landmarks: a 3D-FAN --model and a --resnet-depth-model")
-    p.add_argument("--resnet-depth-model", help="ResNetDepth weights (.h5) for 3D; default: "
-                   "Resnet_Depth_NNabla_model.h5 here, or weights/depth.h5")
-    p.add_argument("--network-size", type=int, choices=MODULE_COUNTS,
-                   help="hourglass modules; default: what the weight file holds")
-    p.add_argument("--arch", help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")
-    p.add_argument("--reference-scale", type=_reference_scale, default=195.0,
-                   help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")
-    p.add_argument("--context", "-c", choices=CONTEXTS,
-                   help=f"nnabla context (default: {default_context_name()}, or cpu with --backend onnxruntime; "
-                   "cudnn needs nnabla-ext-cuda)")
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="where the networks run (default: the fastest installed, onnxruntime before nnabla; "
-                   "onnxruntime is CPU-only and exports its model beside the weights on first use)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="FAN's arithmetic: fp32 (default), or bf16 / int8 on backend openvino (int8 needs a model "
-                   "that python -m face_alignment.precision wrote after measuring it on your images)")
-    p.add_argument("--device-id", "-d", type=non_negative_int, default=0, help="GPU id for cudnn (default: %(default)s)")
-    p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float",
-                   help="computation type (default: %(default)s)")
-    p.add_argument("--cnn-face-detection-model", "--cnn-face-detction-model", dest="cnn_model",
-                   help="dlib's mmod_human_face_detector.dat (default: looked for here and in weights/)")
-    add_detector_arguments(p)
-    p.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decoding (default: centroid)")
-    p.add_argument("--integer-landmarks", action="store_true",
-                   help="with --decode argmax: truncate to integers exactly as the authors' code")
-    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="faces per forward pass (default: %(default)s)")
-    p.add_argument("--max-pixels", type=positive_int, default=image_module.MAX_IMAGE_PIXELS, metavar="N",
-                   help="refuse images of more pixels than this, told by their header before decoding "
-                   "(default: %(default)s)")
 
 
 def add_tracking_arguments(group) -> None:
@@ -137,7 +80,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--caption", help="text banner on drawn pictures (e.g. to say the weights are random)")
     video = p.add_argument_group("video (with --test-video)")
     video.add_argument("--save-landmarks", metavar="PATH", help="one row per face per frame: .parquet "
-                       "(schema: face_alignment.video.table) or .json for short clips")
+                       "(schema: face_alignment.landmark_table) or .json for short clips")
     add_tracking_arguments(video)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -247,28 +190,6 @@ def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
     raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
 
 
-def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
-    """Refuse a FAN named as a 2D one (by --arch, by what the file records or by its name)
-    for 3D landmarks: ResNetDepth's z would be paired with the wrong points. A FAN that
-    nothing names (nnabla-examples' files record nothing) is taken as the user says."""
-    if resolved.landmarks != "2D":
-        return
-    from .registry import weights_for_file
-    from .weights.h5 import read_h5_names
-    from .weights.loading import ATTR_ARCH
-
-    if arch:
-        said_by = "as --arch says"
-    elif ATTR_ARCH in read_h5_names(model)[1]:
-        said_by = "as the file records"
-    elif weights_for_file(os.path.basename(model)) is not None:
-        said_by = "as its name says; pass --arch if it is not"
-    else:
-        return
-    raise FaceAlignmentError(f"{model}: holds {resolved.name}, a 2D-FAN ({said_by}); --landmarks-type-3D needs "
-                             f"a 3D-FAN such as 3DFAN4")
-
-
 PICTURE_SUFFIX = "_landmarks.png"
 PTS_SUFFIX = ".pts"
 PICTURE_NAMES = (
@@ -371,7 +292,7 @@ def main(argv=None):
         draw.check_image_path(output)
     inputs = [("--test-image", p) for p in images] + [
         (flag, p) for flag, p in (("--boxes", args.boxes), ("--model", model), ("--resnet-depth-model", depth),
-                                  ("--cnn-face-detection-model", args.cnn_model),
+                                  ("--cnn-face-detection-model", args.cnn_detector_model),
                                   ("--detector-model", args.detector_model)) if p]
     outputs = [(f"--output picture of {image}" if into_folder else "--output", picture)
                for image, picture in zip(images, pictures) if picture]
@@ -444,7 +365,7 @@ def _video(args) -> int:
     model = find_model(args.model, "3D" if args.landmarks_3d else "2D")
     depth = find_model(args.resnet_depth_model, "depth") if args.landmarks_3d else None
     inputs = [(flag, p) for flag, p in (("--model", model), ("--resnet-depth-model", depth),
-                                        ("--cnn-face-detection-model", args.cnn_model),
+                                        ("--cnn-face-detection-model", args.cnn_detector_model),
                                   ("--detector-model", args.detector_model)) if p]
     info = check_video_outputs(args, inputs)
     return run_video(args, face_alignment(args, model, depth), info)
@@ -454,14 +375,6 @@ def face_alignment(args, model: str, depth: Optional[str]):
     """The FaceAlignment the flags ask for."""
     from .api import FaceAlignment
 
-    fa = FaceAlignment(model, depth, arch=args.arch, network_size=args.network_size, decode=args.decode,
-                       flip=args.flip, integer_landmarks=args.integer_landmarks, detector=args.detector,
-                       detector_model=args.detector_model, detector_threshold=args.detector_threshold,
-                       calibrate_boxes=not args.raw_detector_boxes,
-                       cnn_detector_model=args.cnn_model, context=args.context, device_id=args.device_id,
-                       type_config=args.type_config, reference_scale=args.reference_scale,
-                       batch_size=args.batch_size, backend=args.backend, max_pixels=args.max_pixels,
-                       precision=args.precision)
-    if args.landmarks_3d:
-        check_3d_fan(model, args.arch, fa.arch)
-    return fa
+    # Built from the flags (the rules, "a 3D model needs a 3D FAN" among them, are the
+    # configuration's, so the API keeps them too), then run.
+    return FaceAlignment.from_config(config_from_args(args, model, depth), cache_dir=args.cache_dir)

@@ -127,7 +127,7 @@ class LandmarkTable(Writer):
     extensions = (".parquet", ".pq", ".json")
 
     def __init__(self, path: str, dims: int = 2, force: bool = True, **options):
-        from .video.table import LandmarkTableWriter
+        from .landmark_table import LandmarkTableWriter
 
         super().__init__(path, dims, force)
         self._table = LandmarkTableWriter(path, dims=dims, force=force, **options)

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from face_alignment.evaluation.matching import box_iou, points_box  # noqa: E402
+from face_alignment.matching import box_iou, points_box  # noqa: E402
 from face_alignment.evaluation.pts import read_pts  # noqa: E402
 from face_alignment.detection import BoxRelation, Detector, load_detector  # noqa: E402
 from face_alignment.detection.dlib_detectors import HogDetector  # noqa: E402

@@ -1,6 +1,10 @@
+import atexit
+import glob
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +16,17 @@ SHARED = os.path.join(ROOT, "..", "shared")
 # the CPU say so.
 CPU = ("--context", "cpu")
 sys.path.insert(0, TESTS)
+
+# What the package keeps for a user (exported models, converted weights) goes to a folder of
+# this test session's, removed at its end, not to the user's ~/.cache; the command lines the
+# tests start inherit it. The detectors' models that scripts/setup.sh converted into the
+# user's folder are linked into it: the default detector needs them.
+_USER_HOME = os.environ.get("FACE_ALIGNMENT_HOME") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                                    "face_alignment")
+os.environ["FACE_ALIGNMENT_HOME"] = tempfile.mkdtemp(prefix="fa-test-home-")
+atexit.register(shutil.rmtree, os.environ["FACE_ALIGNMENT_HOME"], True)
+for _model in glob.glob(os.path.join(glob.escape(_USER_HOME), "blazeface_*.h5")):
+    os.symlink(_model, os.path.join(os.environ["FACE_ALIGNMENT_HOME"], os.path.basename(_model)))
 
 
 def run_tool(script, *args, cwd=ROOT, env=None):

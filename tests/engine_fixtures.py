@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from face_alignment.backends import NNablaNetwork
+from face_alignment.backends import NNablaNetwork, onnx_cache
 from face_alignment.registry import FAN, Architecture
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
@@ -20,8 +20,10 @@ def fan1_params():
 
 @pytest.fixture
 def fan1_h5(fan1_params, tmp_path, monkeypatch):
-    """A FAN-1 weight file in its own folder, and a user cache folder that is empty."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    """A FAN-1 weight file in its own folder, and a FACE_ALIGNMENT_HOME (export cache) that is
+    empty and unbounded."""
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(onnx_cache.SIZE_VARIABLE, raising=False)
     folder = tmp_path / "weights"
     folder.mkdir()
     path = folder / "fan1.h5"

@@ -18,7 +18,7 @@ import cv2
 import dlib
 import numpy as np
 
-from face_alignment.evaluation.matching import points_box
+from face_alignment.matching import points_box
 from face_alignment.evaluation.pts import read_pts
 from face_alignment.shapes import NUM_LANDMARKS
 

@@ -228,10 +228,11 @@ def test_onnxruntime_backend_matches_tflite(model_dir, monkeypatch):
         assert_close_relative(raw_boxes[i:i + 1], ref_boxes, 1e-4)
         assert_close_relative(logits[i:i + 1], ref_logits, 1e-4)
 
-    # Exported once: the next detector reads the model cached beside the weights.
-    cached = [name for name in os.listdir(model_dir) if name.startswith("face_detection_full_range.")
-              and name.endswith(".onnx")]
-    assert len(cached) == 1
+    # Exported once, into the export cache (nothing beside the weights): the next detector reads it.
+    assert not [name for name in os.listdir(model_dir) if name.endswith(".onnx")]
+    cached = detector._network.model_path
+    assert os.path.isfile(cached) and os.path.dirname(cached) == os.path.join(os.environ["FACE_ALIGNMENT_HOME"],
+                                                                              "exports")
     monkeypatch.setattr(blazeface_backends, "onnx_model", None)  # would fail if called
     again = BlazeFaceDetector(path, backend="onnxruntime")
     np.testing.assert_array_equal(again.raw_outputs(squares)[0], raw_boxes)

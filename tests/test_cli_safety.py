@@ -433,7 +433,7 @@ def test_a_2d_fan_is_refused_for_3d_landmarks(tmp_path, fans_3d, boxes, model, f
     result = run_tool(TOOL, "--landmarks-type-3D", "-m", fans_3d / model, "--resnet-depth-model", fans_3d / "depth.h5",
                       "--test-image", EINSTEIN, "--boxes", boxes, "--save-json", tmp_path / "r.json",
                       "--output", tmp_path / "r.png", *NNABLA_CPU)
-    assert_one_line_error(result, str(fans_3d / model), *fragments, "--landmarks-type-3D needs a 3D-FAN")
+    assert_one_line_error(result, str(fans_3d / model), *fragments, "need a 3D-FAN")
     assert os.listdir(tmp_path) == ["boxes.json"]
 
 

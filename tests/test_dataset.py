@@ -19,7 +19,7 @@ import pytest
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
-from face_alignment.video.table import read_landmark_table
+from face_alignment.landmark_table import read_landmark_table
 
 PHOTOS = 10
 CLIP_FRAMES = 12
@@ -137,7 +137,7 @@ def test_rows_equal_face_alignment_run_directly_and_bad_files_are_listed(dataset
     for name in os.listdir(os.path.join(out, "landmarks")):
         read_landmark_table(os.path.join(out, "landmarks", name))
     manifest = json.load(open(os.path.join(out, "manifest.json")))
-    assert manifest["settings"]["model_sha256"] == hashlib.sha256(open(fan1_h5, "rb").read()).hexdigest()
+    assert manifest["settings"]["config"]["model_sha256"] == hashlib.sha256(open(fan1_h5, "rb").read()).hexdigest()
     assert manifest["complete"] and manifest["summary"]["errors"] == 2
     assert manifest["summary"]["items"] == PHOTOS + 3
     assert "2 errors" in result.stderr.splitlines()[-1]
@@ -205,8 +205,43 @@ def test_a_changed_model_or_option_is_refused_and_force_starts_over(dataset, fan
     result = run_dataset("--input", photo, "--output", out, "--model", other, "--force")
     assert result.returncode == 0, result.stderr
     assert "in 1 units" in result.stderr
-    assert json.load(open(os.path.join(out, "manifest.json")))["settings"]["model_sha256"] == \
+    assert json.load(open(os.path.join(out, "manifest.json")))["settings"]["config"]["model_sha256"] == \
         hashlib.sha256(open(other, "rb").read()).hexdigest()
+
+
+def test_defaults_spelled_out_are_the_same_settings_and_a_real_change_is_named(dataset, fan1_h5, tmp_path):
+    out = str(tmp_path / "out")
+    photo = dataset["photos"][0]
+    assert run_dataset("--input", photo, "--output", out, "--model", fan1_h5).returncode == 0
+
+    def shards():
+        folder = os.path.join(out, "landmarks")
+        return {n: os.stat(os.path.join(folder, n)).st_mtime_ns for n in os.listdir(folder)}
+
+    before = shards()
+    # The defaults --help states, spelled out (the backend is onnxruntime here: see
+    # test_onnx_backend's test of what is installed). The finished unit is kept, not redone.
+    spelled_out = ("--decode", "centroid", "--detector", "hog", "--backend", "onnxruntime", "--precision", "fp32",
+                   "--reference-scale", "195", "--batch-size", "8", "--max-pixels", "150000000",
+                   "--type-config", "float", "--network-size", "1", "--arch", "FAN1")
+    for options in (("--decode", "centroid"), ("--detector", "hog"), spelled_out):
+        result = run_dataset("--input", photo, "--output", out, "--model", fan1_h5, *options)
+        assert result.returncode == 0, (options, result.stderr)
+        assert shards() == before, options
+        assert json.load(open(os.path.join(out, "manifest.json")))["complete"]
+    # The same weights under another name are the same model.
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(open(fan1_h5, "rb").read())
+    assert run_dataset("--input", photo, "--output", out, "--model", copy).returncode == 0 and shards() == before
+    # A real change is refused, naming the option and both values.
+    manifest = open(os.path.join(out, "manifest.json")).read()
+    assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--decode", "argmax"),
+                          "decode 'centroid' -> 'argmax'")
+    assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--backend", "nnabla"),
+                          "backend 'onnxruntime' -> 'nnabla'")
+    assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--detect-every", "3"),
+                          "detect_every")
+    assert open(os.path.join(out, "manifest.json")).read() == manifest and shards() == before
 
 
 def test_a_list_of_paths_with_a_missing_file_lists_it_in_errors(dataset, fan1_h5, tmp_path):

@@ -249,7 +249,7 @@ def test_a_full_disk_or_no_memory_stops_the_job_and_leaves_the_unit_to_do(runner
     file; the video is not recorded as failed, and a re-run does it."""
     import functools
 
-    import face_alignment.video.table as table
+    import face_alignment.landmark_table as table
 
     data = tmp_path / "data"
     data.mkdir()

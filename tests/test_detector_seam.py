@@ -17,7 +17,7 @@ from face_alignment.detection import DETECTORS, BoxRelation, load_detector
 from face_alignment.detection.base import reframe
 from face_alignment.detection.dlib_detectors import DLIB_BOXES
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.evaluation.matching import box_iou
+from face_alignment.matching import box_iou
 
 PLUGIN = "plugin_detector:FixedBoxes"
 # The third scores under the threshold the tests set (0.5); the order is not the score order.

@@ -245,7 +245,7 @@ def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_nam
 
     from test_evaluate_cli import run_cli, synthetic_face
     from face_alignment.evaluation import write_pts
-    from face_alignment.video.table import LandmarkTableWriter
+    from face_alignment.landmark_table import LandmarkTableWriter
 
     folder = tmp_path / "gt"
     folder.mkdir()

@@ -1,10 +1,12 @@
-"""The ONNX Runtime backend: same numbers as NNabla, a model cache keyed by the weights, and
-the backend choice in FaceAlignment and model_inference.py."""
+"""The ONNX Runtime backend: same numbers as NNabla, the shared export cache (keyed by the
+weights, bounded, least recently used first out, safe for concurrent exports), and the backend
+choice in FaceAlignment and model_inference.py."""
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 
 import nnabla as nn
@@ -17,8 +19,8 @@ from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, available_backends, default_backend,
                                      make_network)
-from face_alignment.backends import onnx_net
-from face_alignment.errors import BackendUnavailableError
+from face_alignment.backends import onnx_cache
+from face_alignment.errors import BackendUnavailableError, FaceAlignmentError
 from face_alignment.registry import ARCHITECTURES, FAN, Architecture
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights import loading
@@ -37,11 +39,16 @@ def test_backends_installed_here_and_the_default_is_onnxruntime():
     assert default_backend("cudnn") == "nnabla"  # ONNX Runtime is CPU-only here
 
 
-def test_exports_once_beside_the_weights_and_matches_nnabla(fan1_h5, crops, fan1_reference):
+def exports_folder():
+    return os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports")
+
+
+def test_exports_once_into_the_cache_not_beside_the_weights_and_matches_nnabla(fan1_h5, crops, fan1_reference):
     net = OnnxRuntimeNetwork(open_weights(fan1_h5))
-    folder = os.path.dirname(fan1_h5)
-    cached = [name for name in os.listdir(folder) if name.endswith(".onnx")]
-    assert len(cached) == 1 and cached[0].startswith("fan1.") and net.model_path == os.path.join(folder, cached[0])
+    assert os.listdir(os.path.dirname(fan1_h5)) == ["fan1.h5"]
+    cached = os.listdir(exports_folder())
+    assert len(cached) == 1 and cached[0].startswith(FAN1.name) and cached[0].endswith(".onnx")
+    assert net.model_path == os.path.join(exports_folder(), cached[0])
     assert net.input_channels == 3
     for batch in (1, 3):
         ours = net(crops[:batch])
@@ -73,7 +80,9 @@ def test_second_run_uses_the_cache_with_onnxruntime_alone(fan1_h5, crops, fan1_r
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"model": first.model_path, "imported": []}
     after = os.stat(first.model_path)
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # The same file, not written again; only marked as used (its time, for the eviction order).
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert after.st_mtime_ns >= before.st_mtime_ns
     assert checkpoints.relative_error(np.load(tmp_path / "out.npy"), fan1_reference[:2]) <= TOLERANCE
 
 
@@ -87,24 +96,23 @@ def test_cache_key_follows_the_weights_and_the_graph(fan1_h5, fan1_params, tmp_p
     with open(fan1_h5, "rb") as f:
         (other / "copy.h5").write_bytes(f.read())
 
-    def key(path, arch=FAN1):
-        return os.path.basename(onnx_net.cache_candidates(Weights(arch, path=str(path)))[0]).split(".")[1]
+    def path(weights_path, arch=FAN1, cache_dir=None):
+        return onnx_cache.cached_model_path(Weights(arch, path=str(weights_path)), cache_dir)
 
-    assert key(fan1_h5) != key(other / "fan1.h5")  # changed weights
-    assert key(fan1_h5) == key(other / "copy.h5")  # the same bytes under another name
-    assert key(fan1_h5) != key(fan1_h5, Architecture("max", FAN, 1, "max"))  # another graph
-    candidates = onnx_net.cache_candidates(Weights(FAN1, path=fan1_h5))
-    assert [os.path.dirname(c) for c in candidates] == [
-        os.path.dirname(fan1_h5), os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")]
+    assert path(fan1_h5) != path(other / "fan1.h5")  # changed weights
+    assert path(fan1_h5) == path(other / "copy.h5")  # the same bytes under another name: one export
+    assert path(fan1_h5) != path(fan1_h5, Architecture(FAN1.name, FAN, 1, "max"))  # another graph
+    assert os.path.dirname(path(fan1_h5)) == exports_folder()  # FACE_ALIGNMENT_HOME's
+    assert os.path.dirname(path(fan1_h5, cache_dir=str(tmp_path / "given"))) == str(tmp_path / "given")
 
 
 def test_weights_without_a_file_are_keyed_by_their_values(fan1_params, tmp_path):
     changed = OrderedDict(fan1_params)
     changed["conv1/conv/b"] = changed["conv1/conv/b"] + 1e-3
-    [same] = onnx_net.cache_candidates(Weights(FAN1, OrderedDict(fan1_params)), str(tmp_path))
-    assert onnx_net.cache_candidates(Weights(FAN1, fan1_params), str(tmp_path)) == [same]
-    assert onnx_net.cache_candidates(Weights(FAN1, changed), str(tmp_path)) != [same]
-    assert os.path.dirname(same) == str(tmp_path) and os.path.basename(same).startswith(FAN1.name + ".")
+    same = onnx_cache.cached_model_path(Weights(FAN1, OrderedDict(fan1_params)), str(tmp_path))
+    assert onnx_cache.cached_model_path(Weights(FAN1, fan1_params), str(tmp_path)) == same
+    assert onnx_cache.cached_model_path(Weights(FAN1, changed), str(tmp_path)) != same
+    assert os.path.dirname(same) == str(tmp_path) and os.path.basename(same).startswith(FAN1.name + "-")
 
 
 def test_a_cache_hit_reads_no_weight_values(fan1_h5, crops, fan1_reference, monkeypatch):
@@ -130,15 +138,64 @@ def test_corrupt_cache_is_rebuilt(fan1_h5, crops, fan1_reference, caplog):
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
 
 
-def test_unwritable_weights_folder_falls_back_to_the_user_cache(fan1_h5, crops, fan1_reference, monkeypatch):
-    weights_folder = os.path.dirname(fan1_h5)
-    # Tests may run as root, whom permissions do not stop: say the folder is read-only.
-    real = onnx_net._writable
-    monkeypatch.setattr(onnx_net, "_writable", lambda folder: folder != weights_folder and real(folder))
+def test_cache_dir_replaces_the_home_folder(fan1_h5, crops, fan1_reference, tmp_path):
+    given = tmp_path / "given"
+    net = make_network(open_weights(fan1_h5), "onnxruntime", cache_dir=str(given))
+    assert os.path.dirname(net.model_path) == str(given) and os.listdir(given) == [os.path.basename(net.model_path)]
+    assert not os.path.exists(exports_folder())
+    assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
+
+
+def _planted(folder, name, size, age):
+    """A file of ``size`` bytes in the cache, last used ``age`` seconds ago."""
+    path = os.path.join(folder, name)
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+    when = time.time() - age
+    os.utime(path, (when, when))
+    return path
+
+
+def test_the_cache_keeps_its_bound_by_removing_the_least_recently_used(fan1_h5, monkeypatch):
+    weights = open_weights(fan1_h5)
+    model = onnx_cache.onnx_model_path(weights)
+    folder, size = os.path.dirname(model), os.path.getsize(model)
+    os.utime(model, (time.time() - 3000,) * 2)  # the oldest of all...
+    older = _planted(folder, "a-old.onnx", size, 2000)
+    newer = _planted(folder, "b-new.onnx", size, 1000)
+    assert onnx_cache.onnx_model_path(weights) == model  # ...until used now
+    # Room for two models of this size: of the three, the one used longest ago goes.
+    monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, str(2.5 * size / 2 ** 20))
+    assert onnx_cache.evict(folder) == 1
+    assert sorted(os.listdir(folder)) == sorted([os.path.basename(model), os.path.basename(newer)])
+    assert not os.path.exists(older)
+    # An export over the bound keeps itself, whatever the bound.
+    monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, "0")
+    rebuilt = onnx_cache.onnx_model_path(weights, rebuild=True)
+    assert os.listdir(folder) == [os.path.basename(rebuilt)]
+    monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, "lots")
+    with pytest.raises(FaceAlignmentError, match=onnx_cache.SIZE_VARIABLE):
+        onnx_cache.evict(folder)
+
+
+_EXPORT = """
+import sys
+from face_alignment.backends.onnx_cache import onnx_model_path
+from face_alignment.weights.loading import open_weights
+print(onnx_model_path(open_weights(sys.argv[1])))
+"""
+
+
+def test_concurrent_exports_of_one_model_leave_one_whole_file(fan1_h5, crops, fan1_reference):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    runs = [subprocess.Popen([sys.executable, "-c", _EXPORT, fan1_h5], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT, env=env) for _ in range(2)]
+    outputs = [run.communicate() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    [path] = {out.strip() for out, _ in outputs}
+    assert os.listdir(exports_folder()) == [os.path.basename(path)]  # no temporary file left
     net = OnnxRuntimeNetwork(open_weights(fan1_h5))
-    cache = os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment")
-    assert os.path.dirname(net.model_path) == cache
-    assert not [n for n in os.listdir(weights_folder) if n.endswith(".onnx")]
+    assert net.model_path == path
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
 
 
@@ -199,14 +256,14 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
 
 
 def test_asking_for_onnxruntime_picks_the_cpu_context_on_a_cuda_machine(fan2_h5, monkeypatch):
-    import face_alignment.api as api
+    import face_alignment.config as config
     from face_alignment.backends import context
 
     # As if nnabla's CUDA extension were installed: cudnn becomes the default context...
-    monkeypatch.setattr(api, "default_context_name", lambda: "cudnn")
+    monkeypatch.setattr(config, "default_context_name", lambda: "cudnn")
     monkeypatch.setattr(context, "cuda_available", lambda: False)  # (even where it is installed)
     with pytest.raises(BackendUnavailableError, match="nnabla-ext-cuda"):
         FaceAlignment(fan2_h5)  # ...which cannot be made here
     # ...but ONNX Runtime, asked for by name, runs on the CPU without being told the context.
     fa = FaceAlignment(fan2_h5, backend="onnxruntime")
-    assert fa.backend == "onnxruntime" and fa.context.backend[0].startswith("cpu")
+    assert fa.backend == "onnxruntime" and fa.context == "cpu"

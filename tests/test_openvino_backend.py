@@ -10,8 +10,8 @@ import checkpoints
 from engine_fixtures import FAN1, crops, fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
-from face_alignment.backends import onnx_net, openvino_net
-from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_candidates
+from face_alignment.backends import OnnxRuntimeNetwork, onnx_cache, onnx_net, openvino_net
+from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_path
 from face_alignment.errors import BackendUnavailableError, PrecisionUnavailableError
 from face_alignment.registry import ARCHITECTURES, FAN
 from face_alignment.weights.h5 import write_h5
@@ -28,8 +28,9 @@ EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
 
 def test_fp32_is_fp32_and_matches_nnabla(fan1_h5, crops, fan1_reference):
     net = OpenVinoNetwork(open_weights(fan1_h5))
-    # The ONNX export the ONNX Runtime backend caches, beside the weights.
-    assert net.model_path == onnx_net.cache_candidates(open_weights(fan1_h5))[0]
+    # The shared ONNX export, which ONNX Runtime uses too, in the export cache of FACE_ALIGNMENT_HOME.
+    assert net.model_path == OnnxRuntimeNetwork(open_weights(fan1_h5)).model_path
+    assert os.path.dirname(net.model_path) == os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports")
     assert (net.arch, net.source, net.input_channels, net.precision) == (FAN1, fan1_h5, 3, "fp32")
     assert net.inference_precision == "f32"
     for batch in (1, 3, 2):  # one model, any batch size
@@ -80,7 +81,7 @@ def test_an_int8_model_of_other_weights_is_refused(fan1_h5, fan1_params, tmp_pat
     weights = open_weights(fan1_h5)
     model = ov.Core().read_model(OpenVinoNetwork(weights).model_path)
     record(model, "0" * 64)
-    target = int8_model_candidates(weights)[0]
+    target = int8_model_path(weights)
     save_ir(model, target)
     with pytest.raises(PrecisionUnavailableError, match="made from other weights"):
         OpenVinoNetwork(weights, "int8")
@@ -109,9 +110,8 @@ def test_threads_like_onnxruntime_and_a_compiled_cache_keyed_like_the_onnx_one(f
     assert OpenVinoNetwork(weights).threads == onnx_net.physical_cores()
 
     folder = compiled_cache_dir(weights)
-    key = os.path.basename(onnx_net.cache_candidates(weights)[0]).split(".")[1]
-    assert folder == os.path.join(os.environ["XDG_CACHE_HOME"], "nnabla-face-alignment", "openvino",
-                                  f"{FAN1.name}.{key}")
+    key = onnx_cache.cache_key(FAN1, weights.sha256)
+    assert folder == os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports", "openvino", f"{FAN1.name}-{key}")
     assert [n for n in os.listdir(folder) if n.endswith(".blob")]
 
 

@@ -122,7 +122,7 @@ class RecordingNetwork:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_3d_equals_the_authors_for_argmax_and_centroid(models, reference, backend, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path))
     flip, expected = reference
     fa = FaceAlignment(models[0], models[1], decode="argmax", integer_landmarks=True, flip=flip,
                        backend=backend, context="cpu")

@@ -11,7 +11,7 @@ import pytest
 import peaked_fan
 from conftest import assert_one_line_error, run_tool
 from face_alignment.backends import openvino_net
-from face_alignment.backends.openvino_net import OpenVinoNetwork, int8_model_candidates
+from face_alignment.backends.openvino_net import OpenVinoNetwork, int8_model_path
 from face_alignment.errors import PrecisionUnavailableError
 from face_alignment.pipeline.crop import face_frames
 from face_alignment.precision import cli, gate
@@ -40,8 +40,9 @@ def peaked(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def user_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+def export_cache(tmp_path, monkeypatch):
+    """An export cache of each test's own: the int8 models the gate writes go there."""
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path / "home"))
 
 
 def _gaussian_maps(points_hm, sigma=1.5):
@@ -121,21 +122,22 @@ def test_gate_refuses_a_broken_int8_model_and_writes_nothing(peaked, tmp_path, m
     assert mean >= float(PEAKED_LIMIT_PX)
     assert os.listdir(out) == []
     weights = open_weights(h5)
-    assert not any(os.path.exists(p) for p in int8_model_candidates(weights))
+    assert not os.path.exists(int8_model_path(weights))
     with pytest.raises(PrecisionUnavailableError, match="python -m face_alignment.precision"):
         OpenVinoNetwork(weights, "int8")
 
 
 def test_an_int8_model_the_gate_passes_is_what_inference_runs(peaked, tmp_path, capsys):
     """With a limit it meets, the gate writes the int8 model where inference looks for it
-    (beside the weights), recording the weights and its numbers; precision='int8' runs it."""
+    (beside the weights' export in the cache), recording the weights and its numbers; precision='int8' runs it."""
     h5, photos, boxes, crops, _ = peaked
     status = cli.main(["--model", h5, "--images", photos, "--boxes", boxes, "--precision", "int8",
                        "--max-mean-px", "1000"])
     assert status == 0, capsys.readouterr().err
     weights = open_weights(h5)
-    written = int8_model_candidates(weights)[0]
-    assert os.path.dirname(written) == os.path.dirname(h5) and os.path.isfile(written)
+    written = int8_model_path(weights)
+    assert os.path.dirname(written) == os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports")
+    assert os.path.isfile(written)
     assert os.path.isfile(os.path.splitext(written)[0] + ".bin")
     assert not [n for n in os.listdir(os.path.dirname(h5)) if n.startswith(".candidate")]
     net = OpenVinoNetwork(weights, "int8")

@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED
 from face_alignment.api import FaceAlignment, _run_ahead
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.evaluation.matching import box_iou, points_box
+from face_alignment.matching import box_iou, points_box
 from face_alignment.evaluation.pts import read_pts
 
 FACES = os.path.join(SHARED, "data", "faces")
@@ -68,7 +68,7 @@ def _detecting_threads(fa, monkeypatch):
 
 
 def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path))
     paths = [os.path.join(FACES, name) for name in ("breakingbad.jpg", "einstein.jpg", "breakingbad.jpg")]
     in_turn = FaceAlignment(fan1_h5, backend="nnabla", context="cpu", batch_size=2, detector="hog")
     threads = _detecting_threads(in_turn, monkeypatch)

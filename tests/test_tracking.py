@@ -10,7 +10,7 @@ import pytest
 
 import moving_faces as mf
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.evaluation.matching import box_iou
+from face_alignment.matching import box_iou
 from face_alignment.evaluation.pts import read_pts
 from face_alignment.detection import load_detector
 from face_alignment.detection.dlib_detectors import DLIB_BOXES, HogDetector

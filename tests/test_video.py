@@ -24,7 +24,7 @@ from face_alignment.detection.dlib_detectors import DLIB_BOXES, HogDetector
 from face_alignment.pipeline.draw import CAPTION_BACKGROUND
 from face_alignment.video.box_sources import DETECTOR, GIVEN, GivenBoxes, TRACKING, UNTRACKED
 from face_alignment.video.reader import read_video
-from face_alignment.video.table import to_numpy
+from face_alignment.landmark_table import to_numpy
 from face_alignment.video.tracking import FaceTracker
 
 FPS = 25

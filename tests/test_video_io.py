@@ -15,7 +15,7 @@ import pytest
 from face_alignment.errors import (FaceAlignmentError, LandmarkTableError, VideoReadError,
                                    VideoTruncatedError, VideoWriteError)
 from face_alignment.video.reader import VideoInfo, probe_video, read_video
-from face_alignment.video.table import LandmarkTableWriter, read_landmark_table, schema, to_numpy
+from face_alignment.landmark_table import LandmarkTableWriter, read_landmark_table, schema, to_numpy
 from face_alignment.video.writer import AnnotatedVideoWriter
 from synthetic_video import LEVELS, decode_with_pyav, index_of, pattern, write_video
 

@@ -18,7 +18,7 @@ from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import make_network
 from face_alignment.backends.export import export_onnx
-from face_alignment.backends.onnx_net import cache_candidates
+from face_alignment.backends.onnx_cache import cached_model_path
 from face_alignment.errors import CheckpointMismatchError, FaceAlignmentError, NonFiniteOutputError, \
     WeightsFileError
 from face_alignment.registry import ARCHITECTURES, FAN
@@ -199,14 +199,16 @@ def test_a_cached_onnx_model_of_broken_weights_is_caught_at_its_output(tmp_path,
     """A cache hit reads no weight values, so only the output can tell."""
     broken = changed(fan1_params, "conv1/conv/W", with_value(5, np.nan))
     path = fan1_file(tmp_path / "broken.h5", broken)
-    export_onnx(FAN1, broken, cache_candidates(open_weights(path))[0])  # as a version that checked nothing left it
+    cached = cached_model_path(open_weights(path))
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    export_onnx(FAN1, broken, cached)  # as a version that checked nothing left it
     assert_one_line_error(infer(path, tmp_path, "--backend", "onnxruntime"),
                           f"{path}: the network gave NaN or infinite values")
     assert not os.path.exists(tmp_path / "out.json")
 
 
 def test_weights_given_as_arrays_are_named_as_such(tmp_path, fan1_params, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path))
     weights = Weights(FAN1, changed(fan1_params, "l0/conv/W", huge))
     for backend in ("nnabla", "onnxruntime"):
         with pytest.raises(NonFiniteOutputError, match="^the given weights: the network gave NaN or infinite"):

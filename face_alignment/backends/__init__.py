@@ -1,76 +1,58 @@
-"""Where networks run: NNabla (contexts cpu, cudnn) or ONNX Runtime (CPU), and export to
-``.nnp`` / ONNX."""
-import importlib.util
-from typing import Optional, Tuple, Union
+"""Where networks run: a registry of backends (:mod:`.registry`: NNabla on cpu or cudnn, ONNX
+Runtime and OpenVINO on the CPU, or any ``package.module:Class``), the shared ONNX export cache
+(:mod:`.onnx_cache`), and export to ``.nnp`` / ONNX."""
+from typing import Optional
 
-from ..errors import BackendUnavailableError
 from ..weights import Weights
 from .context import CONTEXTS, TYPE_CONFIGS, cuda_available, default_context_name, make_context
 from .export import export_model, export_nnp, export_onnx, onnx_exporter_available
-from .nnabla_net import NNablaNetwork
-from .onnx_net import ORT_PACKAGE, OnnxRuntimeNetwork
+from .onnx_cache import onnx_model_path
+from .registry import (BACKENDS, DEFAULT_PRECISION, PRECISIONS, BackendSpec, Network, Target, available_backends,
+                       backend_spec, build_network, default_backend)
 
 NNABLA = "nnabla"
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
-# Fastest first at fp32: on a 2-core CPU ONNX Runtime runs FAN-4 about 10x faster than NNabla's
-# cpu context; OpenVINO is as fast at fp32, and the one that runs bf16 and int8.
-BACKENDS = (ONNXRUNTIME, NNABLA, OPENVINO)
-FP32 = "fp32"
-# Precisions each backend runs FAN at; lower ones are OpenVINO's (see backends/openvino_net.py).
-PRECISIONS = ("fp32", "bf16", "int8")
-
-Network = Union[NNablaNetwork, OnnxRuntimeNetwork]
+FP32 = DEFAULT_PRECISION
 
 
-def available_backends() -> Tuple[str, ...]:
-    """The backends whose runtime is installed, fastest first."""
-    package = {ONNXRUNTIME: ORT_PACKAGE, OPENVINO: "openvino"}
-    return tuple(b for b in BACKENDS if b == NNABLA or importlib.util.find_spec(package[b]) is not None)
+def _target(context, precision: str, cache_dir: Optional[str]) -> Target:
+    """A Target from a context name, or from an nnabla context (what callers passed before Targets)."""
+    if context is None or isinstance(context, str):
+        return Target(context or "cpu", precision=precision, cache_dir=cache_dir)
+    name, _, type_config = context.backend[0].partition(":")
+    return Target(name, int(getattr(context, "device_id", 0) or 0), type_config or "float", precision, cache_dir)
 
 
-def default_backend(context: Optional[str] = None) -> str:
-    """The fastest backend that can run here from scratch. ONNX Runtime needs the ONNX exporter
-    too (to make its model the first time), and runs on the CPU only: the cudnn context is
-    NNabla's."""
-    if context == "cudnn":
-        return NNABLA
-    if ONNXRUNTIME in available_backends() and onnx_exporter_available():
-        return ONNXRUNTIME
-    return NNABLA
-
-
-def make_network(weights: Weights, backend: Optional[str] = None, context=None, precision: str = FP32) -> Network:
+def make_network(weights: Weights, backend: Optional[str] = None, context=None, precision: str = DEFAULT_PRECISION,
+                 cache_dir: Optional[str] = None) -> Network:
     """A callable network (float32 (B, C, 256, 256) in, heatmaps or depths out) on ``backend``
-    (default: :func:`default_backend`). ``context``: an nnabla context from :func:`make_context`
-    (default cpu). ``precision``: one of :data:`PRECISIONS`; below fp32, OpenVINO's."""
+    (a name of :data:`BACKENDS` or ``"package.module:Class"``; default: :func:`default_backend`).
+    ``context``: a context name ("cpu", "cudnn") or an nnabla context (default cpu)."""
     if not isinstance(weights, Weights):
         raise TypeError(f"make_network takes Weights (from open_weights or Weights(arch, params)), "
                         f"not {type(weights).__name__}")
-    context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
-    backend = backend or default_backend(context_name)
-    if precision not in PRECISIONS:
-        raise BackendUnavailableError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision != FP32 and backend != OPENVINO:
-        raise BackendUnavailableError(f"precision {precision!r} runs on backend 'openvino', not {backend!r}")
-    if backend == OPENVINO:
-        if context_name != "cpu":
-            raise BackendUnavailableError(f"backend 'openvino' runs on the CPU here, not in context {context_name!r}")
+    target = _target(context, precision, cache_dir)
+    return build_network(weights, backend or default_backend(target.context), target)
+
+
+def __getattr__(name):
+    # The network classes, imported only when asked for: ONNX Runtime's module is not needed
+    # to run NNabla, and neither is needed to build a configuration.
+    if name == "NNablaNetwork":
+        from .nnabla_net import NNablaNetwork
+        return NNablaNetwork
+    if name == "OnnxRuntimeNetwork":
+        from .onnx_net import OnnxRuntimeNetwork
+        return OnnxRuntimeNetwork
+    if name == "OpenVinoNetwork":
         from .openvino_net import OpenVinoNetwork
-
-        return OpenVinoNetwork(weights, precision=precision)
-    if backend == NNABLA:
-        return NNablaNetwork(weights.arch, weights.params, context, weights.source)
-    if backend == ONNXRUNTIME:
-        if context_name != "cpu":
-            raise BackendUnavailableError(
-                f"backend 'onnxruntime' runs on the CPU here, not in context {context_name!r}; "
-                "use context 'cpu', or backend 'nnabla' for the GPU")
-        return OnnxRuntimeNetwork(weights)
-    raise BackendUnavailableError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        return OpenVinoNetwork
+    raise AttributeError(name)
 
 
-__all__ = ["BACKENDS", "CONTEXTS", "NNABLA", "ONNXRUNTIME", "OPENVINO", "PRECISIONS", "TYPE_CONFIGS", "NNablaNetwork", "Network",
-           "OnnxRuntimeNetwork", "available_backends", "cuda_available", "default_backend",
-           "default_context_name", "export_model", "export_nnp", "export_onnx", "make_context",
-           "make_network"]
+__all__ = ["BACKENDS", "CONTEXTS", "DEFAULT_PRECISION", "FP32", "NNABLA", "ONNXRUNTIME", "OPENVINO", "PRECISIONS",
+           "TYPE_CONFIGS", "BackendSpec", "NNablaNetwork", "Network", "OnnxRuntimeNetwork", "OpenVinoNetwork",
+           "Target", "available_backends", "backend_spec", "build_network", "cuda_available", "default_backend",
+           "default_context_name", "export_model", "export_nnp", "export_onnx", "make_context", "make_network",
+           "onnx_exporter_available", "onnx_model_path"]

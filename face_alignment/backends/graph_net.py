@@ -141,35 +141,34 @@ def _make_dims_symbolic(model, name: str):
 
 
 class OnnxGraph:
-    """The same graph in ONNX Runtime, from a model exported once and cached: callable like
-    :class:`NNablaGraph`. With ``any_size`` one model takes every input shape; without, the
-    model takes ``example_shape`` only (for graphs whose exported ops hold sizes), and the
-    shape is part of its cache key. ``cache_paths``: where to look for and write the model,
-    each with a ``{key}`` to fill; ``params``: called only if the model must be exported."""
+    """The same graph in ONNX Runtime, from a model exported once into the shared export cache
+    (:mod:`.onnx_cache`): callable like :class:`NNablaGraph`. With ``any_size`` one model takes
+    every input shape; without, the model takes ``example_shape`` only (for graphs whose
+    exported ops hold sizes), and the shape is part of its cache key. ``cache_name``: what the
+    cached file is named by; ``params``: called only if the model must be exported."""
 
     def __init__(self, name: str, build: Build, params: Callable[[], Dict[str, np.ndarray]], weights_sha256: str,
-                 example_shape: Sequence[int], source: str, cache_paths: Sequence[str], any_size: bool = True,
-                 threads: Optional[int] = None):
+                 example_shape: Sequence[int], source: str, cache_name: str, any_size: bool = True,
+                 threads: Optional[int] = None, cache_dir: Optional[str] = None):
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailableError("backend 'onnxruntime' needs its package: pip install onnxruntime") \
                 from None
+        from .onnx_cache import cached_export, graph_model_path
         from .onnx_net import session_options
 
         self.source = source
         shape = "any" if any_size else "x".join(map(str, example_shape))
         key = hashlib.sha256(f"{weights_sha256}/{name}/{shape}/opset{ONNX_OPSET}/export{GRAPH_EXPORT_VERSION}"
                              .encode()).hexdigest()[:16]
-        paths = [p.format(key=key) for p in cache_paths]
-        self.model_path = next((p for p in paths if os.path.isfile(p)), None)
-        if self.model_path is None:
-            self.model_path = next((p for p in paths if _writable_folder(p)), paths[-1])
-            os.makedirs(os.path.dirname(self.model_path), exist_ok=True)
-            log.info("exporting %s to ONNX (once): %s", name, self.model_path)
+
+        def export(path: str) -> None:
             model = onnx_graph_model(name, build, params(), example_shape, any_size)
-            with atomic_write(self.model_path, force=True) as tmp, open(tmp, "wb") as f:
+            with atomic_write(path, force=True) as tmp, open(tmp, "wb") as f:
                 f.write(model.SerializeToString())
+
+        self.model_path = cached_export(graph_model_path(cache_name, key, cache_dir), export, name)
         self._session = ort.InferenceSession(self.model_path, session_options(threads),
                                              providers=["CPUExecutionProvider"])
         self._outputs = [output_name(i) for i in range(len(self._session.get_outputs()))]
@@ -177,11 +176,3 @@ class OnnxGraph:
     def __call__(self, batch: np.ndarray) -> List[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return [checked_output(y, self.source) for y in self._session.run(self._outputs, {INPUT_NAME: batch})]
-
-
-def _writable_folder(path: str) -> bool:
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(folder):
-        return os.access(folder, os.W_OK)
-    parent = os.path.dirname(folder)
-    return os.path.isdir(parent) and os.access(parent, os.W_OK)

@@ -66,3 +66,9 @@ class NNablaNetwork:
         x.d = batch
         y.forward(clear_buffer=True)
         return checked_output(np.array(y.d, copy=True), self.source)
+
+
+def nnabla_network(weights, target) -> NNablaNetwork:
+    """The backend registry's factory: ``weights`` (a Weights) on ``target``'s context."""
+    return NNablaNetwork(weights.arch, weights.params, make_context(target.context, target.device_id,
+                                                                    target.type_config), weights.source)

@@ -7,9 +7,10 @@ by :mod:`face_alignment.precision` (post-training, calibrated on the user's own 
 written only when its landmarks passed that command's accuracy gate; without one it is refused.
 The layers the quantizer kept in float run in fp32.
 
-The FP32/BF16 model is the ONNX export the ONNX Runtime backend caches; OpenVINO reads it with
-its own ONNX front end (no ``onnx`` import). The compiled model goes to OpenVINO's CACHE_DIR in
-a folder named by the same key as that ONNX file (weights' sha256 and graph), so a second
+The FP32/BF16 model is the shared ONNX export (:mod:`.onnx_cache`, which ONNX Runtime uses too);
+OpenVINO reads it with its own ONNX front end (no ``onnx`` import). The int8 model sits beside
+it in that cache folder, named by the same key. The compiled model goes to OpenVINO's CACHE_DIR
+in ``openvino/`` there, in a folder named by the same key (weights' sha256 and graph), so a second
 process loads it instead of compiling again; OpenVINO's own hash inside it covers the
 precision and thread count. One model takes every batch size (a dynamic first dimension).
 """
@@ -24,15 +25,8 @@ from ..nets import input_channels
 from ..weights import Weights
 from . import onnx_net
 from .export import INPUT_NAME, OUTPUT_NAME
+from .onnx_cache import cache_folder, cached_model_path, onnx_model_path
 from .output import checked_output
-
-try:
-    from .onnx_cache import onnx_model_path
-except ImportError:  # until the backend seam lands: the ONNX Runtime backend's cache, as it is
-    def onnx_model_path(weights: Weights, cache_dir: Optional[str] = None) -> str:
-        candidates = onnx_net.cache_candidates(weights, cache_dir)
-        found = next((p for p in candidates if os.path.isfile(p)), None)
-        return found or onnx_net.OnnxRuntimeNetwork._export(weights, candidates)
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +74,26 @@ def check_precision(precision: str, core) -> None:
                 f"only {', '.join(capabilities) or 'none'} on this one: use 'fp32'")
 
 
+def _cached_stem(weights: Weights, cache_dir: Optional[str]) -> str:
+    """The shared ONNX export's name without its suffix: ``<arch>-<key>``."""
+    return os.path.splitext(os.path.basename(cached_model_path(weights, cache_dir)))[0]
+
+
 def compiled_cache_dir(weights: Weights, cache_dir: Optional[str] = None) -> str:
     """OpenVINO's CACHE_DIR for these weights: one folder per ONNX cache key."""
-    key = onnx_net.cache_key(weights.arch, weights.sha256)
-    return os.path.join(cache_dir or onnx_net.user_cache_dir(), "openvino", f"{weights.arch.name}.{key}")
+    return os.path.join(cache_folder(cache_dir), "openvino", _cached_stem(weights, cache_dir))
 
 
-def int8_model_candidates(weights: Weights, cache_dir: Optional[str] = None) -> List[str]:
+def int8_model_path(weights: Weights, cache_dir: Optional[str] = None) -> str:
     """Where the accuracy gate writes, and inference looks for, the int8 model of these weights:
-    beside the ONNX model's places (the weight file's folder, then the cache folder), under the
-    same key (which holds the weights' sha256)."""
-    return [os.path.splitext(p)[0] + INT8_SUFFIX for p in onnx_net.cache_candidates(weights, cache_dir)]
+    beside their ONNX export, under the same key (which holds the weights' sha256)."""
+    return os.path.join(cache_folder(cache_dir), _cached_stem(weights, cache_dir) + INT8_SUFFIX)
+
+
+def openvino_network(weights: Weights, target) -> "OpenVinoNetwork":
+    """The backend registry's factory: ``target`` (a :class:`.registry.Target`) gives the
+    precision and the export cache."""
+    return OpenVinoNetwork(weights, precision=target.precision, cache_dir=target.cache_dir)
 
 
 def _missing_int8(weights: Weights, detail: str) -> PrecisionUnavailableError:
@@ -151,8 +154,8 @@ class OpenVinoNetwork:
             if not os.path.isfile(given):
                 raise _missing_int8(weights, f"{given} does not exist")
             return given
-        found = next((p for p in int8_model_candidates(weights, cache_dir) if os.path.isfile(p)), None)
-        if found is None:
+        found = int8_model_path(weights, cache_dir)
+        if not os.path.isfile(found):
             raise _missing_int8(weights, "none has been made")
         return found
 

@@ -8,7 +8,7 @@ units: each video alone, photos in groups of ``--photos-per-unit``. Each unit is
 
     OUT_DIR/.lock                       held (flock) by the job writing OUT_DIR: one job at a time
     OUT_DIR/manifest.json               model sha256s, options that change rows, version, counts
-    OUT_DIR/landmarks/part-<id>.parquet the landmark table (face_alignment.video.table's schema),
+    OUT_DIR/landmarks/part-<id>.parquet the landmark table (face_alignment.landmark_table's schema),
                                         its metadata saying which inputs (path, size, time) it holds
     OUT_DIR/errors/part-<id>.parquet    that unit's failed inputs, if any (path, reason, kept_rows)
     OUT_DIR/errors.parquet              every failed input of the output as it stands, at the end of each run

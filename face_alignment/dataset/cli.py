@@ -8,8 +8,8 @@ from typing import Dict
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..inference_cli import (add_model_arguments, add_tracking_arguments, check_3d_fan, check_model_options,
-                             face_alignment, find_model)
+from ..config import add_model_arguments, config_from_args
+from ..inference_cli import add_tracking_arguments, check_model_options, find_model
 from . import job, shards
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -71,20 +71,22 @@ def main(argv=None) -> int:
     inputs = list_inputs(args.input)
     if not inputs:
         raise FaceAlignmentError(f"{', '.join(args.input)}: no images or videos found")
-    job_settings = job.settings(args, model, depth)
+    # The configuration checks every option and rule and hashes the weights, loading nothing.
+    config = config_from_args(args, model, depth)
+    job_settings = job.settings(config, args)
     with job.locked(args.output):
         start_over = job.check_settings(args.output, job_settings, args.force)
         # Built here for both engines: a bad model or option is one line before anything is
         # written, and ONNX Runtime's model is exported once, before any worker looks for it.
-        fa = face_alignment(args, model, depth)
-        if args.landmarks_3d:
-            check_3d_fan(model, args.arch, fa.arch)
-        dims = 3 if fa.is_3d else 2
+        from ..api import FaceAlignment
+
+        fa = FaceAlignment.from_config(config, cache_dir=args.cache_dir)
+        dims = 3 if config.is_3d else 2
         job.prepare_output(args.output, job_settings, start_over)
-        return _run(args, fa, model, depth, inputs, job_settings, dims, started)
+        return _run(args, fa, inputs, job_settings, dims, started)
 
 
-def _run(args, fa, model, depth, inputs, job_settings, dims, started) -> int:
+def _run(args, fa, inputs, job_settings, dims, started) -> int:
     found = shards.read_shards(args.output, dims)
     for path in found.foreign:
         log.warning("warning: %s: not written by a dataset job (left in place; a reader of the folder may fail on "
@@ -103,9 +105,10 @@ def _run(args, fa, model, depth, inputs, job_settings, dims, started) -> int:
         from .local import run_local
         done = run_local(fa, units, args.output, video_options(args), progress=not args.no_progress)
     else:
-        del fa
+        config = fa.config
+        del fa  # the workers build their own, from its configuration
         from .ray_engine import run_ray
-        done = run_ray(args, model, depth, units, args.output, video_options(args))
+        done = run_ray(args, config, units, args.output, video_options(args))
     records = shards.read_shards(args.output, dims).records
     errors = shards.assemble_errors(args.output, records)
     job.write_errors_table(args.output, errors)

@@ -14,46 +14,46 @@ from typing import Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import FaceAlignmentError, VideoTruncatedError
-from ..files import TEMP_PREFIX, atomic_write, sha256_of
+from ..files import TEMP_PREFIX, atomic_write
+from ..landmark_table import MANIFEST
 from ..writers import Faces, LandmarkTable, open_writer
 from .shards import ERRORS, LANDMARKS, errors_shard_path, metadata, ours, shard_path, write_errors
 from .units import FOLDER, PHOTO, shown, utf8
 
 log = logging.getLogger("face_alignment")
 
-MANIFEST = "manifest.json"
 ERRORS_TABLE = "errors.parquet"
 LOCK = ".lock"  # held (flock) by the job writing the folder; says which job that is
 WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid), for operators
-# The flags that change which rows are written (with the weights' sha256s and the version):
-# a re-run into the same folder must match them. Engine, workers and progress do not.
-ROW_OPTIONS = ("landmarks_3d", "network_size", "arch", "reference_scale", "context", "backend", "type_config",
-               "detector", "detector_threshold", "raw_detector_boxes", "decode", "integer_landmarks", "flip",
-               "batch_size", "max_pixels", "detect_every", "smooth", "smooth_min_cutoff", "smooth_beta",
-               "photos_per_unit", "precision")
-# What a worker needs to build the same FaceAlignment: ROW_OPTIONS plus where things are.
-BUILD_OPTIONS = ROW_OPTIONS + ("cnn_model", "detector_model", "device_id")
+# What a job's rows depend on besides the model configuration: how videos are tracked and
+# how photos are grouped. Engine, workers and progress do not.
+JOB_OPTIONS = ("detect_every", "smooth", "smooth_min_cutoff", "smooth_beta", "photos_per_unit")
 
 
-def settings(args, model: str, depth: Optional[str]) -> Dict:
-    """What the rows of a job depend on, as recorded in and compared with the manifest."""
-    from ..backends import ONNXRUNTIME, default_backend, default_context_name
-
-    context = args.context or ("cpu" if args.backend == ONNXRUNTIME else default_context_name())
-    options = {name: getattr(args, name) for name in ROW_OPTIONS}
-    options.update(context=context, backend=args.backend or default_backend(context))
-    return {"version": __version__, "model_sha256": sha256_of(model),
-            "depth_model_sha256": sha256_of(depth) if depth else None,
-            "cnn_detector_sha256": sha256_of(args.cnn_model) if args.cnn_model else None,
-            "detector_model_sha256": sha256_of(args.detector_model) if args.detector_model else None,
-            "options": options}
+def settings(config, args) -> Dict:
+    """What the rows of a job depend on, as recorded in and compared with the manifest: the
+    version, the model configuration (a :class:`~face_alignment.config.ModelConfig`, which
+    holds the weights' sha256s) and :data:`JOB_OPTIONS`."""
+    return {"version": __version__, "config": config.to_dict(),
+            "job": {name: getattr(args, name) for name in JOB_OPTIONS}}
 
 
 def _differences(old: Dict, new: Dict) -> List[str]:
-    flat_old = dict(old.get("options", {}), **{k: v for k, v in old.items() if k != "options"})
-    flat_new = dict(new["options"], **{k: v for k, v in new.items() if k != "options"})
-    return [f"{key} {flat_old.get(key)!r} -> {flat_new.get(key)!r}" for key in sorted(set(flat_old) | set(flat_new))
-            if flat_old.get(key) != flat_new.get(key)]
+    """"option old -> new" for each difference that changes rows. Configurations are compared
+    as configurations: options spelled out with their default value are no difference."""
+    from ..config import ModelConfig
+
+    changed = [f"version {old.get('version')!r} -> {new['version']!r}"] if old.get("version") != new["version"] else []
+    try:
+        old_config = ModelConfig.from_dict(old["config"])
+    except (KeyError, TypeError, FaceAlignmentError):
+        changed.append("config: recorded in another form (an earlier version's manifest)")
+    else:
+        changed += ModelConfig.from_dict(new["config"]).differences(old_config)
+    old_job = old.get("job") if isinstance(old.get("job"), dict) else {}
+    changed += [f"{key} {old_job.get(key)!r} -> {value!r}" for key, value in sorted(new["job"].items())
+                if old_job.get(key) != value]
+    return changed
 
 
 class MachineFault(FaceAlignmentError):

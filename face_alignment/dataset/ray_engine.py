@@ -1,5 +1,5 @@
 """``--engine ray``: the missing units as a Ray Data dataset, ``map_batches`` over an actor
-class that builds FaceAlignment once per worker process and runs :func:`.job.run_unit` (the
+class that builds FaceAlignment once per worker process, from the driver's ModelConfig, and runs :func:`.job.run_unit` (the
 local engine's function: the same rows) on one unit per batch.
 
 Sizing. Ray Data's own tasks need CPU too: the issue reports that on 2 cores two actors
@@ -34,7 +34,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import FaceAlignmentError
-from .job import BUILD_OPTIONS, LANDMARKS, ERRORS, WORKERS, remove_temporary_files, run_unit
+from .job import LANDMARKS, ERRORS, WORKERS, remove_temporary_files, run_unit
 
 log = logging.getLogger("face_alignment")
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # units and summaries are small: a local Ray's store stays small
@@ -50,15 +50,15 @@ def worker_resources(cpus: float, workers: int, gpu: bool) -> Dict:
 class UnitWorker:
     """One per Ray worker process: the model, built once; called with a batch of one unit."""
 
-    def __init__(self, options: Dict, model: str, depth, out_dir: str, video_options: Dict, threads: int):
-        import argparse
-
+    def __init__(self, config: str, cache_dir: str, out_dir: str, video_options: Dict, threads: int):
+        """``config``: the driver's ModelConfig as JSON; ``cache_dir``: its export cache."""
+        from ..api import FaceAlignment
         from ..backends.onnx_net import THREADS_VARIABLE
-        from ..inference_cli import face_alignment
+        from ..config import ModelConfig
 
         os.environ[THREADS_VARIABLE] = str(threads)
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        self.fa = face_alignment(argparse.Namespace(**options), model, depth)
+        self.fa = FaceAlignment.from_config(ModelConfig.from_json(config), cache_dir=cache_dir)
         self.out_dir, self.video_options = out_dir, video_options
         folder = os.path.join(out_dir, WORKERS)
         os.makedirs(folder, exist_ok=True)
@@ -71,9 +71,12 @@ class UnitWorker:
         return {name: np.array([s[name] for s in summaries]) for name in ("id", "items", "faces", "errors", "pid")}
 
 
-def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_options: Dict) -> List[Dict]:
-    """Run ``units`` on Ray (a local one, started and shut down here, or ``args.ray_address``)."""
+def run_ray(args, config, units: List[Dict], out_dir: str, video_options: Dict) -> List[Dict]:
+    """Run ``units`` on Ray (a local one, started and shut down here, or ``args.ray_address``),
+    each worker with a FaceAlignment built from ``config`` (a ModelConfig: paths are absolute)."""
     import ray
+
+    from ..backends.onnx_cache import cache_folder
 
     if not units:
         return []
@@ -93,20 +96,18 @@ def run_ray(args, model: str, depth, units: List[Dict], out_dir: str, video_opti
         signal.signal(signal.SIGTERM, ours)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        sizing = worker_resources(cpus, args.workers, args.context == "cudnn")
+        sizing = worker_resources(cpus, args.workers, config.context == "cudnn")
         log.info("ray: %g CPUs, %d workers with %g CPU%s each, %d ONNX Runtime threads each", cpus, args.workers,
                  sizing["num_cpus"], f" and {sizing['num_gpus']} GPU" if sizing["num_gpus"] else "",
                  sizing["threads"])
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = not args.no_progress
         items = [{"unit": json.dumps(u)} for u in units]
-        options = {name: getattr(args, name) for name in BUILD_OPTIONS}
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=args.workers),
             num_cpus=sizing["num_cpus"],
             num_gpus=sizing["num_gpus"] or None,
-            fn_constructor_kwargs=dict(options=options, model=os.path.abspath(model),
-                                       depth=os.path.abspath(depth) if depth else None,
+            fn_constructor_kwargs=dict(config=config.to_json(), cache_dir=cache_folder(args.cache_dir),
                                        out_dir=os.path.abspath(out_dir), video_options=video_options,
                                        threads=sizing["threads"]))
         done = {}

@@ -23,7 +23,6 @@ ignored), or removes it when nothing is left.
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Set
 
@@ -32,15 +31,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..files import TEMP_PREFIX, atomic_write
-from ..video.table import schema as landmark_schema
+from ..landmark_table import LANDMARKS, SHARD_NAME, schema as landmark_schema, shard_name
 from .units import FOLDER, shown
 
 log = logging.getLogger("face_alignment")
 
-LANDMARKS = "landmarks"
 ERRORS = "errors"
 SHARD_KEY = "face_alignment.dataset"
-SHARD_NAME = re.compile(r"part-([0-9a-f]{16})\.parquet")
 ERRORS_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),  # the input, as in the landmark table's video column
     pa.field("reason", pa.string(), nullable=False),  # one line
@@ -49,11 +46,11 @@ ERRORS_SCHEMA = pa.schema([
 
 
 def shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, LANDMARKS, f"part-{unit_id}.parquet")
+    return os.path.join(out_dir, LANDMARKS, shard_name(unit_id))
 
 
 def errors_shard_path(out_dir: str, unit_id: str) -> str:
-    return os.path.join(out_dir, ERRORS, f"part-{unit_id}.parquet")
+    return os.path.join(out_dir, ERRORS, shard_name(unit_id))
 
 
 def metadata(record: Dict) -> Dict[str, str]:

@@ -189,7 +189,7 @@ class BlazeFaceDetector(Detector):
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
     ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX the first time, ~1 s,
-    and cached beside the weights; ~10-20x faster on a CPU); default: onnxruntime where it and
+    and kept in the export cache; ~10-20x faster on a CPU); default: onnxruntime where it and
     the ONNX exporter are installed. ``context``: NNabla's (default: CPU)."""
 
     name = "blazeface"

@@ -8,7 +8,7 @@ import io
 import logging
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -92,9 +92,9 @@ def onnx_model(network: NNablaBlazeFace):
 
 
 class OnnxBlazeFace:
-    """The exported model is cached as FAN's is (backends/onnx_net.py): ``<stem>.<key>.onnx``
-    beside the weight file, or in the user's cache folder where that is not writable; the key
-    digests the weight file's sha256, the variant and the exporter's versions."""
+    """The exported model is kept in the shared export cache (backends/onnx_cache.py) as
+    ``blazeface_<variant>-<key>.onnx``; the key digests the weight file's sha256, the variant
+    and the exporter's versions."""
 
     def __init__(self, variant: str, params: Dict[str, np.ndarray], weights_path: str, threads=None,
                  cache_dir=None):
@@ -102,15 +102,17 @@ class OnnxBlazeFace:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise BackendUnavailableError("BlazeFace on onnxruntime needs it: pip install onnxruntime") from None
+        from ..backends.onnx_cache import cached_export
         from ..backends.onnx_net import session_options
 
         self.variant = variant
         self._options = session_options(threads)
-        candidates = cache_candidates(weights_path, variant, cache_dir)
-        cached = next((path for path in candidates if os.path.isfile(path)), None)
-        self._session = self._load(cached) if cached else None
+        path = cached_model_path(weights_path, variant, cache_dir)
+        self.model_path = cached_export(path, lambda target: self._export(params, target), f"BlazeFace {variant}")
+        self._session = self._load(self.model_path)
         if self._session is None:
-            self._session = self._load(self._export(params, candidates))
+            cached_export(path, lambda target: self._export(params, target), f"BlazeFace {variant}", rebuild=True)
+            self._session = self._load(self.model_path)
 
     def _load(self, path: str):
         import onnxruntime as ort
@@ -122,32 +124,24 @@ class OnnxBlazeFace:
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
             return None
 
-    def _export(self, params: Dict[str, np.ndarray], candidates: List[str]) -> str:
-        from ..backends.onnx_net import _writable
-
-        target = next((p for p in candidates if _writable(os.path.dirname(p))), candidates[-1])
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        log.info("exporting BlazeFace %s to ONNX (once): %s", self.variant, target)
+    def _export(self, params: Dict[str, np.ndarray], target: str) -> None:
         model = onnx_model(NNablaBlazeFace(self.variant, params))
         with atomic_write(target, force=True) as tmp, open(tmp, "wb") as f:
             f.write(model.SerializeToString())
-        return target
 
     def __call__(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         boxes, logits = self._session.run([_BOXES, _LOGITS], {_INPUT: np.ascontiguousarray(batch, dtype=np.float32)})
         return boxes, logits
 
 
-def cache_candidates(weights_path: str, variant: str, cache_dir=None) -> List[str]:
-    """Where the ONNX model of these weights may be: beside them, then in the cache folder."""
+def cached_model_path(weights_path: str, variant: str, cache_dir=None) -> str:
+    """Where the ONNX model of these weights is kept in the export cache."""
     from ..backends.export import EXPORT_VERSION, ONNX_OPSET
-    from ..backends.onnx_net import user_cache_dir
+    from ..backends.onnx_cache import graph_model_path
 
     graph = f"blazeface/{variant}/graph{GRAPH_VERSION}/opset{ONNX_OPSET}/export{EXPORT_VERSION}"
     key = hashlib.sha256(f"{sha256_of(weights_path)}/{graph}".encode()).hexdigest()[:16]
-    stem = os.path.splitext(os.path.basename(weights_path))[0]
-    folders = [os.path.dirname(os.path.abspath(weights_path)), cache_dir or user_cache_dir()]
-    return [os.path.join(folder, f"{stem}.{key}.onnx") for folder in folders]
+    return graph_model_path(f"blazeface_{variant}", key, cache_dir)
 
 
 def make_runner(backend: str, variant: str, params: Dict[str, np.ndarray], weights_path: str, context=None):

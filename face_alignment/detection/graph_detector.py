@@ -71,14 +71,10 @@ class GraphDetector(Detector):
     def _onnx_network(self, shape):
         from ..backends.graph_net import OnnxGraph
         from ..files import sha256_of
-        from ..home import home_dir
 
         stem = os.path.splitext(os.path.basename(self.weights_path))[0]
-        name = f"{stem}.{{key}}.onnx"
-        paths = [os.path.join(os.path.dirname(os.path.abspath(self.weights_path)), name),
-                 os.path.join(home_dir(), name)]
         return OnnxGraph(self.name, self.weights_spec.build, lambda: self._params, sha256_of(self.weights_path),
-                         shape or _EXAMPLE_SHAPE, self.weights_path, paths, any_size=shape is None)
+                         shape or _EXAMPLE_SHAPE, self.weights_path, stem, any_size=shape is None)
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 frames (B, H, W, 3) as the network takes them."""

@@ -8,7 +8,7 @@ Typical use::
     plot_ced([("pred", result.errors)], "ced.png", threshold=0.07)
 """
 from .ground_truth import AnnotatedImage, GroundTruth, load_ground_truth
-from .matching import box_iou, match_faces, points_box
+from ..matching import box_iou, match_faces, points_box
 from .metrics import NORMALIZATIONS, auc, ced_curve, failure_rate, nme, normalizer
 from .plot import plot_ced
 from .predictions import PredictedImage, parse_predictions, read_predictions

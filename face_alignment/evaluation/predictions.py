@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import AnnotationError
 from ..shapes import NUM_LANDMARKS
-from .matching import points_box
+from ..matching import points_box
 
 
 @dataclass(frozen=True, eq=False)  # array fields: no element-wise ==
@@ -49,18 +49,15 @@ def dataset_document(folder: str) -> Dict[str, Any]:
     """The rows of a dataset job's output folder that are photos (frame 0 of a file with one
     of ``IMAGE_EXTENSIONS``), as a predictions document: one image per path, its faces'
     ``box``, ``landmarks`` and ``scores``. Photos without a face have no rows, and are missed."""
+    from ..landmark_table import LANDMARKS, MANIFEST, dataset_shards, is_dataset_output, read_landmark_table
     from ..pipeline.image import IMAGE_EXTENSIONS
-    from ..video.table import read_landmark_table
 
-    shards = os.path.join(folder, "landmarks")
-    if not os.path.isfile(os.path.join(folder, "manifest.json")) or not os.path.isdir(shards):
-        raise AnnotationError(f"{folder}: not a dataset job's output (expected manifest.json and landmarks/ in it)")
+    if not is_dataset_output(folder):
+        raise AnnotationError(f"{folder}: not a dataset job's output (expected {MANIFEST} and {LANDMARKS}/ in it)")
     images: Dict[str, list] = {}
-    for name in sorted(os.listdir(shards)):
-        if not (name.startswith("part-") and name.endswith(".parquet")):
-            continue
+    for shard in dataset_shards(folder):
         try:
-            rows = read_landmark_table(os.path.join(shards, name)).to_pydict()
+            rows = read_landmark_table(shard).to_pydict()
         except Exception as e:
             raise AnnotationError(str(e)) from None
         for video, frame, box, landmarks, scores in zip(rows["video"], rows["frame"], rows["box"],

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import AnnotationError
 from . import metrics
 from .ground_truth import AnnotatedImage
-from .matching import MISSED, match_faces, points_box
+from ..matching import MISSED, match_faces, points_box
 from .predictions import PredictedImage, parse_predictions
 
 

@@ -15,8 +15,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..backends import onnx_net
-from ..backends.openvino_net import BF16, FP32, INT8, OpenVinoNetwork, int8_model_candidates
+from ..backends.onnx_cache import cached_model_path
+from ..backends.openvino_net import BF16, FP32, INT8, OpenVinoNetwork, int8_model_path
 from ..cli_support import ArgumentParser, command_line
 from ..errors import FaceAlignmentError
 from ..files import atomic_write, check_not_there, check_outputs
@@ -66,18 +66,21 @@ def parser() -> ArgumentParser:
                    help="int8: parameter scopes whose convolutions stay in float (default: the last "
                         "hourglass's heads, e.g. conv_last3 l3; none: quantize every layer)")
     p.add_argument("--output", "-o", metavar="PATH",
-                   help="int8: the model (.xml, with its .bin; default: beside the weights, where "
-                        f"precision='int8' finds it); bf16: the record (default: beside the weights, {RECORD_SUFFIX})")
+                   help="int8: the model (.xml, with its .bin; default: beside the weights' ONNX export in the "
+                        "export cache, where precision='int8' finds it); bf16: the record (default: there too, "
+                        f"{RECORD_SUFFIX})")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="the export cache, if inference uses another (default: $FACE_ALIGNMENT_HOME/exports)")
     p.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture, for .h5 files that do not record it")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     return p
 
 
-def default_output(weights, precision: str) -> str:
-    """Where inference looks: the first writable place the ONNX cache would use."""
-    candidates = int8_model_candidates(weights) if precision == INT8 else [
-        os.path.splitext(p)[0] + RECORD_SUFFIX for p in onnx_net.cache_candidates(weights)]
-    return next((p for p in candidates if onnx_net._writable(os.path.dirname(p))), candidates[-1])
+def default_output(weights, precision: str, cache_dir: Optional[str] = None) -> str:
+    """Where inference looks: beside the weights' ONNX export in the export cache."""
+    if precision == INT8:
+        return int8_model_path(weights, cache_dir)
+    return os.path.splitext(cached_model_path(weights, cache_dir))[0] + RECORD_SUFFIX
 
 
 def calibration_crops(faces: Faces) -> np.ndarray:
@@ -93,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.max_faces < 1:
         raise FaceAlignmentError(f"--max-faces {args.max_faces}: expected a whole number of at least 1")
     weights = open_weights(args.model, kind=FAN, arch=args.arch)
-    output = args.output or default_output(weights, args.precision)
+    output = args.output or default_output(weights, args.precision, args.cache_dir)
     inputs = [("--model", args.model)] + ([("--boxes", args.boxes)] if args.boxes else [])
     check_outputs([("--output", output)], inputs)
     if args.output:
@@ -104,9 +107,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     boxes = read_boxes(args.boxes, image_paths(args.images)) if args.boxes else None
     faces = gather_faces(weights.arch, args.images, boxes, args.max_faces)
     log.info("%d faces from %d images; %s against fp32", len(faces), len(faces.images), args.precision)
-    reference = OpenVinoNetwork(weights, FP32)
+    reference = OpenVinoNetwork(weights, FP32, cache_dir=args.cache_dir)
     if args.precision == BF16:
-        comparison = gate.compare(reference, OpenVinoNetwork(weights, BF16), faces, weights.arch.decode)
+        comparison = gate.compare(reference, OpenVinoNetwork(weights, BF16, cache_dir=args.cache_dir), faces, weights.arch.decode)
         _judge(comparison, args)
         facts = dict(comparison.as_dict(), precision=BF16, weights_sha256=weights.sha256,
                      max_mean_px=args.max_mean_px, decode=weights.arch.decode, images=os.path.abspath(args.images))
@@ -125,7 +128,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         candidate_path = os.path.join(folder, f".candidate-{os.getpid()}.xml")
         try:
             save_ir(model, candidate_path)
-            candidate = OpenVinoNetwork(weights, INT8, int8_model=candidate_path, compile_cache=False)
+            candidate = OpenVinoNetwork(weights, INT8, cache_dir=args.cache_dir, int8_model=candidate_path,
+                                        compile_cache=False)
             comparison = gate.compare(reference, candidate, faces, weights.arch.decode)
             _judge(comparison, args)
             record(model, weights.sha256, dict(comparison.as_dict(), max_mean_px=args.max_mean_px,

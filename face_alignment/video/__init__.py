@@ -1,1 +1,1 @@
-"""Landmarks for every frame of a video: reading, box sources and tracking, smoothing, writing."""
+"""Landmarks for every frame of a video: reading, the frame loop, box sources and tracking, smoothing, writing."""

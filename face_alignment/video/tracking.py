@@ -34,7 +34,7 @@ from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
 from ..detection.base import BoxRelation
 from ..detection.dlib_detectors import DLIB_BOXES
-from ..evaluation.matching import MISSED, box_iou, match_faces
+from ..matching import MISSED, box_iou, match_faces
 from .box_sources import DETECTOR, TRACKING, Detect, FrameFaces, check_landmarks
 
 

@@ -1,4 +1,5 @@
-"""Pairing annotated faces with predicted ones by how much their boxes overlap."""
+"""Boxes that overlap: intersection over union, and pairing faces by it. Evaluation pairs
+annotated faces with predicted ones; video tracking pairs tracks with detections."""
 import numpy as np
 
 MISSED = -1  # match index of an annotated face that no predicted box overlaps

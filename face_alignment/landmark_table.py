@@ -1,4 +1,6 @@
-"""The landmark table: one row per face per frame of a video, written as Parquet (any length:
+"""The landmark table: one row per face per frame of a video (or per face of a photo, in a
+dataset job's output), and the layout of a dataset job's output folder, which the video
+command, the dataset job and evaluation all read or write. It is written as Parquet (any length:
 row groups are written as rows come, so memory stays bounded) or, for short clips, as JSON.
 
 THE schema (``schema(dims)``; ``dims`` is 2 or 3, the same for every row of a file)::
@@ -35,14 +37,15 @@ The JSON document has the same fields, nested as the image results' (face_alignm
 """
 import json
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import LandmarkTableError
-from ..files import abandon_atomic_write, atomic_write, checked_extension
+from .errors import LandmarkTableError
+from .files import abandon_atomic_write, atomic_write, checked_extension
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -317,3 +320,26 @@ def _read_json(path: str) -> pa.Table:
     except (OSError, ValueError, KeyError, TypeError) as e:
         detail = f"no field {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         raise LandmarkTableError(f"{path}: not a landmark table document ({detail})") from None
+
+
+# A dataset job's output folder (python -m face_alignment.dataset): OUT_DIR/manifest.json and
+# OUT_DIR/landmarks/part-<unit id>.parquet, landmark tables of this schema (see
+# face_alignment.dataset for the rest). The job writes it; evaluation reads its photos.
+MANIFEST = "manifest.json"
+LANDMARKS = "landmarks"
+SHARD_NAME = re.compile(r"part-([0-9a-f]{16})\.parquet")  # a unit id is 16 hex digits
+
+
+def shard_name(unit_id: str) -> str:
+    return f"part-{unit_id}.parquet"
+
+
+def is_dataset_output(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, MANIFEST)) and os.path.isdir(os.path.join(folder, LANDMARKS))
+
+
+def dataset_shards(folder: str) -> List[str]:
+    """The landmark shards of a dataset job's output ``folder``, sorted (temporary files and
+    anything else in ``landmarks/`` left out)."""
+    shards = os.path.join(folder, LANDMARKS)
+    return [os.path.join(shards, name) for name in sorted(os.listdir(shards)) if SHARD_NAME.fullmatch(name)]
