@@ -19,11 +19,14 @@ import pytest
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from synthetic_video import write_clip
 from face_alignment.api import FaceAlignment
+from face_alignment.errors import FaceAlignmentError
 from face_alignment.landmark_table import read_landmark_table
 
 PHOTOS = 10
 CLIP_FRAMES = 12
 KEY = ["video", "frame", "track"]
+
+CNN_MODEL = os.path.join(SHARED, "data", "models", "mmod_human_face_detector.dat")
 
 
 def make_photos(folder, count):
@@ -221,10 +224,10 @@ def test_defaults_spelled_out_are_the_same_settings_and_a_real_change_is_named(d
     before = shards()
     # The defaults --help states, spelled out (the backend is onnxruntime here: see
     # test_onnx_backend's test of what is installed). The finished unit is kept, not redone.
-    spelled_out = ("--decode", "centroid", "--detector", "hog", "--backend", "onnxruntime", "--precision", "fp32",
+    spelled_out = ("--decode", "centroid", "--detector", "blazeface", "--backend", "onnxruntime", "--precision", "fp32",
                    "--reference-scale", "195", "--batch-size", "8", "--max-pixels", "150000000",
                    "--type-config", "float", "--network-size", "1", "--arch", "FAN1")
-    for options in (("--decode", "centroid"), ("--detector", "hog"), spelled_out):
+    for options in (("--decode", "centroid"), ("--detector", "blazeface"), spelled_out):
         result = run_dataset("--input", photo, "--output", out, "--model", fan1_h5, *options)
         assert result.returncode == 0, (options, result.stderr)
         assert shards() == before, options
@@ -242,6 +245,54 @@ def test_defaults_spelled_out_are_the_same_settings_and_a_real_change_is_named(d
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--detect-every", "3"),
                           "detect_every")
     assert open(os.path.join(out, "manifest.json")).read() == manifest and shards() == before
+
+
+def test_the_detector_weights_are_part_of_the_settings(dataset, fan1_h5, tmp_path):
+    """dlib's CNN detector from a weight file: the same file changed in place (same path, other
+    content) is another detector, refused by its sha256, and nothing is removed or redone."""
+    detector_model = tmp_path / "mmod.dat"
+    detector_model.write_bytes(open(CNN_MODEL, "rb").read())
+    out = str(tmp_path / "out")
+    photo = dataset["photos"][0]
+    command = ("--input", photo, "--output", out, "--model", fan1_h5, "--detector", "cnn",
+               "--detector-model", detector_model)
+    assert run_dataset(*command).returncode == 0
+    manifest = open(os.path.join(out, "manifest.json")).read()
+    assert json.loads(manifest)["settings"]["config"]["detector_model_sha256"] == \
+        hashlib.sha256(detector_model.read_bytes()).hexdigest()
+    with open(detector_model, "ab") as f:
+        f.write(b"\0")
+    assert_one_line_error(run_dataset(*command), out, "detector_model_sha256")
+    assert open(os.path.join(out, "manifest.json")).read() == manifest
+
+
+def test_a_3d_job_compares_the_depth_weights_too(tmp_path):
+    """A 3D job's settings hold ResNetDepth's sha256: the depth file changed in place is
+    another model, refused naming it; unchanged, the settings match."""
+    from face_alignment.config import ModelConfig
+    from face_alignment.dataset import job
+    from face_alignment.dataset.cli import parser
+    from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH
+    from face_alignment.weights import expected_parameters
+    from face_alignment.weights.h5 import write_h5
+    from face_alignment.weights.loading import architecture_attrs
+
+    # Files with the networks' parameter names: a configuration reads names only.
+    fan_3d, depth = str(tmp_path / "fan_3d.h5"), str(tmp_path / "depth.h5")
+    arch = ARCHITECTURES["3DFAN4"]
+    write_h5(fan_3d, {n: np.zeros(1, np.float32) for n in expected_parameters(FAN, arch.num_modules)},
+             architecture_attrs(arch))
+    write_h5(depth, {n: np.zeros(1, np.float32) for n in expected_parameters(RESNET_DEPTH)}, {})
+    args = parser().parse_args(["--input", "x", "--output", "y"])
+    out = str(tmp_path / "out")
+    with job.locked(out):
+        first = job.settings(ModelConfig.build(fan_3d, depth), args)
+        job.prepare_output(out, first, job.check_settings(out, first, force=False))
+        job.write_manifest(out, first, {})
+        assert job.check_settings(out, job.settings(ModelConfig.build(fan_3d, depth), args), force=False) is False
+        write_h5(depth, {n: np.ones(1, np.float32) for n in expected_parameters(RESNET_DEPTH)}, {}, force=True)
+        with pytest.raises(FaceAlignmentError, match="depth_model_sha256"):
+            job.check_settings(out, job.settings(ModelConfig.build(fan_3d, depth), args), force=False)
 
 
 def test_a_list_of_paths_with_a_missing_file_lists_it_in_errors(dataset, fan1_h5, tmp_path):
