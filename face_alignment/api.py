@@ -20,8 +20,7 @@ from .backends.registry import backend_spec
 from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
-from .detection.base import reframe
-from .detection.registry import crop_relation
+from .detection.registry import crop_boxes, crop_relation, mapped_relation
 from .errors import FaceAlignmentError, ImageReadError
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
@@ -150,13 +149,7 @@ class FaceAlignment:
         else:
             with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
                 found = detector.detect(image)
-        relation = self._mapped_relation()
-        return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
-
-    def _mapped_relation(self):
-        """The detector's box relation when its boxes are mapped onto the crop's; else None."""
-        relation = self.detector.box_relation
-        return relation if self.calibrate_boxes and relation not in (None, crop_relation()) else None
+        return crop_boxes(detector, found, self.calibrate_boxes)
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
@@ -194,7 +187,7 @@ class FaceAlignment:
     def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
         """A tracker that detects with this object's detector, its boxes placed as that
         detector's (its ``box_relation``)."""
-        mapped = self._mapped_relation() is not None  # then boxes come as the crop's detector's
+        mapped = mapped_relation(self.detector, self.calibrate_boxes) is not None  # then boxes come as the crop's
         return FaceTracker(self.detect_faces, detect_every,
                            relation=crop_relation() if mapped else self.detector.box_relation)
 

@@ -19,14 +19,22 @@ sys.path.insert(0, TESTS)
 
 # What the package keeps for a user (exported models, converted weights) goes to a folder of
 # this test session's, removed at its end, not to the user's ~/.cache; the command lines the
-# tests start inherit it. The detectors' models that scripts/setup.sh converted into the
-# user's folder are linked into it: the default detector needs them.
+# tests start inherit it.
 _USER_HOME = os.environ.get("FACE_ALIGNMENT_HOME") or os.path.join(os.path.expanduser("~"), ".cache",
                                                                     "face_alignment")
-os.environ["FACE_ALIGNMENT_HOME"] = tempfile.mkdtemp(prefix="fa-test-home-")
+
+
+def fresh_home(folder) -> str:
+    """``folder`` made a FACE_ALIGNMENT_HOME with nothing in it but the detectors' models that
+    scripts/setup.sh converted into the user's (the default detector needs them)."""
+    os.makedirs(folder, exist_ok=True)
+    for model in glob.glob(os.path.join(glob.escape(_USER_HOME), "blazeface_*.h5")):
+        os.symlink(model, os.path.join(folder, os.path.basename(model)))
+    return str(folder)
+
+
+os.environ["FACE_ALIGNMENT_HOME"] = fresh_home(tempfile.mkdtemp(prefix="fa-test-home-"))
 atexit.register(shutil.rmtree, os.environ["FACE_ALIGNMENT_HOME"], True)
-for _model in glob.glob(os.path.join(glob.escape(_USER_HOME), "blazeface_*.h5")):
-    os.symlink(_model, os.path.join(os.environ["FACE_ALIGNMENT_HOME"], os.path.basename(_model)))
 
 
 def run_tool(script, *args, cwd=ROOT, env=None):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import checkpoints
+from conftest import fresh_home
 from face_alignment.backends import NNablaNetwork, onnx_cache
 from face_alignment.registry import FAN, Architecture
 from face_alignment.weights.h5 import write_h5
@@ -22,7 +23,7 @@ def fan1_params():
 def fan1_h5(fan1_params, tmp_path, monkeypatch):
     """A FAN-1 weight file in its own folder, and a FACE_ALIGNMENT_HOME (export cache) that is
     empty and unbounded."""
-    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", fresh_home(tmp_path / "home"))
     monkeypatch.delenv(onnx_cache.SIZE_VARIABLE, raising=False)
     folder = tmp_path / "weights"
     folder.mkdir()

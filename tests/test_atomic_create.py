@@ -3,6 +3,7 @@ check and the creation are one step, so of two writers racing for one name, one 
 and the other's file is untouched."""
 import errno
 import os
+import re
 
 import pytest
 
@@ -33,7 +34,7 @@ def file_system(request, monkeypatch):
 
 def test_an_output_that_appears_while_writing_is_kept(tmp_path, file_system):
     path = tmp_path / "out.txt"
-    with pytest.raises(OutputExistsError, match=f"^{path}: already exists \\(pass --force to overwrite\\)$"):
+    with pytest.raises(OutputExistsError, match=f"^{re.escape(str(path))}: .*--force"):
         with atomic_write(str(path), force=False) as tmp:
             with open(tmp, "w") as f:
                 f.write("ours")

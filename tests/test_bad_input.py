@@ -103,7 +103,7 @@ def test_the_checkpoint_is_never_its_own_output_even_with_force(tmp_path, fan2_s
     os.mkdir(tmp_path / "sub")
     result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", tmp_path / "sub" / ".." / "2dfan2.pth",
                       "--force")
-    assert_one_line_error(result, "--save-path is the same file as --pretrained-model", "not an input")
+    assert_one_line_error(result, "--save-path", "--pretrained-model")
     assert source.read_bytes() == fan2_source[0].read_bytes()
     assert_one_line_error(run_tool(CONVERT, "-i", source, "-o", tmp_path / "sub", "--force"),
                           "--save-path is a folder")

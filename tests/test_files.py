@@ -83,7 +83,7 @@ def test_a_pipe_or_device_is_never_replaced_by_a_regular_file(tmp_path):
 
     pipe = tmp_path / "results.fifo"
     os.mkfifo(pipe)
-    with pytest.raises(FaceAlignmentError, match="results.fifo: the output is a device, pipe or socket"):
+    with pytest.raises(FaceAlignmentError, match="results.fifo: .*pipe"):
         write_document(str(pipe), [])
     assert stat.S_ISFIFO(os.stat(pipe).st_mode)
     assert os.listdir(tmp_path) == ["results.fifo"]

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import peaked_fan
-from conftest import assert_one_line_error, run_tool
+from conftest import SHARED, annotated_box, assert_one_line_error, fresh_home, run_tool
 from face_alignment.backends import openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, int8_model_path
 from face_alignment.errors import PrecisionUnavailableError
 from face_alignment.pipeline.crop import face_frames
 from face_alignment.precision import cli, gate
-from face_alignment.precision.faces import Faces
+from face_alignment.precision.faces import Faces, gather_faces
 from face_alignment.registry import ARCHITECTURES
 from face_alignment.weights.loading import open_weights
 
@@ -42,7 +42,7 @@ def peaked(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def export_cache(tmp_path, monkeypatch):
     """An export cache of each test's own: the int8 models the gate writes go there."""
-    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", fresh_home(tmp_path / "home"))
 
 
 def _gaussian_maps(points_hm, sigma=1.5):
@@ -164,3 +164,22 @@ def test_gate_refusals_are_one_line(peaked, tmp_path, monkeypatch, capsys):
     empty.mkdir()
     assert_one_line_error(run_tool("-m face_alignment.precision", "--model", h5, "--images", empty,
                                    "--precision", "bf16"), str(empty), "no images")
+
+
+def test_without_boxes_the_gate_crops_the_faces_inference_finds(fan1_h5, tmp_path):
+    """No --boxes: the faces are found as FaceAlignment finds them (the default detector, its
+    boxes mapped onto the crop's), so the gate measures the crops inference will run on."""
+    import shutil
+
+    from face_alignment.api import FaceAlignment
+    from face_alignment.pipeline.image import read_image
+
+    photo = shutil.copy(os.path.join(SHARED, "data", "faces", "einstein.jpg"), tmp_path)
+    faces = gather_faces(ARCHITECTURES["2DFAN4"], str(tmp_path))
+    expected = FaceAlignment(fan1_h5, backend="nnabla").detect_faces(read_image(photo))
+    assert faces.images == [photo] and len(expected) == 1
+    np.testing.assert_array_equal(faces.boxes, expected)
+    # On the annotated face (its points' box), not elsewhere in the photo.
+    (left, top, right, bottom), (a_left, a_top, a_right, a_bottom) = faces.boxes[0], annotated_box("einstein")
+    overlap = max(0, min(right, a_right) - max(left, a_left)) * max(0, min(bottom, a_bottom) - max(top, a_top))
+    assert overlap / ((right - left) * (bottom - top) + (a_right - a_left) * (a_bottom - a_top) - overlap) > 0.5

@@ -83,7 +83,7 @@ def test_time_gaps_weigh_by_the_time_that_passed():
 def test_filter_refuses_time_going_back_shape_changes_and_bad_parameters():
     filter_ = OneEuroFilter()
     filter_(np.zeros(2), 1.0)
-    with pytest.raises(FaceAlignmentError, match=r"t=1.0: expected a time after the previous one \(1.0\)"):
+    with pytest.raises(FaceAlignmentError, match=r"^t=1.0: .*\(1.0\)"):
         filter_(np.zeros(2), 1.0)
     with pytest.raises(FaceAlignmentError, match=r"shape \(3,\); expected \(2,\)"):
         filter_(np.zeros(3), 2.0)
@@ -110,7 +110,7 @@ def test_track_smoother_keeps_tracks_apart_and_forgets_ended_ones():
     smoother(np.array([4]), moved[:1], 2 / FPS)
     back = smoother(np.array([7]), moved[:1], 3 / FPS)
     np.testing.assert_array_equal(back, moved[:1])
-    with pytest.raises(FaceAlignmentError, match=r"tracks \[1, 1\]: expected each track id once"):
+    with pytest.raises(FaceAlignmentError, match=r"^tracks \[1, 1\]: "):
         smoother(np.array([1, 1]), faces[:2], 4 / FPS)
 
 

@@ -342,15 +342,15 @@ def test_bad_arguments_are_refused_by_name(two):
         FaceTracker(3)
     tracker = FaceTracker(detect, 5)
     faces = tracker.boxes(4, clip.frames[4])
-    with pytest.raises(FaceAlignmentError, match="frame 4: frames must come in increasing order, expected one after"):
+    with pytest.raises(FaceAlignmentError, match="^frame 4: .*after"):
         tracker.boxes(4, clip.frames[4])
-    with pytest.raises(FaceAlignmentError, match=r"landmarks: shape \(2, 5, 2\); expected \(2, 68, 2 or 3\)"):
+    with pytest.raises(FaceAlignmentError, match=r"^landmarks: .*\(2, 5, 2\).*\(2, 68, 2 or 3\)"):
         tracker.observe(4, faces, np.zeros((2, 5, 2)), np.ones((2, 68)))
-    with pytest.raises(FaceAlignmentError, match=r"scores: shape \(1, 68\); expected \(2, 68\)"):
+    with pytest.raises(FaceAlignmentError, match=r"^scores: .*\(1, 68\).*\(2, 68\)"):
         tracker.observe(4, faces, np.zeros((2, 68, 2)), np.ones((1, 68)))
-    with pytest.raises(FaceAlignmentError, match="sources: \\('seen',\\); expected one of detector, tracking, given"):
+    with pytest.raises(FaceAlignmentError, match="^sources: .*'seen'.*detector, tracking, given"):
         FrameFaces(np.ones((1, 4)) * [0, 0, 1, 1], np.zeros(1, np.int64), ("seen",))
-    with pytest.raises(FaceAlignmentError, match=r"detections of frame 6: box \[5.0, 5.0, 5.0, 9.0\] has no area"):
+    with pytest.raises(FaceAlignmentError, match=r"frame 6: .*\[5.0, 5.0, 5.0, 9.0\]"):
         FaceTracker(lambda image: [[5, 5, 5, 9]]).boxes(6, clip.frames[6])
 
 

@@ -11,8 +11,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+import numpy as np
+
 from ..errors import FaceAlignmentError
-from .base import CallableDetector, Detector
+from .base import CallableDetector, Detector, reframe
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,21 @@ def crop_relation():
     from .dlib_detectors import DLIB_BOXES
 
     return DLIB_BOXES[CROP_DETECTOR]
+
+
+def mapped_relation(detector: Detector, calibrate: bool = True):
+    """``detector``'s box relation when its boxes are to be mapped onto the crop's (with
+    ``calibrate``, and a relation that differs); else None: its boxes are cropped as they are."""
+    relation = detector.box_relation
+    return relation if calibrate and relation not in (None, crop_relation()) else None
+
+
+def crop_boxes(detector: Detector, found, calibrate: bool = True) -> np.ndarray:
+    """(N, 4) boxes to crop from ``detector``'s (N, 5) detections: mapped onto the crop's boxes
+    (:func:`mapped_relation`), or as they are."""
+    relation = mapped_relation(detector, calibrate)
+    found = np.asarray(found, dtype=np.float64)
+    return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
 
 
 # Chosen by benchmarks/detection.py (README, "Face detectors"): on the shared photos mirrored,

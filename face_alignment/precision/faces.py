@@ -56,9 +56,10 @@ def gather_faces(arch: Architecture, folder: str, boxes: Optional[List[Optional[
         given = None if boxes is None else boxes[index]
         if given is None:
             if detector is None:
-                from ..pipeline.detection import FaceDetector
-                detector = FaceDetector("hog")
-            given = detector.detect(image)[:, :4]
+                from ..detection.registry import DEFAULT_DETECTOR, crop_boxes, load_detector
+
+                detector = load_detector(DEFAULT_DETECTOR)
+            given = crop_boxes(detector, detector.detect(image))
         if max_faces is not None:
             given = given[:max_faces - count]
         if len(given) == 0:
