@@ -7,6 +7,7 @@ With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are foun
 unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
 consecutive images) go through the network in batches.
 """
+import dataclasses
 import logging
 import os
 import threading
@@ -82,8 +83,10 @@ class FaceAlignment:
         # A detector object (or callable) is used as it is; the configuration records its class.
         detector_object = None if detector is None or isinstance(detector, str) else detector
         if config is None:
-            named = detector if detector_object is None else _reference_of(detector_object)
+            named = None if detector_object is not None else detector
             config, fan_weights, depth_weights = build_config(model, depth_model, detector=named, **options)
+            if detector_object is not None:
+                config = dataclasses.replace(config, detector=_reference_of(detector_object))
         elif not isinstance(config, ModelConfig):
             raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
         elif model is not None or depth_model is not None or options or detector is not None:
