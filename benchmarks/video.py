@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCHMARKS)
 sys.path[:0] = [BENCHMARKS, ROOT, os.path.join(ROOT, "tests")]
+from face_alignment.detection.registry import DEFAULT_DETECTOR  # noqa: E402 (after the path)
 
 PHOTO = os.path.join(ROOT, "..", "shared", "data", "faces", "breakingbad.jpg")
 RESULT_NAME = "video_benchmark_random-weights.json"
@@ -211,7 +212,7 @@ def _check_outputs(table_path: str, video_path: str, frames: int, faces: int) ->
 # ----------------------------------------------------------------------------- ours
 
 
-def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratch: str) -> Dict:
+def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratch: str, detector: str) -> Dict:
     """``model_inference.py --test-video clip --output annotated.mp4 --save-landmarks
     landmarks.parquet --detect-every N``, run by its own function (video_cli.run_video) in
     this process, with each stage's calls wrapped in a stopwatch. With random weights a
@@ -220,19 +221,19 @@ def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratc
     from face_alignment import video_cli
     from face_alignment.api import FaceAlignment
     from face_alignment import landmark_table as table
-    from face_alignment.video import reader, tracking, writer
+    from face_alignment.video import reader, writer
     from face_alignment.video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 
     watch = Stopwatch()
-    fa = FaceAlignment(fan_h5, backend=BACKEND)
+    fa = FaceAlignment(fan_h5, backend=BACKEND, detector=detector)
     fa.fan = watch.wrap("fan", fa.fan)
-    detect = watch.wrap("detection", fa.detect_faces)
+    fa.detect_faces = watch.wrap("detection", fa.detect_faces)  # what the tracker calls
     # What fa.face_tracker builds, except that tracks are kept whatever their scores, and a
     # track the detector does not see ends there (max_misses=0): random landmarks do not
     # follow the face, so its box drifts off it, and the detection starts a new track; kept
     # on, the drifted track would be a second face to landmark until the next detection.
-    fa.face_tracker = lambda every: tracking.FaceTracker(detect, every, relation=fa.detector.box_relation,
-                                                         min_score=-math.inf, max_misses=0)
+    face_tracker = fa.face_tracker
+    fa.face_tracker = lambda every: face_tracker(every, min_score=-math.inf, max_misses=0)
     read_video = reader.read_video
     reader.read_video = lambda path: watch.iterate("decoding", lambda: read_video(path))
     video_cli._annotated = watch.wrap("drawing", video_cli._annotated)
@@ -278,12 +279,13 @@ def _result(watch: Stopwatch, wall: float, load_before: float, load_after: float
 # ----------------------------------------------------------------------------- the authors'
 
 
-def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: str, scratch: str,
+def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: str, scratch: str, detector_name: str,
                 limit: Optional[int] = None) -> Dict:
     """Their get_landmarks_from_image steps (benchmarks/authors_pipeline.py: their crop, FAN in
     PyTorch eager with one face per forward pass, their numba decoding; flip off) on every
-    frame, after detecting its faces with the same dlib HOG detector as ours (theirs needs
-    SFD weights, which cannot be downloaded here). Frames are read, drawn and written as ours
+    frame, after detecting its faces with the same detector as ours, its boxes mapped onto the
+    crop's as ours are (their default, SFD, needs weights that cannot be downloaded here; their
+    crop is the authors' crop, ours). Frames are read, drawn and written as ours
     are, so the job is the same: only the detection schedule and the landmark code differ.
     ``limit``: landmark only the clip's first frames (every frame costs the same here)."""
     import numpy as np
@@ -293,6 +295,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
     from face_alignment.api import Prediction, VideoLandmarks
     from face_alignment.pipeline import draw
     from face_alignment.detection import load_detector
+    from face_alignment.detection.registry import crop_boxes
     from face_alignment.video.reader import probe_video, read_video
     from face_alignment.landmark_table import read_landmark_table
 
@@ -300,7 +303,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
     VideoWriter, TableWriter = timed_writers(watch)
     pipeline = AuthorsPipeline(fan_checkpoint, None, num_modules, TORCH_THREADS)
     pipeline.fan = watch.wrap("fan", pipeline.fan)
-    detector = load_detector("hog")  # what FaceAlignment.detect_faces runs on the CPU
+    detector = load_detector(detector_name)  # what FaceAlignment.detect_faces runs
 
     def landmark(video: str, name: str, limit: Optional[int] = None) -> Tuple[float, Dict]:
         outputs = {"output": os.path.join(scratch, f"{name}.mp4"),
@@ -313,7 +316,7 @@ def run_authors(fan_checkpoint: str, num_modules: int, clip: str, warmup_clip: s
                 TableWriter(outputs["save_landmarks"], dims=2) as rows:
             for frame in frames:
                 with watch("detection"):
-                    boxes = detector.detect(frame.image)[:, :4]
+                    boxes = crop_boxes(detector, detector.detect(frame.image))
                 faces = pipeline.landmarks(frame.image, boxes)
                 points = np.array([p for p, _ in faces]).reshape(-1, 68, 2)
                 scores = np.array([s for _, s in faces]).reshape(-1, 68)
@@ -385,6 +388,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default: %(default)s)")
     p.add_argument("--detect-every", type=int, default=15, metavar="N",
                    help="detection every N frames when tracking (default: %(default)s, the product's)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME",
+                   help="the face detector, for ours and for the authors' code alike (default: %(default)s, "
+                        "the product's)")
     p.add_argument("--rounds", type=int, default=2, help="timed runs of each configuration (default: %(default)s)")
     p.add_argument("--authors-frames", type=int, default=60, metavar="N",
                    help="the authors' pipeline landmarks the clip's first N frames only, 0 for all: it is "
@@ -427,10 +433,10 @@ def measure(args: argparse.Namespace, scratch: str) -> Dict[str, List[Dict]]:
             os.makedirs(folder, exist_ok=True)
             if name == AUTHORS:
                 result = isolated(run_authors, models["fan2d_checkpoint"], args.num_modules, clip, warmup_clip,
-                                  folder, authors_frames)
+                                  folder, args.detector, authors_frames)
             else:
                 every = args.detect_every if name == TRACKING else 1
-                result = isolated(run_ours, models["fan2d_h5"], clip, warmup_clip, every, folder)
+                result = isolated(run_ours, models["fan2d_h5"], clip, warmup_clip, every, folder, args.detector)
             expected = authors_frames if name == AUTHORS else args.frames
             if result["frames"] != expected:
                 raise SystemExit(f"error: {name} landmarked {result['frames']} frames of {expected}")
@@ -521,7 +527,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "authors_frames": min(args.authors_frames or args.frames, args.frames),
                    "rounds": args.rounds, "warmup_frames": args.warmup_frames, "fan_modules": args.num_modules,
                    "weights": "random", "backend": BACKEND, "torch_threads": TORCH_THREADS,
-                   "detector": "dlib HOG, longest side 1024 px, upsample 1 (FaceAlignment's default on cpu)",
+                   "detector": args.detector + (" (FaceAlignment's default)" if args.detector == DEFAULT_DETECTOR
+                                                else ""),
                    "tracker": "FaceTracker as FaceAlignment builds it, but min_score=-inf and max_misses=0: "
                               "with random weights a track cannot hold",
                    "outputs": "annotated .mp4 and .parquet landmark table, as model_inference.py --test-video",

@@ -187,12 +187,13 @@ class FaceAlignment:
         smoother = TrackSmoother(smooth_min_cutoff, smooth_beta) if smooth else None
         return video_landmarks(path, self.landmarker, source, smoother)
 
-    def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY) -> FaceTracker:
-        """A tracker that detects with this object's detector, its boxes placed as that
-        detector's (its ``box_relation``)."""
+    def face_tracker(self, detect_every: int = DEFAULT_DETECT_EVERY, **options) -> FaceTracker:
+        """A tracker that detects with this object's ``detect_faces``, its boxes placed as that
+        detector's (its ``box_relation``, or the crop's when they are mapped onto it).
+        ``options``: FaceTracker's (``min_score``, ``max_misses``, ...)."""
         mapped = mapped_relation(self.detector, self.calibrate_boxes) is not None  # then boxes come as the crop's
         return FaceTracker(self.detect_faces, detect_every,
-                           relation=crop_relation() if mapped else self.detector.box_relation)
+                           relation=crop_relation() if mapped else self.detector.box_relation, **options)
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                 decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:

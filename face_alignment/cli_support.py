@@ -82,20 +82,6 @@ def detector_name(text: str) -> str:
     return text
 
 
-def add_detector_arguments(group) -> None:
-    """--detector, --detector-model, --detector-threshold: the same in every command."""
-    from .detection.registry import DEFAULT_DETECTOR, DETECTORS
-
-    group.add_argument("--detector", type=detector_name, metavar="NAME",
-                       help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
-                       f"(default: {DEFAULT_DETECTOR}; cnn with --cnn-face-detection-model)")
-    group.add_argument("--detector-model", metavar="PATH",
-                       help="the detector's weight file (default: its own, where it needs one)")
-    group.add_argument("--detector-threshold", type=float, metavar="SCORE",
-                       help="drop detections scoring below this (default: the detector's own)")
-    group.add_argument("--raw-detector-boxes", action="store_true",
-                       help="crop the detector's boxes as they are, as face-alignment does (default: mapped onto "
-                       "the boxes dlib's HOG gives for the same face, the crop the models are used with here)")
 def some_names(names: Sequence[str], shown: int = 3) -> str:
     """The first few of ``names``, quoted, and how many more there are."""
     return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")

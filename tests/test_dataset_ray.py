@@ -149,14 +149,15 @@ def test_a_workers_error_reaches_the_user_as_one_line():
     assert str(unexpected) == "a Ray worker failed: KeyError: 'landmarks'"
 
 
-def test_run_ray_raises_what_the_worker_raised(monkeypatch, tmp_path):
+def test_run_ray_raises_what_the_worker_raised(fan1_h5, monkeypatch, tmp_path):
     """run_ray itself unwraps (a Ray that is already running, whose dataset fails as Ray Data's does)."""
     import argparse
 
     import ray
 
     from face_alignment.dataset import ray_engine
-    from face_alignment.dataset.job import BUILD_OPTIONS, MachineFault
+    from face_alignment.config import ModelConfig
+    from face_alignment.dataset.job import MachineFault
     from face_alignment.errors import FaceAlignmentError
 
     fault = MachineFault("out/landmarks/part-0.parquet: cannot write it (No space left on device)")
@@ -171,12 +172,11 @@ def test_run_ray_raises_what_the_worker_raised(monkeypatch, tmp_path):
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     monkeypatch.setattr(ray.data, "from_items", lambda *args, **kwargs: Failing())
-    args = argparse.Namespace(workers=1, context="cpu", no_progress=True, ray_address=None,
-                              **{name: None for name in BUILD_OPTIONS if name != "context"})
+    args = argparse.Namespace(workers=1, no_progress=True, ray_address=None, cache_dir=None)
     (tmp_path / "landmarks").mkdir()
     (tmp_path / "errors").mkdir()
     (tmp_path / "landmarks" / ".fa-0123abcd.tmp.parquet").write_bytes(b"a stopped worker's")
     with pytest.raises(FaceAlignmentError) as raised:
-        ray_engine.run_ray(args, "m.h5", None, [{"id": "0", "kind": "photo", "members": [["a.jpg", 1, 1]]}],
-                           str(tmp_path), {})
+        ray_engine.run_ray(args, ModelConfig.build(fan1_h5, context="cpu"),
+                           [{"id": "0", "kind": "photo", "members": [["a.jpg", 1, 1]]}], str(tmp_path), {})
     assert str(raised.value) == str(fault) and os.listdir(tmp_path / "landmarks") == []

@@ -38,11 +38,11 @@ def runner(fan1_h5):
     built = {}
     real = cli.face_alignment
 
-    def cached(args, model, depth):
+    def cached(config, cache_dir):
         runner.loads += 1
-        if model not in built:
-            built[model] = real(args, model, depth)
-        return built[model]
+        if config not in built:
+            built[config] = real(config, cache_dir)
+        return built[config]
 
     def run(*args):
         argv = [str(a) for a in args] + ["--no-progress", "--context", "cpu"]
@@ -232,9 +232,12 @@ def test_every_check_comes_before_the_model_is_loaded(runner, photos, tmp_path):
         assert fragment in log.splitlines()[-1], log
     assert runner.loads == loads
     assert runner("--input", paths[0], "--output", tmp_path / "out")[0] == 0
+    # Into an existing output too, the weight file is checked (its names: nothing is loaded)
+    # before the settings are compared or anything is written.
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
     status, log = runner("--input", paths[0], "--output", tmp_path / "out", "--model", garbage)
-    assert status == 2 and "model_sha256" in log.splitlines()[-1]
-    assert runner.loads == loads + 1
+    assert status == 2 and str(garbage) in log.splitlines()[-1]
+    assert runner.loads == loads + 1 and (tmp_path / "out" / "manifest.json").read_text() == manifest
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ resumable Parquet dataset (see the package's docstring and the README)."""
 import logging
 import os
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
@@ -51,6 +51,13 @@ def parser() -> ArgumentParser:
     return p
 
 
+def face_alignment(config, cache_dir: Optional[str]):
+    """The FaceAlignment of ``config``, its exports in ``cache_dir`` (None: the default cache)."""
+    from ..api import FaceAlignment
+
+    return FaceAlignment.from_config(config, cache_dir=cache_dir)
+
+
 def video_options(args) -> Dict:
     return dict(detect_every=args.detect_every, smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
                 smooth_beta=args.smooth_beta)
@@ -78,9 +85,7 @@ def main(argv=None) -> int:
         start_over = job.check_settings(args.output, job_settings, args.force)
         # Built here for both engines: a bad model or option is one line before anything is
         # written, and ONNX Runtime's model is exported once, before any worker looks for it.
-        from ..api import FaceAlignment
-
-        fa = FaceAlignment.from_config(config, cache_dir=args.cache_dir)
+        fa = face_alignment(config, args.cache_dir)
         dims = 3 if config.is_3d else 2
         job.prepare_output(args.output, job_settings, start_over)
         return _run(args, fa, inputs, job_settings, dims, started)
