@@ -365,8 +365,8 @@ def _model_flags(decode_choices: Sequence[str]):
         ("type_config", ("--type-config",), dict(choices=TYPE_CONFIGS, default="float",
                                                  help="nnabla computation type (default: %(default)s)")),
         ("cnn_detector_model", ("--cnn-face-detection-model", "--cnn-face-detction-model"), dict(
-            metavar="PATH", help="dlib's mmod_human_face_detector.dat; alone, it selects --detector cnn (default: "
-            "looked for here and in weights/)")),
+            metavar="PATH", help="dlib's mmod_human_face_detector.dat; given alone, it selects dlib's cnn detector "
+            "(default: looked for here and in weights/)")),
         ("detector", ("--detector",), dict(
             type=detector_name, metavar="NAME",
             help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "

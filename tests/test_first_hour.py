@@ -255,7 +255,7 @@ def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_nam
     (out / "landmarks").mkdir(parents=True)
     (out / "manifest.json").write_text("{}")
     face = synthetic_face()
-    with LandmarkTableWriter(out / "landmarks" / "part-0.parquet") as rows:
+    with LandmarkTableWriter(out / "landmarks" / "part-0123456789abcdef.parquet") as rows:  # a unit's shard
         rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [face], np.ones((1, 68)), "detector")
     result = run_cli("--ground-truth", folder, "--predictions", f"{out}{os.sep}", "--json")
     assert result.returncode == 0, result.stderr

@@ -53,13 +53,14 @@ def sources(tmp_path_factory):
     return folder
 
 
-def run_and_terminate(tmp_path, watched, pause_in, script, *args, signum=signal.SIGTERM):
+def run_and_terminate(tmp_path, watched, pause_in, script, *args, signum=signal.SIGTERM, env=None):
     """Run ``script`` until it reaches ``pause_in``, send ``signum`` (SIGTERM); (process, stderr,
-    private TMPDIR, what ``watched`` and the TMPDIR held when the signal was sent)."""
+    private TMPDIR, what ``watched`` and the TMPDIR held when the signal was sent). ``env``:
+    variables to add."""
     private_tmp = tmp_path / "tmpdir"
     private_tmp.mkdir()
     paused = tmp_path / "paused"
-    env = dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(private_tmp), PAUSED=str(paused))
+    env = dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(private_tmp), PAUSED=str(paused), **(env or {}))
     process = subprocess.Popen([sys.executable, "-c", DRIVER, pause_in, os.path.join(ROOT, script), *map(str, args)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -134,11 +135,15 @@ def test_terminated_inference_leaves_no_onnx_cache_half_made(tmp_path, sources):
     (weights / "fan1.h5").write_bytes((sources / "fan1.h5").read_bytes())
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([[250.0, 260.0, 600.0, 640.0]]))
+    # An export cache of this test's own: the model must be exported (not found) for the stop.
+    exports = tmp_path / "exports"
+    exports.mkdir()
     process, stderr, private_tmp, (_, in_tmp) = run_and_terminate(
         tmp_path, weights, EXPORTING_ONNX, "model_inference.py", "--model", weights / "fan1.h5",
-        "--test-image", EINSTEIN, "--boxes", boxes, "--save-json", tmp_path / "out.json", "--backend", "onnxruntime", *CPU)
+        "--test-image", EINSTEIN, "--boxes", boxes, "--save-json", tmp_path / "out.json", "--backend", "onnxruntime",
+        "--cache-dir", exports, *CPU)
     assert len(in_tmp) == 1 and in_tmp[0].startswith("fan-export-")
     assert_terminated(process, stderr)
-    assert os.listdir(weights) == ["fan1.h5"]
+    assert os.listdir(weights) == ["fan1.h5"] and os.listdir(exports) == []
     assert os.listdir(private_tmp) == []
     assert not (tmp_path / "out.json").exists()

@@ -96,11 +96,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.max_faces < 1:
         raise FaceAlignmentError(f"--max-faces {args.max_faces}: expected a whole number of at least 1")
     weights = open_weights(args.model, kind=FAN, arch=args.arch)
-    output = args.output or default_output(weights, args.precision, args.cache_dir)
     inputs = [("--model", args.model)] + ([("--boxes", args.boxes)] if args.boxes else [])
-    check_outputs([("--output", output)], inputs)
     if args.output:
+        output = args.output
+        check_outputs([("--output", output)], inputs)
         check_not_there(output, args.force)
+    else:  # the export cache, made if need be (as the export itself would make it)
+        output = default_output(weights, args.precision, args.cache_dir)
+        try:
+            os.makedirs(os.path.dirname(output), exist_ok=True)
+        except OSError as e:
+            raise FaceAlignmentError(f"{os.path.dirname(output)}: cannot make the export cache ({e.strerror}); "
+                                     "pass --cache-dir or --output") from None
+        check_outputs([("the export cache", output)], inputs)
     if args.precision == INT8 and os.path.splitext(output)[1].lower() != ".xml":
         raise FaceAlignmentError(f"--output {output}: expected an OpenVINO .xml path (its .bin goes beside it)")
 
