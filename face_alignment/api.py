@@ -69,10 +69,12 @@ class FaceAlignment:
     them to the crop as they are, as face-alignment does. Given boxes are never mapped.
     ``context``: "cpu" or "cudnn" (default: cudnn when nnabla's CUDA extension is installed,
     except with a backend that runs only on the CPU, such as "onnxruntime").
-    ``backend``: a name of ``face_alignment.backends.BACKENDS`` ("onnxruntime", "nnabla") or a
-    "package.module:Class" (default: the fastest installed; ONNX Runtime runs on the CPU and
-    exports its model once into the export cache, ``cache_dir`` or
-    ``$FACE_ALIGNMENT_HOME/exports``). ``precision``: "fp32" (default), or what the backend offers.
+    ``backend``: a name of ``face_alignment.backends.BACKENDS`` ("onnxruntime", "nnabla",
+    "openvino") or a "package.module:Class" (default: ONNX Runtime where installed, else NNabla;
+    OpenVINO below fp32). ONNX Runtime and OpenVINO run on the CPU and export the model once
+    into the export cache (``cache_dir``, default ``$FACE_ALIGNMENT_HOME/exports``), where the
+    detectors keep their exports too. ``precision``: "fp32" (default), "bf16" or "int8" (OpenVINO's).
+    A detector given as an object is used as it is; the configuration records only its class.
     ``max_pixels``: image files with more pixels are refused before decoding (default:
     ``pipeline.image.MAX_IMAGE_PIXELS``, 150 megapixels). The other keywords are those of
     :func:`face_alignment.config.build_config`.
@@ -102,7 +104,7 @@ class FaceAlignment:
         # Image and boxes to landmarks; this object adds detection, reading and batching.
         self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector_choice = detector_object if detector_object is not None else config.detector
-        self._detector_options = dict(context=config.context, weights=config.detector_model,
+        self._detector_options = dict(context=config.context, weights=config.detector_model, cache_dir=cache_dir,
                                       threshold=config.detector_threshold, max_side=config.detector_max_side)
         self._detector = None
         self.calibrate_boxes = config.calibrate_boxes
@@ -200,7 +202,7 @@ class FaceAlignment:
         """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
         ``decodes`` defaults to the decoding this object was built with. In 3D every
-        decoding shares one z: ResNetDepth runs once per face (see ``_depth``)."""
+        decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``)."""
         for _, _, predictions in self._predict(images, boxes, decodes):
             yield predictions
 

@@ -201,7 +201,7 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
     if cnn_detector_model is not None and detector_model is not None and cnn_detector_model != detector_model:
         raise FaceAlignmentError("cnn_detector_model and detector_model: give one (they are the same option)")
     if detector is None:
-        detector = "cnn" if cnn_detector_model is not None and detector_model is None else DEFAULT_DETECTOR
+        detector = "cnn" if cnn_detector_model is not None else DEFAULT_DETECTOR
     detector_model = detector_model if detector_model is not None else cnn_detector_model
     check_positive_int("batch_size", batch_size)
     check_whole_number("device_id", device_id, 0)
@@ -301,11 +301,18 @@ def open_config_weights(config: ModelConfig):
         fan = open_weights(config.model, kind=FAN, num_modules=config.network_size, arch=config.arch)
     fan = _hashed(fan)
     depth = None if config.depth_model is None else _hashed(open_weights(config.depth_model, kind=RESNET_DEPTH))
-    for name, weights, expected in (("model", fan, config.model_sha256),
-                                    ("depth_model", depth, config.depth_model_sha256)):
-        if weights is not None and weights.sha256 != expected:
-            raise FaceAlignmentError(f"{weights.path}: holds other weights than the configuration's {name} "
-                                     f"(sha256 {weights.sha256[:12]}..., expected {expected[:12]}...)")
+    found = [("model", fan.path, fan.sha256, config.model_sha256)]
+    if depth is not None:
+        found.append(("depth_model", depth.path, depth.sha256, config.depth_model_sha256))
+    if config.detector_model is not None:
+        if not os.path.isfile(config.detector_model):
+            raise FaceAlignmentError(f"{config.detector_model}: no such face detector model")
+        found.append(("detector_model", config.detector_model, file_sha256(config.detector_model),
+                      config.detector_model_sha256))
+    for name, path, sha256, expected in found:
+        if sha256 != expected:
+            raise FaceAlignmentError(f"{path}: holds other weights than the configuration's {name} "
+                                     f"(sha256 {sha256[:12]}..., expected {expected[:12]}...)")
     return fan, depth
 
 
@@ -353,9 +360,9 @@ def _model_flags(decode_choices: Sequence[str]):
             "runs only there, such as onnxruntime; cudnn needs nnabla-ext-cuda)")),
         ("backend", ("--backend",), dict(
             type=_backend_name, metavar="{" + ",".join(BACKENDS) + "}",
-            help="where the networks run: one of these, or a 'package.module:Class' of your own (default: the "
-            "fastest installed, in this order; onnxruntime and openvino run on the CPU and export their model "
-            "once into the export cache, see --cache-dir)")),
+            help="where the networks run: one of these, or a 'package.module:Class' of your own (default: "
+            "onnxruntime where installed, else nnabla; openvino for --precision bf16 and int8; onnxruntime and "
+            "openvino run on the CPU and export their model once into the export cache, see --cache-dir)")),
         ("precision", ("--precision",), dict(
             choices=PRECISIONS, default=DEFAULT_PRECISION,
             help="FAN's arithmetic: fp32 (default), or bf16 / int8 on backend openvino (int8 needs a model "

@@ -127,6 +127,14 @@ def test_the_cnn_detector_model_keyword_and_flag_are_the_detector_model(fan1_h5,
     assert config_from_args(parse("--raw-detector-boxes"), fan1_h5).calibrate_boxes is False
     with pytest.raises(FaceAlignmentError, match="nowhere.dat"):
         ModelConfig.build(fan1_h5, detector_model=str(tmp_path / "nowhere.dat"))
+    # The same file given under both names, and no detector: still dlib's CNN.
+    assert ModelConfig.build(fan1_h5, cnn_detector_model=str(weights), detector_model=str(weights)) == by_keyword
+    # A configuration taken elsewhere (a Ray worker, from_config) checks the detector's file
+    # too: changed in place, it is refused by name before any network is built.
+    weights.write_bytes(b"another detector")
+    with pytest.raises(FaceAlignmentError) as refused:
+        FaceAlignment.from_config(by_keyword)
+    assert str(weights) in str(refused.value) and "detector_model" in str(refused.value)
 
 
 @pytest.fixture(scope="module")

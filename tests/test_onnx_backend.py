@@ -163,12 +163,20 @@ def test_the_cache_keeps_its_bound_by_removing_the_least_recently_used(fan1_h5, 
     os.utime(model, (time.time() - 3000,) * 2)  # the oldest of all...
     older = _planted(folder, "a-old.onnx", size, 2000)
     newer = _planted(folder, "b-new.onnx", size, 1000)
+    # What an engine built from an export (OpenVINO's compiled model) goes with it; the int8
+    # model the accuracy gate made from it stays.
+    built, gated = os.path.join(folder, "openvino", "a-old"), _planted(folder, "a-old.int8.xml", 10, 5000)
+    os.makedirs(built)
+    _planted(built, "0123.blob", 10, 2000)
     assert onnx_cache.onnx_model_path(weights) == model  # ...until used now
     # Room for two models of this size: of the three, the one used longest ago goes.
     monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, str(2.5 * size / 2 ** 20))
     assert onnx_cache.evict(folder) == 1
-    assert sorted(os.listdir(folder)) == sorted([os.path.basename(model), os.path.basename(newer)])
-    assert not os.path.exists(older)
+    assert sorted(os.listdir(folder)) == sorted([os.path.basename(model), os.path.basename(newer), "openvino",
+                                                 os.path.basename(gated)])
+    assert not os.path.exists(older) and not os.path.exists(built)
+    os.remove(gated)
+    os.rmdir(os.path.join(folder, "openvino"))
     # An export over the bound keeps itself, whatever the bound.
     monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, "0")
     rebuilt = onnx_cache.onnx_model_path(weights, rebuild=True)
@@ -267,3 +275,16 @@ def test_asking_for_onnxruntime_picks_the_cpu_context_on_a_cuda_machine(fan2_h5,
     # ...but ONNX Runtime, asked for by name, runs on the CPU without being told the context.
     fa = FaceAlignment(fan2_h5, backend="onnxruntime")
     assert fa.backend == "onnxruntime" and fa.context == "cpu"
+
+
+def test_cache_dir_holds_the_detectors_exports_too(fan1_h5, tmp_path):
+    """``cache_dir`` is where every export goes, the face detector's too: nothing lands in
+    FACE_ALIGNMENT_HOME's cache."""
+    from face_alignment.pipeline.image import read_image
+
+    cache = tmp_path / "elsewhere"
+    fa = FaceAlignment(fan1_h5, backend="onnxruntime", cache_dir=str(cache))
+    assert len(fa.detect_faces(read_image(EINSTEIN))) == 1
+    exported = sorted(name.rsplit("-", 1)[0] for name in os.listdir(cache) if name.endswith(".onnx"))
+    assert exported == ["blazeface_full_range", FAN1.name]
+    assert not os.path.exists(exports_folder())

@@ -8,7 +8,10 @@ everything that shapes the graph (kind, modules, pooling, opset, export-code ver
 same weights under two names or in two copies share one export, and changed weights or a
 changed exporter never reuse a stale one. The cache is bounded: after each export the least
 recently used models go until the folder holds at most ``$FACE_ALIGNMENT_CACHE_MB`` megabytes
-(default 2048); using a model marks it used. Deleting the folder clears it.
+(default 2048) of ``.onnx`` files; using a model marks it used. What an engine builds from an
+export is kept in a subfolder named by the export's stem (OpenVINO's ``openvino/<stem>``) and
+goes with it; the int8 models the accuracy gate writes (``<stem>.int8.xml``) are never
+evicted. Deleting the folder clears it.
 
 Exports are written under a temporary name and renamed into place, so processes exporting
 the same model at once each see a whole file (the last rename wins; the bytes are the same).
@@ -18,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from typing import Callable, Optional
 
 from ..errors import FaceAlignmentError
@@ -137,6 +141,9 @@ def evict(folder: str, keep: Optional[str] = None, limit: Optional[int] = None) 
         except OSError as e:
             log.warning("%s: cannot remove from the export cache (%s)", path, e.strerror)
             continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for derived in glob.glob(os.path.join(glob.escape(folder), "*", glob.escape(stem))):
+            shutil.rmtree(derived, ignore_errors=True)  # built from the export: goes with it
         log.info("export cache over %d MB: removed %s, the least recently used", limit // (1024 * 1024), path)
         total -= size
         removed += 1

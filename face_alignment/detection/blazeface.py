@@ -190,7 +190,8 @@ class BlazeFaceDetector(Detector):
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
     ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX the first time, ~1 s,
     and kept in the export cache; ~10-20x faster on a CPU); default: onnxruntime where it and
-    the ONNX exporter are installed. ``context``: NNabla's (default: CPU)."""
+    the ONNX exporter are installed. ``context``: NNabla's (default: CPU). ``cache_dir``: the
+    export cache's folder, if not the default."""
 
     name = "blazeface"
     reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
@@ -198,7 +199,7 @@ class BlazeFaceDetector(Detector):
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
                  crop: str = "letterbox", variant: Optional[str] = None, backend: Optional[str] = None,
-                 context=None):
+                 context=None, cache_dir: Optional[str] = None):
         if backend is None:
             from ..backends import default_backend
 
@@ -228,7 +229,7 @@ class BlazeFaceDetector(Detector):
         self.box_relation = BOX_RELATIONS.get(self.variant)
         self.input_size = INPUT_SIZES[self.variant]
         self.anchors = ssd_anchors(self.input_size, *ANCHOR_LAYERS[self.variant])
-        self._network = make_runner(backend, self.variant, params, weights, context)
+        self._network = make_runner(backend, self.variant, params, weights, context, cache_dir)
 
     def raw_outputs(self, squares: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The network's (regressors (B, N, 16), score logits (B, N, 1)) for RGB uint8 inputs

@@ -144,7 +144,8 @@ def cached_model_path(weights_path: str, variant: str, cache_dir=None) -> str:
     return graph_model_path(f"blazeface_{variant}", key, cache_dir)
 
 
-def make_runner(backend: str, variant: str, params: Dict[str, np.ndarray], weights_path: str, context=None):
+def make_runner(backend: str, variant: str, params: Dict[str, np.ndarray], weights_path: str, context=None,
+                cache_dir=None):
     if backend == "onnxruntime":
-        return OnnxBlazeFace(variant, params, weights_path)
+        return OnnxBlazeFace(variant, params, weights_path, cache_dir=cache_dir)
     return NNablaBlazeFace(variant, params, context)

@@ -21,7 +21,8 @@ class GraphDetector(Detector):
     """``detect(rgb)`` and ``detect_batch(frames)`` (frames of one size, one batch).
     ``weights``: our converted ``.h5`` or face-alignment's ``.pth`` (converted on first use);
     None: the published ``.pth`` in the home folder. ``backend``: "nnabla" or "onnxruntime"
-    (default: the fastest available); ``context``: an nnabla context (default cpu)."""
+    (default: the fastest available); ``context``: an nnabla context (default cpu);
+    ``cache_dir``: where ONNX Runtime's export is kept (default: the export cache's folder)."""
 
     weights_spec: TorchDetector
     # Whether the exported ONNX model takes any frame size; if not, one model per input shape.
@@ -30,7 +31,8 @@ class GraphDetector(Detector):
     thread_safe = False  # a graph's buffers are shared between calls
 
     def __init__(self, weights: Optional[str] = None, threshold: Optional[float] = None,
-                 backend: Optional[str] = None, context=None, allow_pickle: bool = False):
+                 backend: Optional[str] = None, context=None, allow_pickle: bool = False,
+                 cache_dir: Optional[str] = None):
         from ..backends import NNABLA, ONNXRUNTIME, default_backend
 
         self.threshold = float(self.default_threshold if threshold is None else threshold)
@@ -45,6 +47,7 @@ class GraphDetector(Detector):
         self._params = load_detector_h5(self.weights_spec, self.weights_path)
         self._networks = {}  # input shape (or None: any) -> callable network
         self._context = context
+        self._cache_dir = cache_dir
 
     @property
     def name(self) -> str:
@@ -74,7 +77,8 @@ class GraphDetector(Detector):
 
         stem = os.path.splitext(os.path.basename(self.weights_path))[0]
         return OnnxGraph(self.name, self.weights_spec.build, lambda: self._params, sha256_of(self.weights_path),
-                         shape or _EXAMPLE_SHAPE, self.weights_path, stem, any_size=shape is None)
+                         shape or _EXAMPLE_SHAPE, self.weights_path, stem, any_size=shape is None,
+                         cache_dir=self._cache_dir)
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 frames (B, H, W, 3) as the network takes them."""

@@ -156,10 +156,12 @@ def detector_class(name: str):
         raise FaceAlignmentError(f"detector {name!r}: {module_name} has no {attribute}") from None
 
 
-def load_detector(name: str, weights: Optional[str] = None, **options: Any) -> Detector:
+def load_detector(name: str, weights: Optional[str] = None, *, cache_dir: Optional[str] = None,
+                  **options: Any) -> Detector:
     """The detector ``name`` (a :data:`DETECTORS` name or ``"package.module:Class"``), built with
     its ``weights`` (None: its default) and ``options`` (e.g. ``threshold``). Options left at
-    None are not passed, so each detector's own defaults apply."""
+    None are not passed, so each detector's own defaults apply. ``cache_dir``: the export
+    cache's folder, given to the detectors that keep exports (the others do without it)."""
     factory = detector_class(name)
     defaults = DETECTORS[name].options if name in DETECTORS else {}
     given = {k: v for k, v in dict(defaults, **options, weights=weights).items() if v is not None}
@@ -167,20 +169,24 @@ def load_detector(name: str, weights: Optional[str] = None, **options: Any) -> D
         accepted = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # a builtin: let the call itself say
         accepted = None
-    if accepted is not None and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+    takes_any = accepted is not None and any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    if cache_dir is not None and accepted is not None and ("cache_dir" in accepted or takes_any):
+        given["cache_dir"] = cache_dir
+    if accepted is not None and not takes_any:
         unknown = sorted(set(given) - set(accepted))
         if unknown:
             raise FaceAlignmentError(f"detector {name!r} takes no {', '.join(unknown)} option")
     return _as_instance(factory(**given), name)
 
 
-def as_detector(detector, context: Optional[str] = None, weights: Optional[str] = None, **options) -> Detector:
+def as_detector(detector, context: Optional[str] = None, weights: Optional[str] = None,
+                cache_dir: Optional[str] = None, **options) -> Detector:
     """What FaceAlignment takes as its detector, as a Detector: None (the default for
     ``context``), a name, a Detector, or any callable ``image -> boxes``."""
     if detector is None:
         detector = default_detector(context)
     if isinstance(detector, str):
-        return load_detector(detector, weights, **options)
+        return load_detector(detector, weights, cache_dir=cache_dir, **options)
     return _as_instance(detector, type(detector).__name__)
 
 
