@@ -10,6 +10,7 @@ import pytest
 
 import peaked_fan
 from conftest import SHARED, annotated_box, assert_one_line_error, fresh_home, run_tool
+from hardware import needs_bf16
 from face_alignment.backends import openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, int8_model_path
 from face_alignment.errors import PrecisionUnavailableError
@@ -90,6 +91,7 @@ def test_the_peaked_network_has_peaks_at_the_annotated_points(peaked):
     assert np.median(distances) < 2.0 and np.median(scores) > 0.1
 
 
+@needs_bf16
 def test_gate_passes_bf16_and_writes_its_record(peaked, tmp_path):
     h5, photos, boxes, _, _ = peaked
     record = tmp_path / "bf16.json"

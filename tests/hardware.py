@@ -1,0 +1,16 @@
+"""What this CPU can run, for the tests whose subject is hardware-dependent. CI runs on
+whichever machine it gets: some have bfloat16 units (AVX512_BF16 or AMX), some (AVX2-only
+EPYCs) do not, and OpenVINO then offers FP32 and INT8 only. Such a test checks what the
+hardware allows, and skips only with a reason naming the missing unit."""
+import pytest
+
+from face_alignment.backends import openvino_net
+
+
+def _has_bf16_units() -> bool:
+    return openvino_net.BF16_CAPABILITY in openvino_net.cpu_capabilities(openvino_net.openvino_core())
+
+
+BF16_UNITS = _has_bf16_units()
+NO_BF16_REASON = "this CPU has no bfloat16 units (AVX512_BF16 or AMX): OpenVINO cannot run bf16 here"
+needs_bf16 = pytest.mark.skipif(not BF16_UNITS, reason=NO_BF16_REASON)
