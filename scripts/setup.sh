@@ -2,7 +2,7 @@
 # One-command set-up: find a Python that nnabla 1.39.0 has wheels for (3.8-3.10),
 # create .venv beside this script's project, and install the project with its extras.
 #
-#   bash scripts/setup.sh            # inference + conversion + export + tests + Ray (torch, onnxruntime, openvino, ray)
+#   bash scripts/setup.sh            # inference + conversion + export + tests + Ray + training (torch, onnxruntime, openvino, ray, albumentations)
 #   EXTRAS=export bash scripts/setup.sh   # inference with ONNX Runtime or OpenVINO, export: no torch
 #   EXTRAS=  bash scripts/setup.sh   # inference with NNabla only: no torch, no onnxruntime
 #   PYTHON=/path/to/python3.10 bash scripts/setup.sh
@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 supported="3.8 3.9 3.10"
-extras=${EXTRAS-dev,export,ray}
+extras=${EXTRAS-dev,export,ray,train}
 
 # An interpreter counts only if it runs and reports a supported version:
 # pyenv shims exist for every installed version but fail unless it is selected.
