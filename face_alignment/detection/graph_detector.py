@@ -14,7 +14,7 @@ from ..errors import FaceAlignmentError
 from ..files import sha256_of
 from .base import Detector, check_rgb
 from .runtime import GraphRuntime
-from .torch_weights import TorchDetector, detector_weights, load_detector_h5
+from .torch_weights import TorchDetector, load_detector_weights
 
 # The frame shape ONNX models that take any size are exported at.
 _EXAMPLE_SHAPE = (1, 3, 128, 128)
@@ -42,8 +42,7 @@ class GraphDetector(Detector):
         self.check_threshold(self.threshold)
         self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
         self.backend = self.runtime.backend
-        self.weights_path = detector_weights(self.weights_spec, weights, allow_pickle)
-        self._params = load_detector_h5(self.weights_spec, self.weights_path)
+        self.weights_path, self._params = load_detector_weights(self.weights_spec, weights, allow_pickle)
         self._description = None
 
     @property
