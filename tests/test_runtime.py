@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import tempfile
-import textwrap
 import time
 
 import nnabla.functions as F
@@ -210,50 +209,12 @@ def test_temporaries_a_killed_export_left_go_on_the_next_run(cache, tmp_path, mo
 
 # --- detectors on the model's target ---------------------------------------------------------
 
-COUNTING_BACKEND = textwrap.dedent('''
-    from face_alignment.backends.nnabla_net import NNablaNetwork, NNablaRunner
-
-    RUNS = []  # (network name, target context, precision) of every batch run
-
-
-    class Counting:
-        """Runs everything on NNabla's cpu context, counting what it runs and where it was asked to."""
-        contexts = ("cpu", "cudnn")
-        precisions = ("fp32",)
-
-        def __init__(self, weights, target):
-            self.arch, self.source, self.target = weights.arch, weights.source, target
-            self._net = NNablaNetwork(weights.arch, weights.params, None, weights.source)
-            self.input_channels = self._net.input_channels
-
-        def __call__(self, batch):
-            RUNS.append((self.arch.name, self.target.context, self.target.precision))
-            return self._net(batch)
-
-        @staticmethod
-        def runner(description, target):
-            inner = NNablaRunner(description)
-
-            def run(batch):
-                RUNS.append((description.name, target.context, target.precision))
-                return inner(batch)
-            return run
-
-
-    class FanOnly(Counting):
-        runner = None
-''')
-
-
 @pytest.fixture
-def counting(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "counting_backend.py").write_text(COUNTING_BACKEND)
-    monkeypatch.syspath_prepend(str(folder))
+def counting():
     import counting_backend
-    yield counting_backend
-    del sys.modules["counting_backend"]
+
+    counting_backend.RUNS.clear()
+    return counting_backend
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +326,29 @@ def test_retinafaces_cut_export_is_exported_again(engine, retinaface_h5, cache):
     again = RetinaFaceDetector(retinaface_h5, backend=engine, cache_dir=cache)
     for ours, theirs in zip(again.raw_outputs(frame), expected):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_a_cut_conversion_in_the_cache_is_converted_again(retinaface_h5, tmp_path):
+    import torch
+    from face_alignment.detection.retinaface import RetinaFaceDetector
+    from face_alignment.weights.h5 import read_h5
+
+    # The same weights as face-alignment's .pth holds them (our names mapped back to PyTorch's).
+    leaves = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias", "mean": "running_mean",
+              "var": "running_var"}
+    params, _ = read_h5(retinaface_h5)
+    state = {}
+    for name, value in params.items():
+        scope, kind, leaf = name.rsplit("/", 2)
+        state[f"{scope.replace('/', '.')}.{leaves[leaf]}"] = torch.from_numpy(value if kind == "conv" else
+                                                                              value.reshape(-1))
+    pth = str(tmp_path / "retinaface.pth")
+    torch.save(state, pth)
+    converted = RetinaFaceDetector(pth, backend="nnabla").weights_path
+    _truncate(converted)  # a conversion cut short (a killed process, a full disk)
+    again = RetinaFaceDetector(pth, backend="nnabla")
+    assert again.weights_path == converted
+    frame = (np.random.RandomState(4).rand(1, 48, 64, 3) * 255).astype(np.uint8)
+    for ours, theirs in zip(again.raw_outputs(frame), RetinaFaceDetector(retinaface_h5, backend="nnabla")
+                            .raw_outputs(frame)):
+        np.testing.assert_array_equal(ours, theirs)
