@@ -21,8 +21,7 @@ from .backends.registry import backend_spec
 from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
-from .detection.registry import planned_placement
-from .detection.registry import crop_boxes, crop_relation, mapped_relation
+from .detection.registry import crop_boxes, crop_relation, mapped_relation, planned_placement
 from .errors import FaceAlignmentError, ImageReadError
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
@@ -104,13 +103,12 @@ class FaceAlignment:
         self.max_pixels = config.max_pixels
         self._detector_choice = detector_object if detector_object is not None else config.detector
         # The detector runs on the model's target: where is checked now, before the model loads.
-        detector_where = planned_placement(self._detector_choice, config.backend, config.context, config.precision,
-                                           cache_dir)
-        # Image and boxes to landmarks; this object adds detection, reading and batching.
-        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector_options = dict(context=config.context, backend=config.backend, precision=config.precision,
                                       weights=config.detector_model, cache_dir=cache_dir,
                                       threshold=config.detector_threshold, max_side=config.detector_max_side)
+        detector_where = planned_placement(self._detector_choice, **self._detector_options)
+        # Image and boxes to landmarks; this object adds detection, reading and batching.
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector = None
         self.calibrate_boxes = config.calibrate_boxes
         self._detector_lock = threading.Lock()

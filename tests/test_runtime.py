@@ -352,3 +352,14 @@ def test_a_cut_conversion_in_the_cache_is_converted_again(retinaface_h5, tmp_pat
     for ours, theirs in zip(again.raw_outputs(frame), RetinaFaceDetector(retinaface_h5, backend="nnabla")
                             .raw_outputs(frame)):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_detectors_options_are_checked_before_the_model_loads(fan1_h5, monkeypatch):
+    from face_alignment import landmarker
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("the model was loaded first")
+
+    monkeypatch.setattr(landmarker.Landmarker, "from_config", unexpected)
+    with pytest.raises(FaceAlignmentError, match="'blazeface' takes no max_side option"):
+        FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector="blazeface", detector_max_side=100)

@@ -174,6 +174,13 @@ def load_detector(name: str, weights: Optional[str] = None, *, cache_dir: Option
     cache's folder, given to the detectors that keep exports (the others do without it).
     ``target``: the model's ``backend``, ``context`` and ``precision``, given to the detectors
     that run on them (the others run where their entry's ``runs_on`` says)."""
+    factory, given = _arguments(name, weights, cache_dir, target, options)
+    return _as_instance(factory(**given), name)
+
+
+def _arguments(name: str, weights: Optional[str], cache_dir: Optional[str], target: Optional[Mapping[str, Any]],
+               options: Mapping[str, Any]):
+    """(the detector's class, the keywords it is built with), refusing an option it does not take."""
     factory = detector_class(name)
     defaults = DETECTORS[name].options if name in DETECTORS else {}
     given = {k: v for k, v in dict(defaults, **options, weights=weights).items() if v is not None}
@@ -191,7 +198,7 @@ def load_detector(name: str, weights: Optional[str] = None, *, cache_dir: Option
         unknown = sorted(set(given) - set(accepted))
         if unknown:
             raise FaceAlignmentError(f"detector {name!r} takes no {', '.join(unknown)} option")
-    return _as_instance(factory(**given), name)
+    return factory, given
 
 
 def as_detector(detector, context: Optional[str] = None, weights: Optional[str] = None,
@@ -233,11 +240,16 @@ def _as_instance(detector, name: str) -> Detector:
 
 
 def planned_placement(detector, backend: Optional[str] = None, context: Optional[str] = None,
-                      precision: Optional[str] = None, cache_dir: Optional[str] = None) -> str:
+                      precision: Optional[str] = None, cache_dir: Optional[str] = None,
+                      weights: Optional[str] = None, **options) -> str:
     """Where ``detector`` (what :func:`as_detector` takes) will run for the model's target,
-    checked now without loading it (one line if it cannot run there): for the start-up log."""
+    checked now without loading it, with its options (one line if it cannot run there or takes
+    no such option): before the model loads, and for the start-up log."""
     if detector is None:
         detector = default_detector(context)
+    if isinstance(detector, str):
+        _arguments(detector, weights, cache_dir, dict(backend=backend, context=context, precision=precision),
+                   options)  # (the configuration has checked that its weight file is there)
     if not isinstance(detector, str):
         return f"{getattr(detector, 'name', type(detector).__name__)} on " \
                f"{where_detector_runs(_as_instance(detector, type(detector).__name__))}"
