@@ -180,6 +180,10 @@ def test_a_bad_cache_bound_is_refused_first_on_a_miss_and_on_a_hit(setting, cach
     monkeypatch.setenv(onnx_cache.SIZE_VARIABLE, setting)
     with pytest.raises(FaceAlignmentError, match=onnx_cache.SIZE_VARIABLE):
         run_on("onnxruntime", cache)  # a hit: refused all the same
+    with pytest.raises(FaceAlignmentError, match=onnx_cache.SIZE_VARIABLE):
+        onnx_cache.model_path(tiny(), cache)  # by the cache itself (the precision gate's way in)
+    with pytest.raises(FaceAlignmentError, match=onnx_cache.SIZE_VARIABLE):
+        run_on("nnabla", cache)  # a setting like any other: checked whatever the engine
 
 
 def test_temporaries_a_killed_export_left_go_on_the_next_run(cache, tmp_path, monkeypatch):
