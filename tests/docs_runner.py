@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import traceback
 
 
@@ -17,7 +18,7 @@ def run(blocks) -> int:
     start = os.getcwd()
     for block in blocks:
         where = f"{block['file']}:{block['line']}"
-        print(f"--- {where} ({block['lang']})", flush=True)
+        print(f"--- {where} ({block['lang']}) at {time.perf_counter():.1f} s", flush=True)
         os.chdir(start)  # a block that changes folder changes it for itself only
         if block["lang"] == "bash":
             status = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block["code"]]).returncode
