@@ -367,3 +367,17 @@ def test_the_detectors_options_are_checked_before_the_model_loads(fan1_h5, monke
     monkeypatch.setattr(landmarker.Landmarker, "from_config", unexpected)
     with pytest.raises(FaceAlignmentError, match="'blazeface' takes no max_side option"):
         FaceAlignment(fan1_h5, backend="nnabla", context="cpu", detector="blazeface", detector_max_side=100)
+
+
+@pytest.mark.parametrize("engine", ["openvino"])  # NNabla and ONNX Runtime: tests/test_blazeface.py
+def test_blazeface_on_every_engine_matches_tflite(engine, full_range):
+    from blazeface_references import run_tflite, tflite_interpreter
+    from face_alignment.detection.blazeface import BlazeFaceDetector, letterbox
+
+    detector = BlazeFaceDetector(full_range, backend=engine)
+    squares = np.stack([letterbox(read_rgb(EINSTEIN), detector.input_size)[0]] * 2)  # a batch of two
+    ours = detector.raw_outputs(squares)
+    theirs = run_tflite(tflite_interpreter(full_range), (squares[:1].astype(np.float32) / 127.5 - 1))
+    for got, reference in zip(ours, theirs):
+        for one in got:
+            assert np.abs(one - reference[0]).max() / np.abs(reference).max() <= 1e-4
