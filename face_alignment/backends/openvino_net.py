@@ -163,8 +163,9 @@ class OpenVinoRunner:
         model = self._core.read_model(path)
         if check is not None:
             check(model)
+        channels = model.inputs[0].get_partial_shape()[1].get_length()
         onnx_net.check_io(self.description, [i.get_any_name() for i in model.inputs],
-                          [o.get_any_name() for o in model.outputs], model.inputs[0].get_partial_shape()[1].get_length())
+                          [o.get_any_name() for o in model.outputs], channels)
         return self._core.compile_model(model, DEVICE, self.compile_options)
 
     def _compile_given(self, path: str, check):

@@ -125,8 +125,8 @@ DEFAULT_DETECTOR = "blazeface"
 
 
 def default_detector(context: Optional[str] = None) -> str:
-    """The detector used when none is named, on any context: :data:`DEFAULT_DETECTOR`
-    (BlazeFace runs on the CPU even when FAN runs on a GPU: it takes milliseconds)."""
+    """The detector used when none is named, on any context: :data:`DEFAULT_DETECTOR` (it
+    runs on the model's backend and context, see :mod:`.runtime`)."""
     return DEFAULT_DETECTOR
 
 
