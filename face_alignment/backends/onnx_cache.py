@@ -17,8 +17,9 @@ int8 models the accuracy gate writes (``<stem>.int8.xml``) are never evicted. De
 folder clears it.
 
 Exports are written under a temporary name and renamed into place, so processes exporting
-the same model at once each see a whole file (the last rename wins; the bytes are the same). Temporaries left by a killed export are removed by the
-next export run once they are :data:`STALE_SECONDS` old.
+the same model at once each see a whole file (the last rename wins; the bytes are the same).
+Temporaries left by a killed export are removed by a later run once they are
+:data:`STALE_SECONDS` old.
 """
 import glob
 import hashlib
