@@ -86,3 +86,12 @@ def mirror_matrix(width: int) -> np.ndarray:
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def window_points(points: np.ndarray, window: Window) -> np.ndarray:
+    """``(n, 2)`` image points in the crop of :func:`resized_crop`, computed as ibug's
+    albumentations pipeline computes them: in float32, shift, scale and centre cut rounded in
+    turn, so that the heatmaps drawn from them match ibug's to float precision."""
+    shifted = np.asarray(points, dtype=np.float32) - np.array([window.left, window.top], dtype=np.float32)
+    scaled = shifted * np.float32(window.canvas / window.side)
+    return (scaled - np.float32(window.margin)).astype(np.float64)

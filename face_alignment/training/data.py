@@ -159,13 +159,17 @@ class TrainingSet:
             if self._content is not None:
                 crop = self._content(image=crop)["image"]
 
-        points = crops.apply(to_crop, landmarks)
+        if geometry is None:
+            points = crops.window_points(landmarks, window)
+            corners = crops.window_points(corners, window)
+        else:
+            points, corners = crops.apply(to_crop, landmarks), crops.apply(to_crop, corners)
         heatmaps = encode_heatmaps(points * (config.heatmap_size / config.image_size), config.heatmap_size,
                                    config.gaussian_size, config.gaussian_sigma)
         return {"crop": crop.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0),
                 "heatmaps": heatmaps,
                 "landmarks": points.astype(np.float32),
-                "landmark_box_corners": crops.apply(to_crop, corners).astype(np.float32),
+                "landmark_box_corners": corners.astype(np.float32),
                 "weight": np.float32(record.weight)}
 
 
