@@ -42,11 +42,14 @@ def crop_window(box: np.ndarray, config) -> Window:
 
 
 def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
-    """The ``side`` x ``side`` pixels from (left, top), zero outside the image."""
+    """The ``side`` x ``side`` pixels from (left, top), zero outside the image (a view of the
+    image when the window lies inside it)."""
     height, width = image.shape[:2]
-    out = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
     x0, y0 = max(left, 0), max(top, 0)
     x1, y1 = min(left + side, width), min(top + side, height)
+    if (x0, y0, x1, y1) == (left, top, left + side, top + side):
+        return image[y0:y1, x0:x1]
+    out = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
     if x1 > x0 and y1 > y0:
         out[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
     return out
@@ -54,16 +57,16 @@ def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
 
 def resized_crop(image: np.ndarray, window: Window, size: int, mirrored: bool) -> np.ndarray:
     """ibug's crop without geometric augmentation: the window (of the mirrored image when
-    ``mirrored``) resized to the padded crop, then its centre. Mirroring the small window
-    rather than the whole photo gives the same pixels."""
+    ``mirrored``) resized to the padded crop, then its centre. Mirroring the window rather
+    than the whole photo gives the same pixels."""
     if mirrored:
         width = image.shape[1]
-        patch = cut(image, width - window.left - window.side, window.top, window.side)[:, ::-1]
+        patch = cv2.flip(cut(image, width - window.left - window.side, window.top, window.side), 1)
     else:
         patch = cut(image, window.left, window.top, window.side)
-    # Only the rows and columns the centre uses would do, but cv2.resize's source mapping
-    # depends on the whole output size: resize all, as ibug does.
-    padded = cv2.resize(np.ascontiguousarray(patch), (window.canvas, window.canvas), interpolation=cv2.INTER_LINEAR)
+    # cv2.resize's source positions depend on the whole output's size: resize it all, as ibug
+    # does, and keep the centre.
+    padded = cv2.resize(patch, (window.canvas, window.canvas), interpolation=cv2.INTER_LINEAR)
     return padded[window.margin:window.margin + size, window.margin:window.margin + size]
 
 

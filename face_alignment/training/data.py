@@ -152,7 +152,7 @@ class TrainingSet:
         else:
             from_image = to_crop @ crops.mirror_matrix(width) if mirrored else to_crop
             crop = crops.warped_crop(image, from_image, config.image_size)
-        crop = np.ascontiguousarray(crop[..., ::-1])  # OpenCV's BGR to RGB
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         if config.augment:
             if self._content is None:
                 self._content = augment.content_transform(config)
@@ -166,7 +166,9 @@ class TrainingSet:
             points, corners = crops.apply(to_crop, landmarks), crops.apply(to_crop, corners)
         heatmaps = encode_heatmaps(points * (config.heatmap_size / config.image_size), config.heatmap_size,
                                    config.gaussian_size, config.gaussian_sigma)
-        return {"crop": crop.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0),
+        # As ibug: float32 pixels divided by 255, channels first.
+        crop = np.divide(np.ascontiguousarray(crop.transpose(2, 0, 1)), np.float32(255.0), dtype=np.float32)
+        return {"crop": crop,
                 "heatmaps": heatmaps,
                 "landmarks": points.astype(np.float32),
                 "landmark_box_corners": corners.astype(np.float32),

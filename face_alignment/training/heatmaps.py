@@ -15,14 +15,12 @@ def encode_heatmaps(points: np.ndarray, size: int, gaussian_size: float, sigma: 
     """``(n, size, size)`` float32 heatmaps of ``(n, 2)`` points (x, y) in heatmap pixels."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     reach = gaussian_size * sigma
-    # numpy's round (half to even), as ibug's np.round; the window's end is exclusive.
+    # numpy's round (half to even), as ibug's np.round; the window's end is inclusive here.
     first = np.round(points - reach)
     last = np.round(points + reach)
-    centres = np.arange(size, dtype=np.float64) + 0.5
     pixels = np.arange(size, dtype=np.float64)
-    offsets = centres[None, :, None] - points[:, None, :]  # (n, size, 2): x and y per pixel
-    profiles = np.exp(-offsets ** 2 / (2.0 * sigma ** 2))
-    inside = (pixels[None, :, None] >= first[:, None, :]) & (pixels[None, :, None] <= last[:, None, :])
-    profiles = np.where(inside, profiles, 0.0)
-    # (n, rows, 1) * (n, 1, columns): y profile down the rows, x profile across.
-    return (profiles[:, :, 1, None] * profiles[:, None, :, 0]).astype(np.float32)
+    offsets = pixels + 0.5 - points[:, :, None]  # (n, 2, size): x and y offsets of each pixel centre
+    inside = (pixels >= first[:, :, None]) & (pixels <= last[:, :, None])
+    profiles = np.where(inside, np.exp(offsets * offsets / (-2.0 * sigma ** 2)), 0.0).astype(np.float32)
+    # Row r, column c of map n: the y profile at r times the x profile at c.
+    return np.einsum("nr,nc->nrc", profiles[:, 1], profiles[:, 0])
