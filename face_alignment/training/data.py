@@ -251,8 +251,42 @@ def _start_worker(training_set: TrainingSet) -> None:
     cv2.setNumThreads(1)  # the workers are the parallelism
 
 
-def _worker_batch(items, seed):
-    return _make_batch(_WORKER_SET, items, seed)
+def _worker_batch(items, seed, slot: str):
+    """Make a batch and write it into the shared-memory block ``slot`` (the parent's: it
+    creates and removes every block); returns where each array lies, or the batch itself if
+    it does not fit."""
+    from multiprocessing import shared_memory
+
+    batch = _make_batch(_WORKER_SET, items, seed)
+    if sum(a.nbytes for a in batch.values()) > _SLOT_BYTES[slot]:
+        return batch
+    # Attaching registers the block with the parent's resource tracker (the fork server
+    # shares it), which already holds it: the parent's unlink settles both.
+    block = shared_memory.SharedMemory(name=slot)
+    layout, offset = [], 0
+    try:
+        for key, array in batch.items():
+            np.ndarray(array.shape, array.dtype, buffer=block.buf, offset=offset)[...] = array
+            layout.append((key, array.shape, array.dtype.str, offset))
+            offset += array.nbytes
+    finally:
+        block.close()
+    return layout
+
+
+_SLOT_BYTES: Dict[str, int] = {}  # a worker's copy: filled by its initializer
+
+
+def _start_worker_with_slots(training_set: TrainingSet, slot_bytes: Dict[str, int]) -> None:
+    _SLOT_BYTES.update(slot_bytes)
+    _start_worker(training_set)
+
+
+def sample_bytes(config: DataConfig) -> int:
+    """Bytes of one sample's arrays."""
+    floats = (3 * config.image_size ** 2 + config.num_landmarks * config.heatmap_size ** 2
+              + config.num_landmarks * 2 + 4 * 2 + 1)
+    return 4 * floats
 
 
 def batches(training_set: TrainingSet, order: Sequence[int], batch_size: int, seed: int, workers: int = 0,
@@ -261,7 +295,9 @@ def batches(training_set: TrainingSet, order: Sequence[int], batch_size: int, se
     ``order`` lists, in that order; the sample at position k of ``order`` seeded from
     (``seed``, k). ``start``: the position to begin at (a resumed run), a multiple of
     ``batch_size`` keeping the batches of a run that began at 0. ``workers`` > 0: made in that
-    many worker processes, a few batches ahead, in order."""
+    many worker processes (started by a fork server: a script that calls this needs the
+    ``if __name__ == "__main__":`` guard), a few batches ahead, in order; they hand batches
+    back through shared memory."""
     if batch_size < 1:
         raise TrainingDataError(f"batch size {batch_size}: expected at least 1")
     order = [int(i) for i in order]
@@ -277,23 +313,48 @@ def batches(training_set: TrainingSet, order: Sequence[int], batch_size: int, se
         for items in groups:
             yield _make_batch(training_set, items, seed)
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["face_alignment.training.data"])
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(training_set,))
+    yield from _from_workers(training_set, groups, seed, workers, batch_size)
+
+
+def _from_workers(training_set, groups, seed, workers, batch_size):
+    from multiprocessing import shared_memory
+
+    ahead = 2 * workers
+    size = batch_size * sample_bytes(training_set.config)
+    slots = [shared_memory.SharedMemory(create=True, size=size) for _ in range(ahead)]
+    pool = None
     try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["face_alignment.training.data"])
+        pool = context.Pool(workers, initializer=_start_worker_with_slots,
+                            initargs=(training_set, {slot.name: size for slot in slots}))
+        free = deque(slots)
         pending = deque()
-        ahead = 2 * workers
         groups_left = iter(groups)
-        for items in groups_left:
-            pending.append(pool.apply_async(_worker_batch, (items, seed)))
-            if len(pending) >= ahead:
-                break
+
+        def submit():
+            items = next(groups_left, None)
+            if items is not None:
+                slot = free.popleft()
+                pending.append((slot, pool.apply_async(_worker_batch, (items, seed, slot.name))))
+
+        for _ in range(ahead):
+            submit()
         while pending:
-            batch = pending.popleft().get()
-            following = next(groups_left, None)
-            if following is not None:
-                pending.append(pool.apply_async(_worker_batch, (following, seed)))
+            slot, result = pending.popleft()
+            layout = result.get()
+            if isinstance(layout, dict):
+                batch = layout
+            else:
+                batch = {key: np.ndarray(shape, np.dtype(dtype), buffer=slot.buf, offset=offset).copy()
+                         for key, shape, dtype, offset in layout}
+            free.append(slot)
+            submit()
             yield batch
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        for slot in slots:
+            slot.close()
+            slot.unlink()
