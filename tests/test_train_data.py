@@ -356,9 +356,12 @@ def test_batches_in_workers_equal_batches_in_process(worker_batches):
         assert theirs.keys() == ours.keys()
         for key in ours:
             np.testing.assert_array_equal(theirs[key], ours[key])
-    # the sample at position k: seeded by (seed, k), whichever index it is
+    # the sample at position k: seeded by (seed, k), so index 2 at positions 3 and 4 differs
     np.testing.assert_array_equal(here[1]["weight"], [training_set.records[i].weight for i in order[2:4]])
+    assert not np.array_equal(here[1]["crop"][1], here[2]["crop"][0])
     import random
+    random.seed(99)  # the caller's random state, which making samples leaves alone
+    np.random.seed(99)
     state = random.getstate(), np.random.get_state()[1].copy()
     resumed = list(batches(training_set, order, 2, seed=11, start=2))
     assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1])

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..errors import FaceAlignmentError, ImageReadError, TrainingDataError
+from ..errors import ImageReadError, TrainingDataError
 from . import augment, crops, sources
 from .heatmaps import encode_heatmaps
 
@@ -180,7 +180,7 @@ def _source_kind(source: str) -> str:
         from ..landmark_table import is_dataset_output
         return "table" if is_dataset_output(source) else "folder"
     extension = os.path.splitext(source)[1].lower()
-    if extension in (".tsv", ".txt", ".csv"):
+    if extension == ".tsv":
         return "tsv"
     if extension in (".parquet", ".pq", ".json"):
         return "table"
