@@ -32,21 +32,17 @@ ROOT = os.path.dirname(HERE)
 SHARED = os.path.join(ROOT, "..", "shared")
 IBUG_TRAINING = os.path.normpath(os.path.join(SHARED, "reference", "ibug-fan-training"))
 SHARED_FACES = os.path.normpath(os.path.join(SHARED, "data", "faces"))
+sys.path.insert(0, HERE)
+from dataset import loadavg  # noqa: E402
 
-OURS = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-import cv2
-cv2.setNumThreads(1)  # as in the workers: one core per process, the workers are the parallelism
-from face_alignment.training.data import DataConfig, batches, open_training_set
-
+# Each side's script defines make_batches(tsv, samples, workers, batch_size), an iterator of
+# batches; TIMED runs it and prints the timings as JSON.
+TIMED = r"""
 def main():
     tsv, samples, workers, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     start = time.perf_counter()
-    training_set = open_training_set(tsv, DataConfig())
-    order = [k % len(training_set) for k in range(samples)]
     times, cpu = [], []
-    for batch in batches(training_set, order, batch_size, seed=0, workers=workers):
+    for _ in make_batches(tsv, samples, workers, batch_size):
         times.append(time.perf_counter())
         cpu.append(time.process_time())
     print(json.dumps({"start": times[0] - start, "seconds": times[-1] - times[0], "cpu": cpu[-1] - cpu[0],
@@ -55,6 +51,19 @@ def main():
 if __name__ == "__main__":
     main()
 """
+
+OURS = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import cv2
+cv2.setNumThreads(1)  # as in the workers: one core per process, the workers are the parallelism
+from face_alignment.training.data import DataConfig, batches, open_training_set
+
+def make_batches(tsv, samples, workers, batch_size):
+    training_set = open_training_set(tsv, DataConfig())
+    order = [k % len(training_set) for k in range(samples)]
+    return batches(training_set, order, batch_size, seed=0, workers=workers)
+""" + TIMED
 
 IBUG = r"""
 import json, os, sys, time
@@ -68,9 +77,7 @@ torch.set_num_threads(1)
 from torch.utils.data import DataLoader, Subset
 from datasets import LandmarkDataset
 
-def main():
-    tsv, samples, workers, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    start = time.perf_counter()
+def make_batches(tsv, samples, workers, batch_size):
     geometric = A.ShiftScaleRotate(scale_limit=0.2, rotate_limit=50, p=0.5)
     content = A.Compose([A.Blur(), A.ColorJitter(0.3, 0.3, 0.3), A.ImageCompression(quality_range=(30, 100)),
                          A.CoarseDropout(num_holes_range=(1, 8))])
@@ -78,39 +85,21 @@ def main():
     dataset = LandmarkDataset(tsv, partitions, random_flip=True, geometric_transform=geometric,
                               content_transform=content)
     order = [k % len(dataset) for k in range(samples)]
-    loader = DataLoader(Subset(dataset, order), batch_size=batch_size, num_workers=workers, shuffle=False)
-    times, cpu = [], []
-    for batch in loader:
-        times.append(time.perf_counter())
-        cpu.append(time.process_time())
-    print(json.dumps({"start": times[0] - start, "seconds": times[-1] - times[0], "cpu": cpu[-1] - cpu[0],
-                      "samples": samples - batch_size}))
+    return DataLoader(Subset(dataset, order), batch_size=batch_size, num_workers=workers, shuffle=False)
+""" + TIMED
 
-if __name__ == "__main__":
-    main()
-"""
-
-
+# Decoding the photos alone, in the same order, as both sides decode them.
 DECODE = r"""
 import json, sys, time
 import cv2
 cv2.setNumThreads(1)
 
-def main():
-    tsv, samples, workers, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+def make_batches(tsv, samples, workers, batch_size):
     paths = [line.split("\t")[3] for line in open(tsv).read().splitlines()[1:]]
     order = [paths[k % len(paths)] for k in range(samples)]
-    for path in order[:batch_size]:
-        cv2.imread(path, cv2.IMREAD_COLOR)
-    start, cpu = time.perf_counter(), time.process_time()
-    for path in order[batch_size:]:
-        cv2.imread(path, cv2.IMREAD_COLOR)
-    print(json.dumps({"start": 0.0, "seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
-                      "samples": samples - batch_size}))
-
-if __name__ == "__main__":
-    main()
-"""
+    for first in range(0, samples, batch_size):
+        yield [cv2.imread(path, cv2.IMREAD_COLOR) for path in order[first:first + batch_size]]
+""" + TIMED
 
 
 def read_points(path: str) -> np.ndarray:
@@ -159,11 +148,6 @@ def run(script: str, path_first: str, tsv: str, samples: int, workers: int, batc
     result["samples_per_second"] = result["samples"] / result["seconds"]
     result["cpu_ms_per_sample"] = 1e3 * result["cpu"] / result["samples"]
     return result
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def main() -> int:
