@@ -370,3 +370,39 @@ def test_batches_in_workers_equal_batches_in_process(worker_batches):
     other = next(batches(training_set, order, 2, seed=12))
     assert not np.array_equal(other["crop"], here[0]["crop"])
     assert list(batches(training_set, order, 2, seed=11, drop_last=True))[-1]["crop"].shape[0] == 2
+
+
+STOPPED_BY_CTRL_C = r"""
+import sys
+from face_alignment.training.data import DataConfig, batches, open_training_set
+
+def main():
+    training_set = open_training_set(sys.argv[1], DataConfig(image_size=128, heatmap_size=32))
+    try:
+        for _ in batches(training_set, [k % len(training_set) for k in range(10000)], 2, 0, workers=2):
+            print("batch", flush=True)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_ctrl_c_stops_the_workers_quietly_and_frees_their_memory(index, tmp_path):
+    """Ctrl-C reaches the whole process group: the parent stops, the workers print nothing,
+    and the shared memory the batches came through is removed."""
+    import signal
+
+    script = tmp_path / "train_data.py"
+    script.write_text(STOPPED_BY_CTRL_C)
+    before = set(os.listdir("/dev/shm"))
+    run = subprocess.Popen([sys.executable, str(script), index], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=ROOT, start_new_session=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+    assert run.stdout.readline() == "batch\n"
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0 and out.strip().splitlines()[-1] == "stopped", (out, err)
+    assert err == ""
+    assert not {name for name in set(os.listdir("/dev/shm")) - before if name.startswith("psm_")}

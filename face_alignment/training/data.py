@@ -12,6 +12,7 @@ the data an uninterrupted one would.
 import multiprocessing
 import os
 import random
+import signal
 from collections import deque
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -249,6 +250,9 @@ def _start_worker(training_set: TrainingSet) -> None:
     global _WORKER_SET
     _WORKER_SET = training_set
     cv2.setNumThreads(1)  # the workers are the parallelism
+    # Ctrl-C reaches the whole process group: the parent stops the workers, which would
+    # otherwise each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_batch(items, seed, slot: str):
