@@ -1,10 +1,11 @@
 """Which BlazeFace model each name loads: every name of the detector registry the model its
-entry publishes (as TFLite reads that file)."""
+entry publishes (as TFLite reads that file), and face-alignment's ``face_detector="blazeface"``
+its own model (short range, or the back-camera one with ``back_model=True``) on its centre crop."""
 import os
 
 import numpy as np
 import pytest
-from blazeface_references import extract_tflite, run_tflite, tflite_interpreter
+from blazeface_references import authors_blazeface, extract_tflite, run_tflite, tflite_interpreter
 from face_alignment.detection.blazeface import default_weights
 from face_alignment.detection.blazeface_convert import convert_blazeface
 from face_alignment.detection.registry import DETECTORS, load_detector
@@ -53,3 +54,17 @@ def test_each_registry_name_loads_the_model_it_publishes(name, in_home):
     expected_boxes, expected_logits = run_tflite(interpreter, square.astype(np.float32) / 127.5 - 1)
     np.testing.assert_allclose(raw_boxes, expected_boxes, atol=1e-3 * np.abs(expected_boxes).max())
     np.testing.assert_allclose(logits, expected_logits, atol=1e-3 * np.abs(expected_logits).max())
+
+
+@pytest.mark.parametrize("back_model", [False, True])
+def test_face_alignments_blazeface_is_its_own_model_on_its_centre_crop(back_model, in_home, fan1_h5, monkeypatch):
+    """face-alignment's BlazeFace net (hollance's) takes 128 px inputs, 256 with back_model."""
+    from face_alignment import FaceAlignment, LandmarksType, hub
+
+    monkeypatch.setattr(hub, "weights_path", lambda name: fan1_h5)  # a small FAN: the detector is tested
+    kwargs = {"face_detector_kwargs": {"back_model": True}} if back_model else {}
+    fa = FaceAlignment(LandmarksType.TWO_D, device="cpu", face_detector="blazeface", backend="nnabla", **kwargs)
+    theirs = authors_blazeface().net_blazeface.BlazeFace(back_model=back_model)
+    detector = fa.face_detector
+    assert detector.input_size == theirs.x_scale == theirs.y_scale
+    assert (detector.variant, detector.crop) == ("back" if back_model else "short_range", "center")
