@@ -1,9 +1,14 @@
 """The export cache's rules, by hand: its bound ``$FACE_ALIGNMENT_CACHE_MB`` counts megabytes of
-2^20 bytes."""
+2^20 bytes, and the key of an export changes with what shapes it (export code, opset)."""
 import os
+import types
 
+from engine_fixtures import FAN1
 from test_onnx_backend import _planted
 from face_alignment.backends import onnx_cache
+from face_alignment.backends.export import ONNX_OPSET
+
+SHA256 = "ab" * 32
 
 
 def test_the_bound_counts_megabytes_of_2_to_the_20_bytes(tmp_path, monkeypatch):
@@ -19,3 +24,12 @@ def test_the_bound_counts_megabytes_of_2_to_the_20_bytes(tmp_path, monkeypatch):
     _planted(folder, "d.onnx", 1_000_000, 0)
     assert onnx_cache.evict(folder) == 1
     assert sorted(os.listdir(folder)) == ["b.onnx", "c.onnx", "d.onnx"]
+
+
+def test_the_cache_key_changes_with_the_export_code_and_the_opset(tmp_path, monkeypatch):
+    weights = types.SimpleNamespace(arch=FAN1, sha256=SHA256)
+    path = onnx_cache.cached_model_path(weights, str(tmp_path))
+    assert onnx_cache.cache_key(FAN1, SHA256) == onnx_cache.cache_key(FAN1, SHA256, opset=ONNX_OPSET)
+    assert onnx_cache.cache_key(FAN1, SHA256, opset=ONNX_OPSET + 1) != onnx_cache.cache_key(FAN1, SHA256)
+    monkeypatch.setattr(onnx_cache, "EXPORT_VERSION", onnx_cache.EXPORT_VERSION + 1)
+    assert onnx_cache.cached_model_path(weights, str(tmp_path)) != path
