@@ -106,7 +106,7 @@ class DlibDetector(Detector):
         height, width = image_rgb.shape[:2]
         scale = detection_scale(height, width, self.max_side)
         small = image_rgb
-        if scale < 1.0:
+        if scale != 1.0:  # when to resize is detection_scale's rule alone (it never enlarges)
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
             # The rounded size sets the true factors, per axis.
