@@ -87,8 +87,9 @@ def description_path(description: NetworkDescription, cache_dir: Optional[str] =
 
 
 def cached_model_path(weights, cache_dir: Optional[str] = None) -> str:
-    """Where the export of ``weights`` (a :class:`~face_alignment.weights.Weights`) is kept."""
-    return description_path(weights_description(weights), cache_dir)
+    """Where the export of ``weights`` (a :class:`~face_alignment.weights.Weights`, or anything
+    with its ``arch`` and ``sha256``) is kept."""
+    return description_path(fan_description(weights.arch, weights.sha256, dict), cache_dir)
 
 
 def onnx_model_path(weights, cache_dir: Optional[str] = None, rebuild: bool = False) -> str:
