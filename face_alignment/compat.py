@@ -310,7 +310,9 @@ class FaceAlignment:
         """{image path: what :meth:`get_landmarks_from_image` returns for it} for the images
         under ``path`` (below it too with ``recursive``) whose names end with one of
         ``extensions`` (case matters). Paths are named as ``glob`` gives them:
-        ``path + "/**/*" + extension`` (``"/*"`` without ``recursive``)."""
+        ``path + "/**/*" + extension`` (``"/*"`` without ``recursive``). A file that cannot
+        be read as an image gets None, as an image without a face does, and a warning naming
+        it; the others go on (face-alignment stops at it)."""
         from tqdm import tqdm
 
         if not extensions:
@@ -319,9 +321,20 @@ class FaceAlignment:
         files: List[str] = []
         for extension in extensions:
             files.extend(glob.glob(os.fspath(path) + pattern + extension, recursive=recursive))
-        return {file: self.get_landmarks_from_image(file, return_bboxes=return_bboxes,
-                                                    return_landmark_score=return_landmark_score)
+        return {file: self._landmarks_of_file(file, return_bboxes, return_landmark_score)
                 for file in tqdm(files, disable=not show_progress_bar)}
+
+    def _landmarks_of_file(self, path, return_bboxes: bool, return_landmark_score: bool):
+        """What get_landmarks_from_image returns for the file, or, for a file that cannot be
+        read, a warning naming it and what it returns for an image without a face."""
+        from .errors import ImageReadError, UnreadableImageWarning
+
+        try:
+            return self.get_landmarks_from_image(path, return_bboxes=return_bboxes,
+                                                 return_landmark_score=return_landmark_score)
+        except ImageReadError as e:
+            warnings.warn(f"{e}; skipped", UnreadableImageWarning, stacklevel=3)
+            return _their_return(None, None, None, return_bboxes, return_landmark_score, warn=False)
 
     def _detect(self, image: np.ndarray, path) -> List[np.ndarray]:
         """The detector's boxes, one array per face, as face-alignment returns them."""
@@ -347,11 +360,13 @@ class FaceAlignment:
         return found
 
 
-def _their_return(landmarks, scores, faces, return_bboxes: bool, return_landmark_score: bool):
+def _their_return(landmarks, scores, faces, return_bboxes: bool, return_landmark_score: bool, warn: bool = True):
     """face-alignment's return value: the landmarks alone, or (landmarks, scores, boxes) with
-    what was not asked for as None; None (or three) when there is no face."""
+    what was not asked for as None; None (or three) when there is no face (and, with
+    ``warn``, their warning)."""
     if not landmarks:
-        warnings.warn("No faces were detected.")
+        if warn:
+            warnings.warn("No faces were detected.")
         landmarks = scores = faces = None
     if not (return_bboxes or return_landmark_score):
         return landmarks

@@ -319,7 +319,7 @@ def main(argv=None):
                                              ("pts", args.save_pts, {"names": names})) if path]
         # One image that cannot be read (cut short, damaged) must not cost the others' results:
         # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
-        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
+        results = fa.predict_files(images, boxes, (fa.decode,), on_error="yield")
         for (path, image, predictions), target in zip(results, pictures):
             progress.update(1)
             if image is None:
