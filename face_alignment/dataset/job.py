@@ -260,14 +260,14 @@ def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
     paths = [p for p in paths if utf8(p)]
     try:
         results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
-                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
+                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,), on_error="raise")]
     except MemoryError:
         raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
+                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,), on_error="raise"))
                 results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
             except MemoryError:
                 raise
