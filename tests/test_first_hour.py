@@ -253,7 +253,7 @@ def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_nam
     write_pts(str(folder / "a.pts"), synthetic_face())
     out = tmp_path / "out"
     (out / "landmarks").mkdir(parents=True)
-    (out / "manifest.json").write_text("{}")
+    (out / "_manifest.json").write_text("{}")
     face = synthetic_face()
     with LandmarkTableWriter(out / "landmarks" / "part-0123456789abcdef.parquet") as rows:  # a unit's shard
         rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [face], np.ones((1, 68)), "detector")
@@ -300,5 +300,5 @@ def test_the_dataset_summary_names_errors_parquet_without_a_double_slash(tmp_pat
     out = f"{tmp_path / 'out'}{os.sep}"  # as a shell completes a folder's name
     result = run_dataset("--input", data, "--output", out, "--model", fan1, "--backend", "nnabla")
     assert result.returncode == 0, result.stderr
-    assert f"(see {tmp_path / 'out' / 'errors.parquet'})" in result.stderr, result.stderr
+    assert f"(see {tmp_path / 'out' / '_errors.parquet'})" in result.stderr, result.stderr
     assert "//" not in result.stderr
