@@ -320,30 +320,44 @@ def main(argv=None):
         # One image that cannot be read (cut short, damaged) must not cost the others' results:
         # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
         results = fa.predict_files(images, boxes, (fa.decode,), on_error="yield")
-        for (path, image, predictions), target in zip(results, pictures):
-            progress.update(1)
-            if image is None:
-                failures.append((path, reason(path, predictions)))
+        finished = 0  # images whose results the writers have
+        try:
+            for (path, image, predictions), target in zip(results, pictures):
+                progress.update(1)
+                if image is None:
+                    failures.append((path, reason(path, predictions)))
+                    for writer in saved:
+                        writer.failed(*failures[-1])
+                    if len(images) > 1:
+                        log.warning("%s", predictions)
+                    finished += 1
+                    continue
+                prediction = predictions[fa.decode]
+                if len(prediction.boxes) == 0:
+                    log.warning("%s: no face found", path)
+                found = Faces.of_photo(path, image.shape, prediction)
                 for writer in saved:
-                    writer.failed(*failures[-1])
-                if len(images) > 1:
-                    log.warning("%s", predictions)
-                continue
-            prediction = predictions[fa.decode]
-            if len(prediction.boxes) == 0:
-                log.warning("%s: no face found", path)
-            found = Faces.of_photo(path, image.shape, prediction)
+                    writer.write(found)
+                finished += 1
+                if target:
+                    faces = [{"landmarks": lm, "box": box}
+                             for lm, box in zip(prediction.landmarks, prediction.boxes)]
+                    picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+                    if args.caption:
+                        picture = draw.caption(picture, args.caption)
+                    if into_folder:  # made with the first picture: no empty folder when every image fails
+                        os.makedirs(output, exist_ok=True)
+                    draw.save_image(target, picture)
+                    log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM) keeps the finished images' results, as the dataset job keeps
+            # its finished shards; the images not done are listed as such.
             for writer in saved:
-                writer.write(found)
-            if target:
-                faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
-                picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
-                if args.caption:
-                    picture = draw.caption(picture, args.caption)
-                if into_folder:  # made with the first picture: no empty folder when every image fails
-                    os.makedirs(output, exist_ok=True)
-                draw.save_image(target, picture)
-                log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+                for path in images[finished:]:
+                    writer.failed(path, f"{path}: not done (interrupted)")
+                writer.close()
+                log.info("wrote %s (%d of %d images; interrupted)", writer.path, finished, len(images))
+            raise
     for path in (args.save_json, args.save_pts):
         if path:
             log.info("wrote %s", path)

@@ -204,3 +204,37 @@ def test_reading_a_damaged_jpeg_raises_and_prints_nothing(tmp_path, capfd):
         read_image(_damaged(tmp_path / "damaged.jpg"))
     assert capfd.readouterr().err == ""
     read_image(EINSTEIN)  # a whole, sound JPEG still reads
+
+
+def test_ctrl_c_on_a_folder_keeps_the_finished_images_json(tmp_path, mix, fan1_h5, monkeypatch):
+    """Ctrl-C while the second picture is saved: the results of the first two images are in
+    --save-json (the first's picture is on disk), and the image not done is listed as such;
+    status 130."""
+    from face_alignment import inference_cli
+    from face_alignment.cli_support import EXIT_INTERRUPTED
+    from face_alignment.pipeline import draw
+
+    (mix / "2_cut.jpg").unlink()
+    shutil.copy(EINSTEIN, mix / "4.jpg")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([BOX]))
+    saved, pictures = tmp_path / "pred.json", tmp_path / "pics"
+    save_image, calls = draw.save_image, []
+
+    def interrupted_at_the_second(path, picture):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        save_image(path, picture)
+
+    monkeypatch.setattr(draw, "save_image", interrupted_at_the_second)
+    status = inference_cli.main(["--model", fan1_h5, "--test-image", str(mix), "--boxes", str(boxes), "--save-json",
+                                 str(saved), "--output", str(pictures), "--backend", "nnabla", "--context", "cpu",
+                                 "--no-progress"])
+    assert status == EXIT_INTERRUPTED
+    assert os.listdir(pictures) == ["1_landmarks.png"]
+    document = json.loads(saved.read_text())
+    assert [r["path"] for r in document["images"]] == [str(mix / "1.jpg"), str(mix / "3.jpg")]
+    assert all(len(r["faces"]) == 1 for r in document["images"])
+    assert [e["path"] for e in document["errors"]] == [str(mix / "4.jpg")]
+    assert all("interrupted" in e["reason"] for e in document["errors"])
