@@ -302,3 +302,15 @@ def test_the_dataset_summary_names_errors_parquet_without_a_double_slash(tmp_pat
     assert result.returncode == 0, result.stderr
     assert f"(see {tmp_path / 'out' / '_errors.parquet'})" in result.stderr, result.stderr
     assert "//" not in result.stderr
+
+
+# --- Issue 25, item 8: a folder where a file is expected is called a folder --------------------
+
+def test_a_folder_given_as_model_or_video_is_called_a_folder(capsys, fan1, tmp_path):
+    weights, clips = tmp_path / "weights", tmp_path / "clips"
+    weights.mkdir(), clips.mkdir()
+    status, error = inference(capsys, "--model", weights, "--test-image", EINSTEIN, "--context", "cpu")
+    assert status == 2 and error == f"error: {weights}: a folder; expected a file", error
+    status, error = inference(capsys, "--model", fan1, "--test-video", clips, "--save-landmarks",
+                              tmp_path / "l.parquet", "--context", "cpu")
+    assert status == 2 and error == f"error: {clips}: a folder; expected a video file", error
