@@ -96,8 +96,16 @@ def check_model_options(args) -> None:
 def find_model(given: Optional[str], which: str) -> str:
     """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
     as face-alignment users get them on first use (face_alignment.hub: our cache,
-    $TORCH_HOME's checkpoints, a download)."""
+    $TORCH_HOME's checkpoints, a download). A PyTorch checkpoint given (the authors' .pth.tar)
+    is converted once into the cache, and the conversion used."""
     if given:
+        from .weights.convert import is_torch_checkpoint
+
+        if is_torch_checkpoint(given):
+            from .hub import converted_checkpoint
+            from .registry import FAN, RESNET_DEPTH
+
+            return converted_checkpoint(given, RESNET_DEPTH if which == "depth" else FAN)
         return given
     for candidate in DEFAULT_MODELS[which]:
         if os.path.isfile(candidate):

@@ -314,3 +314,36 @@ def test_a_folder_given_as_model_or_video_is_called_a_folder(capsys, fan1, tmp_p
     status, error = inference(capsys, "--model", fan1, "--test-video", clips, "--save-landmarks",
                               tmp_path / "l.parquet", "--context", "cpu")
     assert status == 2 and error == f"error: {clips}: a folder; expected a video file", error
+
+
+# --- Issue 25, item 7: an authors' checkpoint as --model is converted once, into the cache ----
+
+def test_a_checkpoint_as_model_is_converted_once_into_the_cache(capsys, tmp_path, monkeypatch):
+    """The same random weights as an authors'-format .pth.tar and as an .h5 written straight
+    from the tensors (not through the converter) give the same landmarks; the second run uses
+    the cached conversion."""
+    import checkpoints
+    from face_alignment.weights import convert
+    from test_cli_safety import fan1_h5 as write_fan1
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(home))
+    checkpoint = tmp_path / "fan1.pth.tar"
+    checkpoints.save_legacy(checkpoints.authors_fan(1, "avg", seed=3), checkpoint)  # fan1_h5's weights
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[250.0, 260.0, 600.0, 640.0]]))
+
+    def landmarks(model, name):
+        status, error = inference(capsys, "--model", model, "--test-image", EINSTEIN, "--boxes", boxes,
+                                  "--save-json", tmp_path / name, "--backend", "nnabla", "--context", "cpu")
+        assert status == 0, error
+        return np.array(json.loads((tmp_path / name).read_text())["images"][0]["faces"][0]["landmarks"])
+
+    converted = landmarks(checkpoint, "a.json")
+    [cached] = os.listdir(home)
+    assert re.fullmatch(r"fan1-[0-9a-f]{16}\.h5", cached)
+    monkeypatch.setattr(convert, "convert_checkpoint", lambda *a, **k: pytest.fail("converted again"))
+    np.testing.assert_array_equal(landmarks(checkpoint, "b.json"), converted)
+    direct = landmarks(write_fan1(tmp_path / "direct.h5", "2DFAN4"), "c.json")
+    np.testing.assert_allclose(converted, direct, atol=1e-3)
+    assert os.listdir(home) == [cached]

@@ -59,6 +59,11 @@ def _container(path: str) -> Optional[str]:
     return None
 
 
+def is_torch_checkpoint(path: str) -> bool:
+    """Whether the file at ``path`` is in one of torch's formats (by its first bytes)."""
+    return os.path.isfile(path) and _container(path) is not None
+
+
 def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["OrderedDict[str, np.ndarray]", str]:
     """(state dict as float32 arrays with ``module.`` prefixes removed, format name)."""
     if not os.path.isfile(path):
