@@ -2,6 +2,7 @@
 SIGTERM cleans up as Ctrl-C does."""
 import argparse
 import contextlib
+import difflib
 import functools
 import logging
 import signal
@@ -108,7 +109,28 @@ def inputs_failed(failures: Sequence[Tuple[str, str]], total: int, what: str = "
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Usage mistakes are reported like every other error: one line, status 2."""
+    """Usage mistakes are reported like every other error: one line, status 2. Flags are
+    never abbreviated (``--test-imag`` is no flag), and an unknown one is named first, with
+    the closest real one (argparse would first report a required flag as missing)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for token in args:
+            if token == "--":
+                break
+            flag = token.split("=", 1)[0]
+            if (not token.startswith("-") or token == "-" or flag in self._option_string_actions
+                    or self._negative_number_matcher.match(token)
+                    or (not token.startswith("--") and token[:2] in self._option_string_actions)):  # -m1
+                continue
+            closest = difflib.get_close_matches(flag, [o for o in self._option_string_actions if o.startswith("--")],
+                                                n=1, cutoff=0.6)
+            self.error(f"unknown flag {flag}" + (f"; did you mean {closest[0]}?" if closest else ""))
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see --help)\n")

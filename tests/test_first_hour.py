@@ -347,3 +347,19 @@ def test_a_checkpoint_as_model_is_converted_once_into_the_cache(capsys, tmp_path
     direct = landmarks(write_fan1(tmp_path / "direct.h5", "2DFAN4"), "c.json")
     np.testing.assert_allclose(converted, direct, atol=1e-3)
     assert os.listdir(home) == [cached]
+
+
+# --- Issue 25, item 9: flags are never abbreviated, and an unknown one is named ---------------
+
+@pytest.mark.parametrize("flag, closest", [("--test_image", "--test-image"), ("--test-imag", "--test-image"),
+                                           ("--save_json", "--save-json"), ("--frobnicate", None)])
+def test_an_unknown_or_abbreviated_flag_is_named_with_the_closest_real_one(capsys, fan1, nothing_loads, flag,
+                                                                         closest):
+    status, error = inference(capsys, "--model", fan1, flag, EINSTEIN)
+    assert status == 2 and error.startswith(f"error: unknown flag {flag}"), error
+    assert (f"did you mean {closest}?" in error) if closest else "did you mean" not in error, error
+
+
+def test_a_negative_value_is_not_taken_for_a_flag(capsys, fan1, nothing_loads):
+    status, error = inference(capsys, "--model", fan1, "--test-image", EINSTEIN, "--detect-every", "-1")
+    assert status == 2 and "unknown flag" not in error and "--detect-every" in error and "-1" in error, error
