@@ -225,6 +225,11 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
             context = backend_spec(backend).contexts[0]
     backend = backend or default_backend(context)
     check_target(backend_spec(backend), context, precision)
+    if type_config == "half" and context != "cudnn":
+        # Refused alike on every backend: the CPU ones compute in float, and a configuration
+        # recording half for float results would mislead.
+        raise FaceAlignmentError(f"type_config 'half' (--type-config half, dtype float16) needs the cudnn context; "
+                                 f"{backend} on {context} computes in float")
     # Both files are checked to hold the right networks, and the options below, before any
     # weight is read or any model exported: such a mistake costs no wait.
     try:
