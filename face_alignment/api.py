@@ -105,6 +105,7 @@ class FaceAlignment:
         self.backend = config.backend
         self.precision = config.precision
         self.max_pixels = config.max_pixels
+        self.max_faces = config.max_faces
         # Image and boxes to landmarks; this object adds detection, reading and batching.
         self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector_choice = detector_object if detector_object is not None else config.detector
@@ -149,15 +150,20 @@ class FaceAlignment:
             self._detector = as_detector(self._detector_choice, **self._detector_options)
         return self._detector
 
-    def detect_faces(self, image: np.ndarray) -> np.ndarray:
+    def detect_faces(self, image: np.ndarray, name: str = "an image") -> np.ndarray:
         """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB
-        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``)."""
+        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``): the best
+        ``max_faces`` of them, with a warning naming the image (``name``) if there were more."""
         detector = self.detector
         if detector.thread_safe:
             found = detector.detect(image)
         else:
             with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
                 found = detector.detect(image)
+        if len(found) > self.max_faces:
+            log.warning("warning: %s: the detector found %d faces; landmarking the best %d (max_faces)",
+                        name, len(found), self.max_faces)
+            found = found[:self.max_faces]
         return crop_boxes(detector, found, self.calibrate_boxes)
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
@@ -276,7 +282,8 @@ class FaceAlignment:
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
-            faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
+            name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"image {index}"
+            faces = self.detect_faces(image, name) if given is None else as_boxes(given, f"boxes of image {index}")
             yield item, image, faces
 
     def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
