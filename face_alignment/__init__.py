@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 # face-alignment's top level (see compat.py), loaded on first use: ``import face_alignment``
 # imports neither nnabla nor OpenCV.
-_COMPAT_NAMES = ("FaceAlignment", "LandmarksType", "NetworkSize")
+_COMPAT_NAMES = ("FaceAlignment", "LandmarksType", "NetworkSize", "FACE_ALIGNMENT_API_VERSION")
 
 
 def __getattr__(name):

@@ -29,6 +29,10 @@ from .errors import FaceAlignmentError
 
 log = logging.getLogger("face_alignment")
 
+# The face-alignment release whose API this module follows (``face_alignment.__version__`` is
+# this package's own): code that checks face-alignment's version can check this instead.
+FACE_ALIGNMENT_API_VERSION = "1.5.0"
+
 
 class LandmarksType(IntEnum):
     """``TWO_D``: 2D points on the visible face contour (2DFAN4). ``TWO_HALF_D``: 2D

@@ -347,3 +347,18 @@ def test_batch_detection_works_with_dlib(small_weights):
     assert len(found[0]) == 1 and found[1] == []
     np.testing.assert_array_equal(found[0][0], boxes[0])
     np.testing.assert_array_equal(landmarks[0], single[0])
+
+
+def test_the_api_version_followed_is_the_reference_wheels():
+    """face_alignment.__version__ stays ours; the face-alignment release whose API compat
+    follows is stated apart, and is the one the parity tests run against."""
+    import zipfile
+
+    import face_alignment
+    from face_alignment import compat
+
+    with zipfile.ZipFile(authors_reference._wheel()) as wheel:
+        metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    released = next(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Version:"))
+    assert compat.FACE_ALIGNMENT_API_VERSION == face_alignment.FACE_ALIGNMENT_API_VERSION == released
+    assert face_alignment.__version__ != released
