@@ -161,7 +161,7 @@ class FaceAlignment:
             with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
                 found = detector.detect(image)
         if len(found) > self.max_faces:
-            log.warning("warning: %s: the detector found %d faces; landmarking the best %d (max_faces)",
+            log.warning("%s: the detector found %d faces; landmarking the best %d (max_faces)",
                         name, len(found), self.max_faces)
             found = found[:self.max_faces]
         return crop_boxes(detector, found, self.calibrate_boxes)

@@ -100,7 +100,7 @@ def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256
 
     sha256 = sha256 or sha256_of(source)
     if not published and not sha256.startswith(w.sha256_prefix):
-        log.warning("warning: %s: sha256 starts %s, not %s as published; using it as face-alignment would",
+        log.warning("%s: sha256 starts %s, not %s as published; using it as face-alignment would",
                     source, sha256[:len(w.sha256_prefix)], w.sha256_prefix)
     target = os.path.join(cache, converted_name(w, sha256))
     if os.path.isfile(target):

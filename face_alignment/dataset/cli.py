@@ -96,10 +96,10 @@ def main(argv=None) -> int:
 def _run(args, fa, inputs, job_settings, dims, started) -> int:
     found = shards.read_shards(args.output, dims)
     for path in found.foreign:
-        log.warning("warning: %s: not written by a dataset job (left in place; a reader of the folder may fail on "
+        log.warning("%s: not written by a dataset job (left in place; a reader of the folder may fail on "
                     "it: move it away)", path)
     for problem in found.damaged:
-        log.warning("warning: %s; removed, its inputs are done again", problem)
+        log.warning("%s; removed, its inputs are done again", problem)
     plan = shards.plan(inputs, found.records, prune=args.prune, retry_errors=args.retry_errors)
     for unit_id, paths in sorted(plan.drop.items()):
         shards.take_out(args.output, found.records[unit_id], paths)
