@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, assert_one_line_error
 from synthetic_video import write_clip
 from test_cli_safety import fan1_h5, run_in_process
 
@@ -363,3 +363,33 @@ def test_an_unknown_or_abbreviated_flag_is_named_with_the_closest_real_one(capsy
 def test_a_negative_value_is_not_taken_for_a_flag(capsys, fan1, nothing_loads):
     status, error = inference(capsys, "--model", fan1, "--test-image", EINSTEIN, "--detect-every", "-1")
     assert status == 2 and "unknown flag" not in error and "--detect-every" in error and "-1" in error, error
+
+
+# --- Issue 25, item 10: evaluate takes the landmark tables our commands write -----------------
+
+def test_evaluate_takes_a_landmark_table_of_photos_and_names_what_it_takes_otherwise(tmp_path):
+    """A face predicted exactly where it is annotated scores NME 0 from a .parquet and from a
+    .json landmark table; a video's table and a binary file are one line naming what is taken."""
+    from test_evaluate_cli import run_cli, synthetic_face
+    from face_alignment.evaluation import write_pts
+    from face_alignment.landmark_table import LandmarkTableWriter
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((300, 400, 3), np.uint8))
+    write_pts(str(folder / "a.pts"), synthetic_face())
+    for name in ("faces.parquet", "faces.json"):
+        with LandmarkTableWriter(tmp_path / name) as rows:
+            rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [synthetic_face()],
+                     np.ones((1, 68)), "detector")
+        result = run_cli("--ground-truth", folder, "--predictions", tmp_path / name, "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["faces"] == 1 and report["nme"] == 0, report
+    with LandmarkTableWriter(tmp_path / "clip.parquet") as rows:
+        rows.add(str(tmp_path / "clip.mp4"), 3, 0.1, [0], [[140.0, 50, 260, 214]], [synthetic_face()],
+                 np.ones((1, 68)), "tracking")
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)))
+    for name in ("clip.parquet", "noise.bin"):
+        result = run_cli("--ground-truth", folder, "--predictions", tmp_path / name)
+        assert_one_line_error(result, name, "landmark table of photos", "--save-json")
