@@ -71,7 +71,7 @@ def published_model(variant: str):
 
 
 def default_weights(variant: str = DEFAULT_VARIANT) -> str:
-    """Where scripts/setup.sh puts the converted model of ``variant``."""
+    """Where the converted model of ``variant`` is kept (made on first use, or by scripts/setup.sh)."""
     return os.path.join(home_dir(), f"blazeface_{variant}.h5")
 
 
@@ -212,13 +212,11 @@ class BlazeFaceDetector(Detector):
             raise FaceAlignmentError(f"variant={variant!r}: expected one of {', '.join(INPUT_SIZES)}")
         if not 0.0 <= threshold <= 1.0:
             raise FaceAlignmentError(f"threshold={threshold}: expected a score between 0 and 1")
-        if weights is None:
-            weights = default_weights(variant or DEFAULT_VARIANT)
-            if not os.path.isfile(weights):
-                model = published_model(variant or DEFAULT_VARIANT).file_name
-                raise WeightsFileError(
-                    f"{weights}: no such file; make it with 'bash scripts/setup.sh' or "
-                    f"'fan-convert-detector --detector blazeface --pretrained-model {model} --save-path {weights}'")
+        if weights is None:  # the home's conversion, made on first use (blazeface_models)
+            from .blazeface_models import converted_default
+
+            chosen = variant or DEFAULT_VARIANT
+            weights = converted_default(chosen, default_weights(chosen), published_model(chosen))
         self.variant, params = read_blazeface_weights(weights)
         if variant is not None and variant != self.variant:
             raise WeightsFileError(f"{weights}: holds BlazeFace {self.variant}, not {variant}")
