@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import FaceAlignmentError
+from .errors import FaceAlignmentError, WeightsFileError
 
 log = logging.getLogger("face_alignment")
 
@@ -206,10 +206,18 @@ def make_detector(name: str, options: Optional[dict], context: str):
     registry_name, fixed = BLAZEFACE_BACK if name == "blazeface" and options.get("back_model") \
         else REGISTRY_NAMES.get(name, (name, {}))
     ours = dict(fixed, **{DETECTOR_KWARGS.get(k, k): v for k, v in options.items() if k not in DROPPED_KWARGS})
+    theirs = None
     if ours.get("weights") is None and registry_name in TORCH_HUB_DETECTOR_FILES:
         theirs = os.path.join(torch_checkpoints_dir(), TORCH_HUB_DETECTOR_FILES[registry_name])
         ours["weights"] = theirs if os.path.isfile(theirs) else None
-    return load_detector(registry_name, **ours)
+    try:
+        return load_detector(registry_name, **ours)
+    except WeightsFileError as e:
+        if theirs is None or ours["weights"] is not None:
+            raise
+        # Where face-alignment users keep the file is named too: every place looked in.
+        raise type(e)(f"{TORCH_HUB_DETECTOR_FILES[registry_name]}: not in $TORCH_HOME/hub/checkpoints ({theirs}), "
+                      f"face-alignment's download folder, and then: {e}") from None
 
 
 class FaceAlignment:

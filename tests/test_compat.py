@@ -362,3 +362,25 @@ def test_the_api_version_followed_is_the_reference_wheels():
     released = next(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Version:"))
     assert compat.FACE_ALIGNMENT_API_VERSION == face_alignment.FACE_ALIGNMENT_API_VERSION == released
     assert face_alignment.__version__ != released
+
+
+def test_offline_without_the_published_files_every_place_looked_in_is_named(tmp_path, monkeypatch):
+    """The README's snippet with no published file anywhere: one error, naming
+    $TORCH_HOME/hub/checkpoints (where face-alignment users keep them) and our home, for the
+    detector's weights as for FAN's."""
+    from face_alignment import hub
+    from face_alignment.compat import make_detector
+    from face_alignment.errors import WeightsFileError
+
+    torch_home, home = tmp_path / "torch", tmp_path / "home"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(home))
+    monkeypatch.setenv("FACE_ALIGNMENT_WEIGHTS_MIRROR", "http://127.0.0.1:9/")  # never the internet
+    checkpoints_dir = str(torch_home / "hub" / "checkpoints")
+    for name in ("sfd", "retinaface"):
+        with pytest.raises(WeightsFileError) as raised:
+            make_detector(name, None, "cpu")
+        assert checkpoints_dir in str(raised.value) and str(home) in str(raised.value), raised.value
+    with pytest.raises(WeightsFileError) as raised:
+        hub.weights_path("2DFAN4")
+    assert checkpoints_dir in str(raised.value) and str(home) in str(raised.value), raised.value
