@@ -32,7 +32,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .cli_support import ArgumentParser, command_line, inputs_failed, reason
-from .config import MODEL_FILE_FLAGS, add_model_arguments, config_from_args
+from .cli_flags import MODEL_FILE_FLAGS, add_model_arguments, config_from_args
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path, checked_extension
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,

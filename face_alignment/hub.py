@@ -14,7 +14,8 @@ Looked for in this order:
    serving the same file names), refused unless its sha256 starts with the published prefix.
 
 Conversions write a temporary file and rename it into place, so processes converting the
-same checkpoint at once each finish with the same complete file.
+same checkpoint at once each finish with the same complete file. :func:`find_model` is what
+the commands run when no model is given: nnabla-examples' file names here first, then this.
 """
 import glob
 import logging
@@ -113,3 +114,31 @@ def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
 def published_name(w: KnownWeights, cache: str) -> str:
     """How messages name the cache entry of the published weights."""
     return os.path.join(cache, f"{w.name}-{w.sha256_prefix}*.h5")
+
+
+# Where a model is looked for when no path is given: nnabla-examples' default file name in
+# the current folder, then what converters/fetch_weights.py puts in weights/.
+DEFAULT_MODELS = {
+    "2D": ("2DFAN4_NNabla_model.h5", "weights/2DFAN4.h5", "weights/2DFAN4_NNabla_model.h5"),
+    "3D": ("3DFAN4_NNabla_model.h5", "weights/3DFAN4.h5", "weights/3DFAN4_NNabla_model.h5"),
+    "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
+}
+FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+
+
+def find_model(given: Optional[str], which: str) -> str:
+    """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
+    as face-alignment users get them on first use (face_alignment.hub: our cache,
+    $TORCH_HOME's checkpoints, a download)."""
+    if given:
+        return given
+    for candidate in DEFAULT_MODELS[which]:
+        if os.path.isfile(candidate):
+            return candidate
+    try:
+        return weights_path(FETCH_NAMES[which])
+    except WeightsNotFoundError as e:
+        raise WeightsNotFoundError(
+            f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
+            f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+            f"installed: fan-fetch {FETCH_NAMES[which]})") from None

@@ -342,7 +342,7 @@ def test_an_empty_video_path_is_not_taken_for_no_video(capsys, fan1, tmp_path):
      ["a_face.jpg_landmarks.png", "a_face.jpg_landmarks_2.png", "b_face.jpg_landmarks.png"]),
 ])
 def test_picture_names(images, names):
-    from face_alignment.inference_cli import picture_names
+    from face_alignment.files import picture_names
 
     assert picture_names(images) == names
 

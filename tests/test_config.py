@@ -13,7 +13,8 @@ import pytest
 from conftest import SHARED
 from face_alignment.api import FaceAlignment
 from face_alignment.backends.registry import PRECISIONS
-from face_alignment.config import ModelConfig, add_model_arguments, config_from_args
+from face_alignment.cli_flags import add_model_arguments, config_from_args
+from face_alignment.config import ModelConfig
 from face_alignment.errors import BackendUnavailableError, FaceAlignmentError
 
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")

@@ -18,7 +18,7 @@ from conftest import ROOT
 from face_alignment import hub, registry
 from face_alignment.errors import DownloadError, FaceAlignmentError, WeightsNotFoundError
 from face_alignment.files import sha256_of
-from face_alignment.inference_cli import find_model
+from face_alignment.hub import find_model
 from face_alignment.weights import load_weights
 
 PUBLISHED = "2DFAN4-11f355bf06.pth.tar"

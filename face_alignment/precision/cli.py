@@ -91,7 +91,7 @@ def calibration_crops(faces: Faces) -> np.ndarray:
 @command_line
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
-    from ..inference_cli import read_boxes
+    from ..boxes import read_boxes
 
     if args.max_faces < 1:
         raise FaceAlignmentError(f"--max-faces {args.max_faces}: expected a whole number of at least 1")
