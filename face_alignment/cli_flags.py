@@ -11,6 +11,7 @@ from .cli_support import detector_name, non_negative_int, positive_int
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_SCALE, ModelConfig
 from .errors import FaceAlignmentError
 from .pipeline.decode import DECODE_METHODS
+from .plugins import FORM, is_reference
 from .pipeline.image import MAX_IMAGE_PIXELS
 from .registry import MODULE_COUNTS
 from .validation import check_reference_scale
@@ -32,9 +33,9 @@ def _reference_scale(text: str) -> float:
 def _backend_name(text: str) -> str:
     from .backends.registry import BACKENDS
 
-    if text in BACKENDS or (":" in text and all(text.partition(":")[::2])):
+    if text in BACKENDS or is_reference(text):
         return text
-    raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(BACKENDS)} or a 'package.module:Class'")
+    raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(BACKENDS)} or a {FORM}")
 
 
 def _model_flags(decode_choices: Sequence[str]):

@@ -75,10 +75,11 @@ def detector_name(text: str) -> str:
     """argparse type: a face detector's registry name, or a class of the user's as
     ``package.module:Class`` (imported when the detector is built)."""
     from .detection.registry import DETECTORS, is_detector_name
+    from .plugins import FORM
 
     if not is_detector_name(text):
         raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
-                                         "or a class of your own as package.module:Class")
+                                         f"or a class of your own as {FORM}")
     return text
 
 

@@ -6,7 +6,6 @@ and one entry in :data:`BACKENDS`. A backend that is not registered can still be
 ``"package.module:Class"``: the class is the factory, and its attributes ``contexts``,
 ``precisions`` and ``releases_gil`` (all optional) say what the entry would.
 """
-import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Dict, Optional, Protocol, Tuple, runtime_checkable
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..plugins import FORM, is_reference, load_reference
 from ..registry import Architecture
 
 PRECISIONS = ("fp32", "bf16", "int8")  # what a backend may compute in; fp32 is every backend's
@@ -92,28 +92,16 @@ def installed(spec: BackendSpec) -> bool:
     return all(_importable(m) for m in spec.requires)
 
 
-def load_attr(reference: str, what: str):
-    """``module:attr`` imported; a one-line BackendUnavailableError naming ``what`` otherwise."""
-    module_name, _, attr = reference.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except ImportError as e:
-        raise BackendUnavailableError(f"{what} {reference!r}: cannot import {module_name} ({e})") from None
-    except AttributeError:
-        raise BackendUnavailableError(f"{what} {reference!r}: {module_name} has no {attr!r}") from None
-
-
 def backend_spec(name: str) -> BackendSpec:
     """The registered backend ``name``, or the one a ``"package.module:Class"`` names."""
     if name in BACKENDS:
         return BACKENDS[name]
-    if isinstance(name, str) and ":" in name and all(name.partition(":")[::2]):
-        factory = load_attr(name, "backend")
+    if is_reference(name):
+        factory = load_reference(name, "backend", BackendUnavailableError)
         return BackendSpec(name, name, contexts=tuple(getattr(factory, "contexts", (CPU,))),
                            precisions=tuple(getattr(factory, "precisions", (DEFAULT_PRECISION,))),
                            releases_gil=bool(getattr(factory, "releases_gil", False)))
-    raise BackendUnavailableError(f"backend {name!r} is not one of {', '.join(BACKENDS)} "
-                                  "(or a 'package.module:Class')")
+    raise BackendUnavailableError(f"backend {name!r} is not one of {', '.join(BACKENDS)} (or a {FORM})")
 
 
 def available_backends() -> Tuple[str, ...]:
@@ -155,7 +143,8 @@ def build_network(weights, backend: str, target: Target) -> Network:
     check_target(spec, target.context, target.precision)
     if not installed(spec):
         raise BackendUnavailableError(f"backend {spec.name!r} needs its package: pip install {spec.package}")
-    network = load_attr(spec.factory, "backend")(weights, target)
+    factory = load_reference(spec.factory, "backend", BackendUnavailableError, class_only=spec.name not in BACKENDS)
+    network = factory(weights, target)
     if not isinstance(network, Network):
         raise BackendUnavailableError(f"backend {spec.name!r}: its factory made a {type(network).__name__}, "
                                       "not a network (a callable with arch, source and input_channels)")
