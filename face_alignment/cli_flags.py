@@ -8,8 +8,9 @@ from typing import Optional, Sequence
 from .backends.context import CONTEXTS, TYPE_CONFIGS, default_context_name
 from .backends.registry import DEFAULT_PRECISION, PRECISIONS
 from .cli_support import detector_name, non_negative_int, positive_int
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_REFERENCE_SCALE, ModelConfig
+from .config import DEFAULT_BATCH_SIZE, ModelConfig
 from .errors import FaceAlignmentError
+from .pipeline.crop import AUTHORS_REFERENCE_SCALE
 from .pipeline.decode import DECODE_METHODS
 from .plugins import FORM, is_reference
 from .pipeline.image import MAX_IMAGE_PIXELS
@@ -54,7 +55,7 @@ def _model_flags(decode_choices: Sequence[str]):
                                                    help="hourglass modules; default: what the weight file holds")),
         ("arch", ("--arch",), dict(help="architecture, for .h5 files that do not record it (e.g. ibug-2dfan2)")),
         ("reference_scale", ("--reference-scale",), dict(
-            type=_reference_scale, default=DEFAULT_REFERENCE_SCALE,
+            type=_reference_scale, default=AUTHORS_REFERENCE_SCALE,
             help="face box size that maps to scale 1 in the authors' crop (default: %(default)s)")),
         ("context", ("--context", "-c"), dict(
             choices=CONTEXTS, help=f"nnabla context (default: {default_context_name()}, or cpu with a backend that "

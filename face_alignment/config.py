@@ -22,12 +22,12 @@ from .backends.context import CONTEXTS, TYPE_CONFIGS, default_context_name
 from .backends.registry import BACKENDS, DEFAULT_PRECISION, PRECISIONS, backend_spec, check_target, default_backend
 from .errors import FaceAlignmentError, UnknownArchitectureError
 from .files import sha256_of
+from .pipeline.crop import AUTHORS_REFERENCE_SCALE
 from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import MAX_IMAGE_PIXELS
 from .registry import CROP_AUTHORS, FAN, MODULE_COUNTS, RESNET_DEPTH
 from .validation import check_positive_int, check_reference_scale, check_whole_number
 
-DEFAULT_REFERENCE_SCALE = 195.0
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -48,7 +48,7 @@ class ModelConfig:
     depth_model_sha256: Optional[str] = None
     flip: bool = False
     integer_landmarks: bool = False
-    reference_scale: float = DEFAULT_REFERENCE_SCALE
+    reference_scale: float = AUTHORS_REFERENCE_SCALE
     detector_model: Optional[str] = field(default=None, compare=False)  # the detector's weights, if given
     detector_model_sha256: Optional[str] = None
     detector_threshold: Optional[float] = None  # None: the detector's own
@@ -183,7 +183,7 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
                  detector_threshold: Optional[float] = None, detector_max_side: Optional[int] = None,
                  calibrate_boxes: bool = True,
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
-                 reference_scale: float = DEFAULT_REFERENCE_SCALE, batch_size: int = DEFAULT_BATCH_SIZE,
+                 reference_scale: float = AUTHORS_REFERENCE_SCALE, batch_size: int = DEFAULT_BATCH_SIZE,
                  backend: Optional[str] = None, precision: Optional[str] = None,
                  max_pixels: Optional[int] = None) -> Tuple[ModelConfig, Any, Any]:
     """(configuration, FAN Weights, ResNetDepth Weights or None): the options checked, every

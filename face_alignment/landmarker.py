@@ -15,7 +15,7 @@ import numpy as np
 from .backends.registry import Network, Target, build_network
 from .config import ModelConfig, open_config_weights
 from .errors import FaceAlignmentError
-from .pipeline.crop import FaceFrames, crop_faces
+from .pipeline.crop import AUTHORS_REFERENCE_SCALE, FaceFrames, crop_faces
 from .pipeline.decode import decode, decode_argmax
 from .pipeline.depth_input import depth_input_from_points
 from .pipeline.flip import flip_crops, unflip_heatmaps
@@ -41,7 +41,7 @@ class Landmarker:
     """FAN (and ResNetDepth, for 3D) with the steps around them, run a batch of faces at a time."""
 
     def __init__(self, fan: Network, depth: Optional[Network], arch: Architecture, decode: str = "centroid",
-                 flip: bool = False, integer_landmarks: bool = False, reference_scale: float = 195.0,
+                 flip: bool = False, integer_landmarks: bool = False, reference_scale: float = AUTHORS_REFERENCE_SCALE,
                  batch_size: int = 8):
         self.fan, self.depth, self.arch = fan, depth, arch
         self.decode, self.flip, self.integer_landmarks = decode, flip, integer_landmarks

@@ -299,9 +299,9 @@ def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
 
 
 @pytest.mark.parametrize("option, fragment", [
-    (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number of at least 1"),
-    (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number of at least 1"),
-    (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number of at least 0"),
+    (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number, 1 or more"),
+    (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number, 1 or more"),
+    (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number, 0 or more"),
     (["--test-image", ""], "--test-image '': an empty path; expected an image file or folder"),
 ])
 def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_loaded(

@@ -17,8 +17,9 @@ from ..errors import BackendUnavailableError
 from ..plugins import FORM, is_reference, load_reference
 from ..registry import Architecture
 
-PRECISIONS = ("fp32", "bf16", "int8")  # what a backend may compute in; fp32 is every backend's
-DEFAULT_PRECISION = "fp32"
+FP32, BF16, INT8 = "fp32", "bf16", "int8"
+PRECISIONS = (FP32, BF16, INT8)  # what a backend may compute in; fp32 is every backend's
+DEFAULT_PRECISION = FP32
 CPU = "cpu"
 
 
