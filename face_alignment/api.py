@@ -7,7 +7,6 @@ With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are foun
 unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
 consecutive images) go through the network in batches.
 """
-import dataclasses
 import logging
 import os
 import threading
@@ -81,20 +80,25 @@ class FaceAlignment:
     """
 
     def __init__(self, model: Optional[str] = None, depth_model: Optional[str] = None, *,
-                 config: Optional[ModelConfig] = None, cache_dir: Optional[str] = None, detector=None, **options):
+                 cache_dir: Optional[str] = None, detector=None, **options):
+        config, fan_weights, depth_weights = build_config(model, depth_model, detector=detector, **options)
         # A detector object (or callable) is used as it is; the configuration records its class.
-        detector_object = None if detector is None or isinstance(detector, str) else detector
-        if config is None:
-            named = None if detector_object is not None else detector
-            config, fan_weights, depth_weights = build_config(model, depth_model, detector=named, **options)
-            if detector_object is not None:
-                config = dataclasses.replace(config, detector=_reference_of(detector_object))
-        elif not isinstance(config, ModelConfig):
+        self._load(config, (fan_weights, depth_weights), cache_dir,
+                   detector=None if isinstance(detector, str) else detector)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
+        """The FaceAlignment ``config`` describes; its weight files must still hold what it
+        was made with (their sha256). ``cache_dir``: where exported models are kept."""
+        if not isinstance(config, ModelConfig):
             raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
-        elif model is not None or depth_model is not None or options or detector is not None:
-            raise FaceAlignmentError("config: given with weight files or options; pass one or the other")
-        else:
-            fan_weights, depth_weights = open_config_weights(config)
+        face_alignment = cls.__new__(cls)
+        face_alignment._load(config, open_config_weights(config), cache_dir)
+        return face_alignment
+
+    def _load(self, config: ModelConfig, weights, cache_dir: Optional[str], detector=None) -> None:
+        """Ready to run ``config`` with its (FAN, ResNetDepth or None) ``weights``, detecting
+        with ``detector`` (None: the one the configuration names)."""
         self.config = config
         self.cache_dir = cache_dir
         self.context = config.context
@@ -102,8 +106,8 @@ class FaceAlignment:
         self.precision = config.precision
         self.max_pixels = config.max_pixels
         # Image and boxes to landmarks; this object adds detection, reading and batching.
-        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
-        self._detector_choice = detector_object if detector_object is not None else config.detector
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=weights)
+        self._detector_choice = detector if detector is not None else config.detector
         self._detector_options = dict(context=config.context, weights=config.detector_model, cache_dir=cache_dir,
                                       threshold=config.detector_threshold, max_side=config.detector_max_side)
         self._detector = None
@@ -127,12 +131,6 @@ class FaceAlignment:
     integer_landmarks = _landmarker_attribute("integer_landmarks")
     reference_scale = _landmarker_attribute("reference_scale")
     batch_size = _landmarker_attribute("batch_size")
-
-    @classmethod
-    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
-        """The FaceAlignment ``config`` describes; its weight files must still hold what it
-        was made with (their sha256). ``cache_dir``: where exported models are kept."""
-        return cls(config=config, cache_dir=cache_dir)
 
     @property
     def is_3d(self) -> bool:
@@ -292,13 +290,6 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
-
-
-def _reference_of(detector) -> str:
-    """What a configuration records of a detector given as an object: its class (or, for a
-    function, the function) as "module:name"."""
-    named = detector if callable(detector) and hasattr(detector, "__qualname__") else type(detector)
-    return f"{named.__module__}:{named.__qualname__}"
 
 
 def _as_image_collection(images) -> Iterable[ImageInput]:

@@ -14,6 +14,7 @@ Options that change no result (``--cache-dir``, progress, engines) are not here.
 """
 import dataclasses
 import json
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -61,6 +62,10 @@ class ModelConfig:
     max_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self):
+        # Numbers as they are used (an int scale as a float, numpy's integers as ints), each by
+        # its rule: a configuration is checked, and serialises the same, however it was made.
+        for name, rule in _NUMBER_RULES.items():
+            object.__setattr__(self, name, rule(name, getattr(self, name)))
         _check_fields(self)
 
     @property
@@ -112,39 +117,54 @@ class ModelConfig:
         return cls.from_dict(data)
 
 
-# What each field may hold, checked on every configuration however it was made (a JSON file
-# edited by hand included): (types, allowed values or None).
+def _optional(rule):
+    return lambda name, value: None if value is None else rule(name, value)
+
+
+def _score(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise FaceAlignmentError(f"{name}: got {value!r}; expected a number")
+    return float(value)
+
+
+# The rules of the numbers, each returning the value as used.
+_NUMBER_RULES = {
+    "reference_scale": lambda name, value: check_reference_scale(value),
+    "batch_size": check_positive_int,
+    "max_pixels": check_positive_int,
+    "device_id": lambda name, value: check_whole_number(name, value, 0),
+    "detector_max_side": _optional(check_positive_int),
+    "detector_threshold": _optional(_score),
+}
+# What each other field may hold, checked on every configuration however it was made (a JSON
+# file edited by hand included): (types, allowed values or None).
 _OPTIONAL_STR = (str, type(None))
 _FIELD_TYPES = {
     "model": (str,), "model_sha256": (str,), "arch": (str,), "network_size": (int,), "decode": (str,),
     "detector": (str,), "backend": (str,), "context": (str,), "depth_model": _OPTIONAL_STR,
     "depth_model_sha256": _OPTIONAL_STR, "flip": (bool,), "integer_landmarks": (bool,),
-    "reference_scale": (float, int), "detector_model": _OPTIONAL_STR, "detector_model_sha256": _OPTIONAL_STR,
-    "detector_threshold": (float, int, type(None)), "detector_max_side": (int, type(None)),
-    "calibrate_boxes": (bool,), "device_id": (int,),
-    "type_config": (str,), "precision": (str,), "batch_size": (int,), "max_pixels": (int,),
+    "detector_model": _OPTIONAL_STR, "detector_model_sha256": _OPTIONAL_STR, "calibrate_boxes": (bool,),
+    "type_config": (str,), "precision": (str,),
 }
 _FIELD_VALUES = {"decode": DECODE_METHODS, "context": CONTEXTS, "type_config": TYPE_CONFIGS,
                  "precision": PRECISIONS, "network_size": MODULE_COUNTS}
 
 
+def check_option(name: str, value) -> None:
+    """Refuse, in one line naming it, a value field ``name`` may not hold."""
+    types = _FIELD_TYPES[name]
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise FaceAlignmentError(f"{name}: got {value!r}; expected {' or '.join(t.__name__ for t in types)}")
+    allowed = _FIELD_VALUES.get(name)
+    if allowed is not None and value not in allowed:
+        raise FaceAlignmentError(f"{name} {value!r}: expected one of {', '.join(map(str, allowed))}")
+
+
 def _check_fields(config: ModelConfig) -> None:
-    for name, types in _FIELD_TYPES.items():
-        value = getattr(config, name)
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            raise FaceAlignmentError(f"model configuration: {name} {value!r}: expected "
-                                     f"{' or '.join(t.__name__ for t in types)}")
-        allowed = _FIELD_VALUES.get(name)
-        if allowed is not None and value not in allowed:
-            raise FaceAlignmentError(f"{name} {value!r}: expected one of {', '.join(map(str, allowed))}")
+    for name in _FIELD_TYPES:
+        check_option(name, getattr(config, name))
     if (config.depth_model is None) != (config.depth_model_sha256 is None):
         raise FaceAlignmentError("model configuration: depth_model and depth_model_sha256 go together")
-    check_reference_scale(config.reference_scale)
-    check_positive_int("batch_size", config.batch_size)
-    check_positive_int("max_pixels", config.max_pixels)
-    check_whole_number("device_id", config.device_id, 0)
-    if config.detector_max_side is not None:
-        check_positive_int("detector_max_side", config.detector_max_side)
 
 
 _HASHED: Dict[Tuple, str] = {}
@@ -190,8 +210,9 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
     default resolved, the weight files checked to hold the right networks (from their
     parameter names: no value is read) and hashed. ``cnn_detector_model`` is the older name
     of ``detector_model``: given alone, as nnabla-examples' --cnn-face-detection-model, it
-    means dlib's CNN detector."""
-    from .detection.registry import DEFAULT_DETECTOR, detector_class
+    means dlib's CNN detector. A ``detector`` given as an object (a Detector, a callable) is
+    recorded by its class (:func:`reference_of`)."""
+    from .detection.registry import DEFAULT_DETECTOR, as_detector, detector_class
     from .weights import open_weights
 
     model = _weights_path("model", model)
@@ -201,16 +222,15 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
     if detector is None:
         detector = "cnn" if cnn_detector_model is not None else DEFAULT_DETECTOR
     detector_model = detector_model if detector_model is not None else cnn_detector_model
-    check_positive_int("batch_size", batch_size)
-    check_whole_number("device_id", device_id, 0)
-    for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
-        if count is not None:
-            check_positive_int(name, count)
-    if not isinstance(detector, str):
-        raise FaceAlignmentError(f"detector: got {type(detector).__name__}; expected a detector's name")
-    detector_class(detector)  # an unknown name, or a class that does not import, is refused now
-    if context is not None and context not in CONTEXTS:
-        raise FaceAlignmentError(f"context {context!r}: expected one of {', '.join(CONTEXTS)}")
+    # The detector and context choose what is loaded: checked before they are used. The
+    # configuration checks the other options when it is made, before any model is loaded.
+    if isinstance(detector, str):
+        detector_class(detector)  # an unknown name, or a class that does not import, is refused now
+    else:
+        as_detector(detector)  # refused now unless a Detector, or a callable image -> boxes
+        detector = reference_of(detector)
+    if context is not None:
+        check_option("context", context)
     precision = precision or DEFAULT_PRECISION
     if backend is None and precision != DEFAULT_PRECISION:
         # Below fp32, the backend that runs it (OpenVINO: backends/openvino_net.py, and the
@@ -238,26 +258,38 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
     if depth_weights is not None:
         check_3d_fan(model, arch, resolved)
     decode = decode or resolved.decode
-    if decode not in DECODE_METHODS:
-        raise FaceAlignmentError(f"decode {decode!r}: expected one of {', '.join(DECODE_METHODS)}")
     if integer_landmarks and (decode != "argmax" or resolved.crop != CROP_AUTHORS):
         raise FaceAlignmentError("integer landmarks are the authors' rounding: they need decode='argmax' "
                                  f"and the authors' crop ({resolved.name} uses {resolved.crop!r})")
-    if detector_model is not None and not os.path.isfile(detector_model):
-        raise FaceAlignmentError(f"{detector_model}: no such face detector model")
+    if detector_model is not None:
+        check_detector_model(detector_model)
     config = ModelConfig(
         model=os.path.abspath(model), model_sha256=fan_weights.sha256, arch=resolved.name, network_size=resolved.num_modules,
         decode=decode, detector=detector, backend=backend,
         context=context, depth_model=None if depth_model is None else os.path.abspath(depth_model),
         depth_model_sha256=None if depth_weights is None else depth_weights.sha256, flip=bool(flip),
-        integer_landmarks=bool(integer_landmarks), reference_scale=check_reference_scale(reference_scale),
+        integer_landmarks=bool(integer_landmarks), reference_scale=reference_scale,
         detector_model=None if detector_model is None else os.path.abspath(detector_model),
         detector_model_sha256=None if detector_model is None else file_sha256(detector_model),
-        detector_threshold=None if detector_threshold is None else float(detector_threshold),
-        detector_max_side=detector_max_side, calibrate_boxes=bool(calibrate_boxes), device_id=int(device_id), type_config=type_config,
-        precision=precision, batch_size=int(batch_size),
-        max_pixels=MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels))
+        detector_threshold=detector_threshold, detector_max_side=detector_max_side,
+        calibrate_boxes=bool(calibrate_boxes), device_id=device_id, type_config=type_config, precision=precision,
+        batch_size=batch_size, max_pixels=MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
     return config, fan_weights, depth_weights
+
+
+def check_detector_model(path: str) -> None:
+    """Refuse a detector weight file that is not there, saying what is there instead."""
+    if os.path.isdir(path):
+        raise FaceAlignmentError(f"{path}: a folder, not a face detector model; expected the detector's weight file")
+    if not os.path.isfile(path):
+        raise FaceAlignmentError(f"{path}: no such face detector model")
+
+
+def reference_of(detector) -> str:
+    """What a configuration records of a detector given as an object: its class (or, for a
+    function, the function) as "module:name"."""
+    named = detector if callable(detector) and hasattr(detector, "__qualname__") else type(detector)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 def check_3d_fan(model: str, arch: Optional[str], resolved) -> None:
@@ -303,8 +335,7 @@ def open_config_weights(config: ModelConfig):
     if depth is not None:
         found.append(("depth_model", depth.path, depth.sha256, config.depth_model_sha256))
     if config.detector_model is not None:
-        if not os.path.isfile(config.detector_model):
-            raise FaceAlignmentError(f"{config.detector_model}: no such face detector model")
+        check_detector_model(config.detector_model)
         found.append(("detector_model", config.detector_model, file_sha256(config.detector_model),
                       config.detector_model_sha256))
     for name, path, sha256, expected in found:
