@@ -55,6 +55,11 @@ def weights_url(w: KnownWeights) -> str:
     return f"{mirror.rstrip('/')}/{w.file_name}" if mirror else w.url
 
 
+def _named(url: str) -> str:
+    """``url`` as messages name it: one from the mirror says so, by its variable."""
+    return f"{url} (${MIRROR_VARIABLE})" if os.environ.get(MIRROR_VARIABLE) else url
+
+
 def published_in_cache(w: KnownWeights, cache: Optional[str] = None) -> Optional[str]:
     """The converted published checkpoint in the cache, if it is there."""
     found = sorted(glob.glob(os.path.join(glob.escape(cache or home_dir()), f"{w.name}-{w.sha256_prefix}*.h5")))
@@ -104,9 +109,9 @@ def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
         except DownloadError as e:
             raise WeightsNotFoundError(
                 f"{w.file_name}: not found (looked for {published_name(w, cache)} and {looked_in_torch}) "
-                f"and not downloaded from {url} ({e})") from None
+                f"and not downloaded from {_named(url)} ({e})") from None
         if not sha256.startswith(w.sha256_prefix):
-            raise DownloadError(f"{w.file_name}: downloaded from {url}, its sha256 starts "
+            raise DownloadError(f"{w.file_name}: downloaded from {_named(url)}, its sha256 starts "
                                 f"{sha256[:len(w.sha256_prefix)]}, not {w.sha256_prefix} as published; refused")
         return _converted(downloaded, w, cache, published=True, sha256=sha256)
 

@@ -59,7 +59,7 @@ def parser() -> ArgumentParser:
 def collect_images(paths: List[str]) -> List[str]:
     """The image files of ``paths`` (files, or folders whose images are listed), each checked
     to be there and readable, so that a permission problem is reported as one."""
-    from .pipeline.image import list_images
+    from .pipeline.image import LOCAL_ONLY, is_url, list_images
 
     images = []
     for path in paths:
@@ -68,7 +68,8 @@ def collect_images(paths: List[str]) -> List[str]:
         try:
             is_folder = stat.S_ISDIR(os.stat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):
-            raise FaceAlignmentError(f"{path}: no such image or folder") from None
+            raise FaceAlignmentError(f"{path}: {LOCAL_ONLY}" if is_url(path) else f"{path}: no such image or folder") \
+                from None
         except OSError as e:  # e.g. a folder on the way that cannot be entered
             raise FaceAlignmentError(f"{path}: cannot reach the image or folder ({e.strerror})") from None
         if not is_folder:

@@ -315,6 +315,21 @@ def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_
     assert error.startswith("error: ") and fragment in error, error
 
 
+def test_a_url_given_as_an_image_is_called_a_url(monkeypatch, capsys, fan1):
+    """Was "no such image file" (issue 25, item 20): images are read from local files only."""
+    from face_alignment import api, inference_cli
+    from face_alignment.errors import ImageReadError
+    from face_alignment.pipeline.image import read_image
+
+    url = "https://example.com/faces/einstein.jpg"
+    with pytest.raises(ImageReadError) as refused:
+        read_image(url)
+    assert str(refused.value).startswith(f"{url}: a URL") and "local files only" in str(refused.value)
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    status, error = run_in_process(capsys, inference_cli.main, "-m", fan1, "--test-image", url)
+    assert status == 2 and error.startswith(f"error: {url}: a URL") and "local files only" in error
+
+
 def test_an_empty_video_path_is_not_taken_for_no_video(capsys, fan1, tmp_path):
     """An empty --test-video once counted as none given: the error blamed --save-landmarks."""
     from face_alignment import inference_cli

@@ -146,7 +146,7 @@ def test_download_with_a_wrong_sha256_is_refused_naming_the_file(places, checkpo
     monkeypatch.setenv(hub.MIRROR_VARIABLE, url)
     with pytest.raises(DownloadError, match=rf"{PUBLISHED}: .*11f355bf06") as caught:
         hub.weights_path("2DFAN4")
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and hub.MIRROR_VARIABLE in str(caught.value)
     assert os.listdir(cache) == []  # nothing kept, not even the download
 
 
@@ -161,6 +161,22 @@ def test_download_with_the_published_sha256_is_converted_then_found_in_the_cache
     assert load_weights(path, kind="fan", num_modules=4).arch.name == "2DFAN4"
     monkeypatch.setenv(hub.MIRROR_VARIABLE, CLOSED)
     assert hub.weights_path("2DFAN4") == path
+
+
+def test_a_mirror_is_named_by_its_variable_and_a_local_one_is_not_taken_for_no_network(places, tmp_path,
+                                                                                       monkeypatch):
+    """Issue 25, item 20: the mirror's errors never named the variable that set it, and a
+    file:// mirror that does not exist was met with "(no network?)"."""
+    with pytest.raises(WeightsNotFoundError) as closed:
+        hub.weights_path("2DFAN4")
+    assert f"{CLOSED}2DFAN4-11f355bf06.pth.tar (${hub.MIRROR_VARIABLE})" in str(closed.value)
+    nowhere = (tmp_path / "nowhere").as_uri()
+    monkeypatch.setenv(hub.MIRROR_VARIABLE, nowhere)
+    with pytest.raises(WeightsNotFoundError) as missing:
+        hub.weights_path("2DFAN4")
+    message = str(missing.value)
+    assert f"{nowhere}/2DFAN4-11f355bf06.pth.tar (${hub.MIRROR_VARIABLE})" in message
+    assert "no such file" in message and "no network" not in message and "\n" not in message
 
 
 def test_offline_with_nothing_found_is_one_line_naming_every_place(places):
