@@ -26,7 +26,7 @@ from typing import Optional
 from .download import download
 from .errors import DownloadError, WeightsNotFoundError
 from .files import sha256_of
-from .home import home_dir
+from .home import home_dir, writable_folder
 from .registry import KnownWeights, known_weights
 
 log = logging.getLogger("face_alignment")
@@ -91,7 +91,7 @@ def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256
     target = os.path.join(cache, converted_name(w, sha256))
     if os.path.isfile(target):
         return target
-    os.makedirs(cache, exist_ok=True)
+    writable_folder(cache, f"the conversion of {source}")
     log.info("converting %s into %s", source, target)
     # force: another process may have put the same file there meanwhile; both are whole.
     convert_checkpoint(source, target, arch=w.arch, force=True, expect_kind=w.architecture.kind)
@@ -100,7 +100,7 @@ def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256
 
 def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
     url = weights_url(w)
-    os.makedirs(cache, exist_ok=True)
+    writable_folder(cache, f"the download of {w.file_name}")
     log.info("downloading %s", url)
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache) as staging:
         downloaded = os.path.join(staging, w.file_name)

@@ -214,3 +214,22 @@ def test_two_first_uses_at_once_do_not_collide(places, checkpoint):
     path = paths.pop()
     assert sorted(os.listdir(cache)) == [os.path.basename(path)]  # no temporary file left behind
     assert load_weights(path, kind="fan", num_modules=4).arch.name == "2DFAN4"
+
+
+def test_a_home_that_cannot_be_made_is_named_with_what_was_being_written(places, tmp_path, monkeypatch):
+    """Issue 25, item 18: a raw OSError from FaceAlignment before. A file in the way of the home
+    fails as a read-only file system does, whoever runs the tests (root included)."""
+    from face_alignment import compat
+
+    _, theirs = places
+    (tmp_path / "a file").write_text("")
+    blocked = tmp_path / "a file" / "home"
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(blocked))
+    with pytest.raises(FaceAlignmentError) as download:
+        compat.FaceAlignment(compat.LandmarksType.TWO_D, device="cpu", face_detector="folder")
+    (theirs / PUBLISHED).write_bytes(b"their checkpoint")
+    with pytest.raises(FaceAlignmentError) as conversion:
+        hub.weights_path("2DFAN4")
+    for caught, what in ((download, f"the download of {PUBLISHED}"), (conversion, f"the conversion of {theirs / PUBLISHED}")):
+        message = str(caught.value)
+        assert message.startswith(f"{blocked}: cannot write {what} there") and "FACE_ALIGNMENT_HOME" in message

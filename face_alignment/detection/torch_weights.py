@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError, WeightsFileError
 from ..files import check_not_there, sha256_of
-from ..home import home_dir
+from ..home import home_dir, writable_folder
 from ..weights.h5 import read_h5, write_h5
 from ..weights.layout import IGNORED_SUFFIX
 
@@ -141,6 +141,6 @@ def detector_weights(detector: TorchDetector, weights: Optional[str] = None, all
         return weights
     target = _cache_target(weights, sha256_of(weights)[:_KEY_DIGITS])
     if not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        writable_folder(os.path.dirname(target), f"the conversion of {weights}")
         convert_torch_detector(detector, weights, target, force=True, allow_pickle=allow_pickle)
     return target
