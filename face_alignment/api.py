@@ -115,9 +115,8 @@ class FaceAlignment:
         self._detector_lock = threading.Lock()
         # With a backend that lets go of Python's GIL while it runs (ONNX Runtime, OpenVINO),
         # images are read and their faces detected in a worker thread, up to a batch ahead,
-        # while the current batch is inferred: about 10 % faster over 24 photos with HOG
-        # detection here. With NNabla (measured on its CPU context) it gained nothing: 21.3 s
-        # either way over 6 photos.
+        # while the current batch is inferred; NNabla holds the GIL, so there it gains nothing
+        # (README, "Speed, export and backends").
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, self.context, self.decode, ", flip" if self.flip else "")
@@ -164,8 +163,8 @@ class FaceAlignment:
         """One Prediction per image, in order; faces of consecutive images share batches.
         With the onnxruntime backend, a list or tuple of images is read, and its faces
         detected, in a worker thread up to a batch ahead of the network."""
-        for predictions in self.predict(images, boxes, (self.decode,)):
-            yield predictions[self.decode]
+        for _, _, prediction in self._predict(images, boxes):
+            yield prediction
 
     def get_landmarks_from_video(self, path: str, *, detect_every: int = DEFAULT_DETECT_EVERY,
                                  boxes: Optional[BoxSource] = None, smooth: bool = False,
@@ -201,27 +200,30 @@ class FaceAlignment:
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
         ``decodes`` defaults to the decoding this object was built with. In 3D every
         decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``)."""
-        for _, _, predictions in self._predict(images, boxes, decodes):
+        for _, _, predictions in self._predict(images, boxes, (self.decode,) if decodes is None else decodes):
             yield predictions
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                       decodes: Optional[Sequence[str]] = None, *, keep_going: bool = False,
-                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Union[Dict[str, Prediction], ImageReadError]]]:
-        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
-        each image is read once and held only until its landmarks come back. A file that
+                      ) -> Iterator[Tuple[str, Optional[np.ndarray],
+                                          Union[Prediction, Dict[str, Prediction], ImageReadError]]]:
+        """Landmarks of image files, yielding (path, RGB image, Prediction), or with ``decodes``
+        (several methods on the same heatmaps, as ``predict``) (path, RGB image, {method:
+        Prediction}): each image is read once and held only until its landmarks come back. A file that
         cannot be read as an image (missing, cut short, damaged, too large) raises
         ImageReadError; with ``keep_going`` it yields ``(path, None, the ImageReadError)`` in
         its place instead, and the other files go on."""
         yield from self._predict(paths, boxes, decodes, keep_going)
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Optional[Sequence[str]], keep_going: bool = False,
-                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
-        """(what the caller gave, RGB image, {method: Prediction}) per image, in order; with
-        ``keep_going``, (item, None, ImageReadError) for a file that cannot be read."""
+                 decodes: Optional[Sequence[str]] = None, keep_going: bool = False,
+                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Union[Prediction, Dict[str, Prediction]]]]:
+        """(what the caller gave, RGB image, Prediction, or with ``decodes`` {method:
+        Prediction}) per image, in order; with ``keep_going``, (item, None, ImageReadError)
+        for a file that cannot be read."""
         images = _as_image_collection(images)
         boxes = _as_box_lists(boxes)
-        decodes = _as_decodes((self.decode,) if decodes is None else decodes)
+        decodes = None if decodes is None else _as_decodes(decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.

@@ -175,17 +175,16 @@ def main(argv=None):
                                              ("pts", args.save_pts, {"names": names})) if path]
         # One image that cannot be read (cut short, damaged) must not cost the others' results:
         # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
-        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
-        for (path, image, predictions), target in zip(results, pictures):
+        results = fa.predict_files(images, boxes, keep_going=True)
+        for (path, image, prediction), target in zip(results, pictures):
             progress.update(1)
             if image is None:
-                failures.append((path, reason(path, predictions)))
+                failures.append((path, reason(path, prediction)))
                 for writer in saved:
                     writer.failed(*failures[-1])
                 if len(images) > 1:
-                    log.warning("%s", predictions)
+                    log.warning("%s", prediction)
                 continue
-            prediction = predictions[fa.decode]
             if len(prediction.boxes) == 0:
                 log.warning("%s: no face found", path)
             found = Faces.of_photo(path, image.shape, prediction)

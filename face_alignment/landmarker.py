@@ -4,11 +4,11 @@ ibug's code calls the predictor). Boxes come from anywhere (a detector, a tracke
 the batching across images.
 
     landmarker = Landmarker.from_config(ModelConfig.build("weights/2DFAN4.h5"))
-    [(_, _, predictions)] = landmarker.landmarks([(None, rgb_image, boxes)], ("centroid",))
+    [(_, _, prediction)] = landmarker.landmarks([(None, rgb_image, boxes)])
 """
 import dataclasses
 import os
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -65,15 +65,17 @@ class Landmarker:
     def is_3d(self) -> bool:
         return self.depth is not None
 
-    def landmarks(self, group: List[GroupItem], decodes: Sequence[str]) -> Iterator[Tuple[Any, np.ndarray,
-                                                                                          Dict[str, Prediction]]]:
-        """(item, image, {method: Prediction}) for each image of the group, in order. Faces go
+    def landmarks(self, group: List[GroupItem], decodes: Optional[Sequence[str]] = None,
+                  ) -> Iterator[Tuple[Any, np.ndarray, Union[Prediction, Dict[str, Prediction]]]]:
+        """(item, image, Prediction) for each image of the group, in order, decoded as
+        :attr:`decode`; or with ``decodes``, several methods on the same heatmaps, (item,
+        image, {method: Prediction}). Faces go
         through the networks a batch at a time: crops, heatmaps and depth inputs exist for one
         batch only, so memory is bounded by the batch size, not by the faces in a photo."""
         counts = [len(faces) for _, _, faces in group]
         ends = np.cumsum(counts)
         starts = ends - counts
-        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
+        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes or (self.decode,)}
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
@@ -100,8 +102,9 @@ class Landmarker:
                           np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
                       for m, (p, s) in found.items()}
         for (item, image, faces), start, end in zip(group, starts, ends):
-            yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                                for m, (points, scores) in per_method.items()}
+            predictions = {m: Prediction(points[start:end], scores[start:end], faces.copy())
+                           for m, (points, scores) in per_method.items()}
+            yield item, image, predictions if decodes else predictions[self.decode]
 
     def heatmaps(self, crops: np.ndarray) -> np.ndarray:
         """FAN's heatmaps of one batch of crops (plus the mirrored crops', with flip)."""

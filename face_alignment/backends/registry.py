@@ -62,9 +62,8 @@ class BackendSpec:
     description: str = ""
 
 
-# Fastest first: the default is the first that can run here. On a 2-core CPU ONNX Runtime runs
-# FAN-4 about 10x faster than NNabla's cpu context; OpenVINO is as fast at fp32, and the one
-# that runs bf16 and int8.
+# Fastest first (README, "Speed, export and backends"): the default is the first that can run
+# here. OpenVINO, as fast as ONNX Runtime at fp32, comes last: it is the one that runs bf16 and int8.
 BACKENDS: Dict[str, BackendSpec] = {
     s.name: s
     for s in (

@@ -259,16 +259,16 @@ def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
                                  f"(rename the file)", 0))
     paths = [p for p in paths if utf8(p)]
     try:
-        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
-                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
+        results = [Faces.of_photo(path, image.shape, prediction)
+                   for path, image, prediction in fa.predict_files(paths)]
     except MemoryError:
         raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
-                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
+                [(_, image, prediction)] = list(fa.predict_files([path]))
+                results.append(Faces.of_photo(path, image.shape, prediction))
             except MemoryError:
                 raise
             except Exception as error:
