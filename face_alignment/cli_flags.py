@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from .backends.context import CONTEXTS, TYPE_CONFIGS, default_context_name
 from .backends.registry import DEFAULT_PRECISION, PRECISIONS
-from .cli_support import detector_name, non_negative_int, positive_int
+from .cli_support import non_negative_int, positive_int
 from .config import DEFAULT_BATCH_SIZE, ModelConfig
 from .errors import FaceAlignmentError
 from .pipeline.crop import AUTHORS_REFERENCE_SCALE
@@ -29,6 +29,17 @@ def _reference_scale(text: str) -> float:
         return check_reference_scale(value)
     except FaceAlignmentError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _detector_name(text: str) -> str:
+    """argparse type: a face detector's registry name, or a class of the user's as
+    ``package.module:Class`` (imported when the detector is built)."""
+    from .detection.registry import DETECTORS, is_detector_name
+
+    if not is_detector_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
+                                         f"or a class of your own as {FORM}")
+    return text
 
 
 def _backend_name(text: str) -> str:
@@ -77,7 +88,7 @@ def _model_flags(decode_choices: Sequence[str]):
             metavar="PATH", help="dlib's mmod_human_face_detector.dat; given alone, it selects dlib's cnn detector "
             "(default: looked for here and in weights/)")),
         ("detector", ("--detector",), dict(
-            type=detector_name, metavar="NAME",
+            type=_detector_name, metavar="NAME",
             help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
             f"(default: {DEFAULT_DETECTOR}; cnn with --cnn-face-detection-model)")),
         ("detector_model", ("--detector-model",), dict(

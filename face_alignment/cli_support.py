@@ -69,18 +69,6 @@ def one_line(text: str) -> str:
     return "".join(repr(c)[1:-1] if c.splitlines() != [c] else c for c in text)
 
 
-def detector_name(text: str) -> str:
-    """argparse type: a face detector's registry name, or a class of the user's as
-    ``package.module:Class`` (imported when the detector is built)."""
-    from .detection.registry import DETECTORS, is_detector_name
-    from .plugins import FORM
-
-    if not is_detector_name(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
-                                         f"or a class of your own as {FORM}")
-    return text
-
-
 def some_names(names: Sequence[str], shown: int = 3) -> str:
     """The first few of ``names``, quoted, and how many more there are."""
     return ", ".join(map(repr, names[:shown])) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
