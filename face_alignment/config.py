@@ -34,8 +34,9 @@ DEFAULT_BATCH_SIZE = 8
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What a FaceAlignment computes with. Build it with :meth:`build`, :func:`~face_alignment.cli_flags.config_from_args`
-    or :meth:`from_json`: they resolve defaults; the fields hold only resolved values."""
+    """What a FaceAlignment computes with. Build it with :meth:`build`,
+    :func:`~face_alignment.cli_flags.config_from_args` or :meth:`from_json`: they resolve
+    defaults; the fields hold only resolved values."""
 
     model: str = field(compare=False)  # FAN weights (.h5), absolute path
     model_sha256: str

@@ -75,7 +75,8 @@ class Landmarker:
         counts = [len(faces) for _, _, faces in group]
         ends = np.cumsum(counts)
         starts = ends - counts
-        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes or (self.decode,)}
+        methods = tuple(decodes) if decodes else (self.decode,)
+        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in methods}
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
@@ -93,7 +94,7 @@ class Landmarker:
             crops = np.concatenate(crops)
             heatmaps = self.heatmaps(crops)
             z = self.depths(crops, heatmaps, frames) if self.is_3d else None
-            for method in decodes:
+            for method in methods:
                 points, scores = self.points(heatmaps, frames, method, z)
                 found[method][0].append(points)
                 found[method][1].append(scores)

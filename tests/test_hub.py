@@ -230,6 +230,7 @@ def test_a_home_that_cannot_be_made_is_named_with_what_was_being_written(places,
     (theirs / PUBLISHED).write_bytes(b"their checkpoint")
     with pytest.raises(FaceAlignmentError) as conversion:
         hub.weights_path("2DFAN4")
-    for caught, what in ((download, f"the download of {PUBLISHED}"), (conversion, f"the conversion of {theirs / PUBLISHED}")):
+    for caught, what in ((download, f"the download of {PUBLISHED}"),
+                         (conversion, f"the conversion of {theirs / PUBLISHED}")):
         message = str(caught.value)
         assert message.startswith(f"{blocked}: cannot write {what} there") and "FACE_ALIGNMENT_HOME" in message
