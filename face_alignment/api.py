@@ -116,7 +116,7 @@ class FaceAlignment:
         # With a backend that lets go of Python's GIL while it runs (ONNX Runtime, OpenVINO),
         # images are read and their faces detected in a worker thread, up to a batch ahead,
         # while the current batch is inferred; NNabla holds the GIL, so there it gains nothing
-        # (README, "Speed, export and backends").
+        # (docs/speed-and-backends.md).
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, self.context, self.decode, ", flip" if self.flip else "")

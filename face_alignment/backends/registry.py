@@ -62,7 +62,7 @@ class BackendSpec:
     description: str = ""
 
 
-# Fastest first (README, "Speed, export and backends"): the default is the first that can run
+# Fastest first (docs/speed-and-backends.md): the default is the first that can run
 # here. OpenVINO, as fast as ONNX Runtime at fp32, comes last: it is the one that runs bf16 and int8.
 BACKENDS: Dict[str, BackendSpec] = {
     s.name: s

@@ -112,7 +112,7 @@ def crop_boxes(detector: Detector, found, calibrate: bool = True) -> np.ndarray:
     return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
 
 
-# Chosen by benchmarks/detection.py (README, "Face detectors"): on the shared photos mirrored,
+# Chosen by benchmarks/detection.py (docs/detectors.md): on the shared photos mirrored,
 # scaled and rolled, BlazeFace (full range) finds more faces than HOG, with no more false
 # positives, in a fraction of its time.
 DEFAULT_DETECTOR = "blazeface"
