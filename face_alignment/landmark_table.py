@@ -46,11 +46,12 @@ import pyarrow.parquet as pq
 
 from .errors import LandmarkTableError
 from .files import abandon_atomic_write, atomic_write, checked_extension
-from .video.box_sources import SOURCES, UNTRACKED  # the column's values: where boxes come from
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 POINTS = 68
+SOURCES = ("detector", "tracking", "given")
+UNTRACKED = -1
 # Rows buffered before a row group is written: about 16 MB of 3D rows (2 kB each), twice
 # that while a group is converted.
 ROWS_PER_GROUP = 8192

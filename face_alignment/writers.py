@@ -38,7 +38,7 @@ class Faces:
     frame: int = 0  # a video frame's index; 0 for a photo
     time: float = 0.0  # its presentation time, seconds
     tracks: Optional[Sequence[int]] = None  # each face's track; None: untracked
-    sources: Union[str, Sequence[str]] = "detector"  # where each box came from (video.box_sources.SOURCES)
+    sources: Union[str, Sequence[str]] = "detector"  # where each box came from (landmark_table.SOURCES)
 
     @classmethod
     def of_photo(cls, path: str, image_shape: Sequence[int], prediction,
