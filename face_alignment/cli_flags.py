@@ -10,11 +10,10 @@ from .backends.registry import DEFAULT_PRECISION, PRECISIONS
 from .cli_support import non_negative_int, positive_int
 from .config import DEFAULT_BATCH_SIZE, ModelConfig
 from .errors import FaceAlignmentError
-from .pipeline.crop import AUTHORS_REFERENCE_SCALE
 from .pipeline.decode import DECODE_METHODS
 from .plugins import FORM, is_reference
 from .pipeline.image import MAX_IMAGE_PIXELS
-from .registry import MODULE_COUNTS
+from .registry import AUTHORS_REFERENCE_SCALE, MODULE_COUNTS
 from .validation import check_reference_scale
 from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from .video.tracking import DEFAULT_DETECT_EVERY

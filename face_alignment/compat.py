@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import FaceAlignmentError
-from .pipeline.crop import AUTHORS_REFERENCE_SCALE
+from .registry import AUTHORS_REFERENCE_SCALE
 
 log = logging.getLogger("face_alignment")
 

@@ -23,10 +23,9 @@ from .backends.context import CONTEXTS, TYPE_CONFIGS, default_context_name
 from .backends.registry import BACKENDS, DEFAULT_PRECISION, PRECISIONS, backend_spec, check_target, default_backend
 from .errors import FaceAlignmentError, UnknownArchitectureError
 from .files import sha256_of
-from .pipeline.crop import AUTHORS_REFERENCE_SCALE
 from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import MAX_IMAGE_PIXELS
-from .registry import CROP_AUTHORS, FAN, MODULE_COUNTS, RESNET_DEPTH
+from .registry import AUTHORS_REFERENCE_SCALE, CROP_AUTHORS, FAN, MODULE_COUNTS, RESNET_DEPTH
 from .validation import check_positive_int, check_reference_scale, check_whole_number
 
 DEFAULT_BATCH_SIZE = 8

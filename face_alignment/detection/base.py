@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import FaceAlignmentError
-from ..pipeline.crop import AUTHORS_REFERENCE_SCALE
+from ..registry import AUTHORS_REFERENCE_SCALE
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
 from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
-from ..pipeline.crop import AUTHORS_REFERENCE_SCALE
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .blazeface_backends import blazeface_description
 from .base import BoxRelation, Detector, check_rgb
 from .blazeface_convert import read_blazeface_weights

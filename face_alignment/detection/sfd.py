@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
-from ..pipeline.crop import AUTHORS_REFERENCE_SCALE
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .graph_detector import GraphDetector
 from .nms import nms
 from .registry import DETECTORS
