@@ -7,7 +7,6 @@ With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are foun
 unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
 consecutive images) go through the network in batches.
 """
-import dataclasses
 import logging
 import os
 import threading
@@ -85,27 +84,32 @@ class FaceAlignment:
     """
 
     def __init__(self, model: Optional[str] = None, depth_model: Optional[str] = None, *,
-                 config: Optional[ModelConfig] = None, cache_dir: Optional[str] = None, detector=None, **options):
+                 cache_dir: Optional[str] = None, detector=None, **options):
+        config, fan_weights, depth_weights = build_config(model, depth_model, detector=detector, **options)
         # A detector object (or callable) is used as it is; the configuration records its class.
-        detector_object = None if detector is None or isinstance(detector, str) else detector
-        if config is None:
-            named = None if detector_object is not None else detector
-            config, fan_weights, depth_weights = build_config(model, depth_model, detector=named, **options)
-            if detector_object is not None:
-                config = dataclasses.replace(config, detector=_reference_of(detector_object))
-        elif not isinstance(config, ModelConfig):
+        self._load(config, (fan_weights, depth_weights), cache_dir,
+                   detector=None if isinstance(detector, str) else detector)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
+        """The FaceAlignment ``config`` describes; its weight files must still hold what it
+        was made with (their sha256). ``cache_dir``: where exported models are kept."""
+        if not isinstance(config, ModelConfig):
             raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
-        elif model is not None or depth_model is not None or options or detector is not None:
-            raise FaceAlignmentError("config: given with weight files or options; pass one or the other")
-        else:
-            fan_weights, depth_weights = open_config_weights(config)
+        face_alignment = cls.__new__(cls)
+        face_alignment._load(config, open_config_weights(config), cache_dir)
+        return face_alignment
+
+    def _load(self, config: ModelConfig, weights, cache_dir: Optional[str], detector=None) -> None:
+        """Ready to run ``config`` with its (FAN, ResNetDepth or None) ``weights``, detecting
+        with ``detector`` (None: the one the configuration names)."""
         self.config = config
         self.cache_dir = cache_dir
         self.context = config.context
         self.backend = config.backend
         self.precision = config.precision
         self.max_pixels = config.max_pixels
-        self._detector_choice = detector_object if detector_object is not None else config.detector
+        self._detector_choice = detector if detector is not None else config.detector
         # The detector runs on the model's target: where is checked now, before the model loads.
         self._detector_options = dict(context=config.context, backend=config.backend, precision=config.precision,
                                       weights=config.detector_model, cache_dir=cache_dir,
@@ -113,15 +117,14 @@ class FaceAlignment:
         detector_where = planned_placement(self._detector_choice, **self._detector_options)
         self.max_faces = config.max_faces
         # Image and boxes to landmarks; this object adds detection, reading and batching.
-        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=weights)
         self._detector = None
         self.calibrate_boxes = config.calibrate_boxes
         self._detector_lock = threading.Lock()
         # With a backend that lets go of Python's GIL while it runs (ONNX Runtime, OpenVINO),
         # images are read and their faces detected in a worker thread, up to a batch ahead,
-        # while the current batch is inferred: about 10 % faster over 24 photos with HOG
-        # detection here. With NNabla (measured on its CPU context) it gained nothing: 21.3 s
-        # either way over 6 photos.
+        # while the current batch is inferred; NNabla holds the GIL, so there it gains nothing
+        # (docs/speed-and-backends.md).
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s; detector %s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, self.context, self.decode, ", flip" if self.flip else "", detector_where)
@@ -135,12 +138,6 @@ class FaceAlignment:
     integer_landmarks = _landmarker_attribute("integer_landmarks")
     reference_scale = _landmarker_attribute("reference_scale")
     batch_size = _landmarker_attribute("batch_size")
-
-    @classmethod
-    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
-        """The FaceAlignment ``config`` describes; its weight files must still hold what it
-        was made with (their sha256). ``cache_dir``: where exported models are kept."""
-        return cls(config=config, cache_dir=cache_dir)
 
     @property
     def is_3d(self) -> bool:
@@ -183,9 +180,7 @@ class FaceAlignment:
         With the onnxruntime backend, a list or tuple of images is read, and its faces
         detected, in a worker thread up to a batch ahead of the network. A file that cannot
         be read gives None in its place and a warning naming it (``on_error``: see ``predict``)."""
-        for predictions in self.predict(images, boxes, (self.decode,), on_error=on_error):
-            yield predictions if predictions is None or isinstance(predictions, ImageReadError) \
-                else predictions[self.decode]
+        yield from self._predictions(images, boxes, None, on_error)
 
     def get_landmarks_from_video(self, path: str, *, detect_every: int = DEFAULT_DETECT_EVERY,
                                  boxes: Optional[BoxSource] = None, smooth: bool = False,
@@ -225,8 +220,11 @@ class FaceAlignment:
         A file that cannot be read as an image (missing, cut short, damaged, too large):
         with ``on_error="warn"`` (the default) a warning names it and None takes its place;
         "yield" puts the ImageReadError in its place, silently; "raise" raises it."""
-        keep_going = _keeps_going(on_error)
-        for _, _, predictions in self._predict(images, boxes, decodes, keep_going):
+        yield from self._predictions(images, boxes, (self.decode,) if decodes is None else decodes, on_error)
+
+    def _predictions(self, images, boxes, decodes, on_error: str):
+        """``_predict``'s results alone, an unreadable file's handled as ``on_error`` says."""
+        for _, _, predictions in self._predict(images, boxes, decodes, _keeps_going(on_error)):
             if isinstance(predictions, ImageReadError) and on_error == "warn":
                 _warn_unreadable(predictions)
                 predictions = None
@@ -234,10 +232,12 @@ class FaceAlignment:
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                       decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
-                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Union[Dict[str, Prediction], ImageReadError]]]:
-        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
-        each image is read once and held only until its landmarks come back. A file that
-        cannot be read as an image (missing, cut short, damaged, too large): with
+                      ) -> Iterator[Tuple[str, Optional[np.ndarray],
+                                          Union[Prediction, Dict[str, Prediction], ImageReadError]]]:
+        """Landmarks of image files, yielding (path, RGB image, Prediction), or with ``decodes``
+        (several methods on the same heatmaps, as ``predict``) (path, RGB image, {method:
+        Prediction}): each image is read once and held only until its landmarks come back. A
+        file that cannot be read as an image (missing, cut short, damaged, too large): with
         ``on_error="warn"`` (the default) a warning names it and it is left out, and the
         other files go on; "yield" yields ``(path, None, the ImageReadError)`` in its place
         instead (for callers that report failures themselves); "raise" raises it."""
@@ -248,13 +248,14 @@ class FaceAlignment:
             yield path, image, predictions
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Optional[Sequence[str]], keep_going: bool = False,
-                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
-        """(what the caller gave, RGB image, {method: Prediction}) per image, in order; with
-        ``keep_going``, (item, None, ImageReadError) for a file that cannot be read."""
+                 decodes: Optional[Sequence[str]] = None, keep_going: bool = False,
+                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Union[Prediction, Dict[str, Prediction]]]]:
+        """(what the caller gave, RGB image, Prediction, or with ``decodes`` {method:
+        Prediction}) per image, in order; with ``keep_going``, (item, None, ImageReadError)
+        for a file that cannot be read."""
         images = _as_image_collection(images)
         boxes = _as_box_lists(boxes)
-        decodes = _as_decodes((self.decode,) if decodes is None else decodes)
+        decodes = None if decodes is None else _as_decodes(decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.
@@ -335,13 +336,6 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
-
-
-def _reference_of(detector) -> str:
-    """What a configuration records of a detector given as an object: its class (or, for a
-    function, the function) as "module:name"."""
-    named = detector if callable(detector) and hasattr(detector, "__qualname__") else type(detector)
-    return f"{named.__module__}:{named.__qualname__}"
 
 
 def _as_image_collection(images) -> Iterable[ImageInput]:

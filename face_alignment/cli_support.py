@@ -11,6 +11,7 @@ import threading
 from typing import Sequence, Tuple
 
 from .errors import FaceAlignmentError
+from .validation import is_whole_number, whole_number_expected
 
 EXIT_BAD_INPUT = 2
 # What a shell reports for a process that SIGTERM ended: a supervisor (timeout, a job queue)
@@ -44,43 +45,29 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
-    return value
+def whole_number(minimum: int):
+    """argparse type: a whole number, ``minimum`` or more (validation's rule)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = text
+        if not is_whole_number(value, minimum):
+            raise argparse.ArgumentTypeError(f"{text!r}: {whole_number_expected(minimum)}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)  # a count
+non_negative_int = whole_number(0)  # a GPU's number
 
 
 def one_line(text: str) -> str:
     """``text`` with its line breaks (from a file name that holds one, say) escaped as repr
     shows them, so that an error stays one line."""
     return "".join(repr(c)[1:-1] if c.splitlines() != [c] else c for c in text)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number, 0 or more (a GPU's number)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
-    return value
-
-
-def detector_name(text: str) -> str:
-    """argparse type: a face detector's registry name, or a class of the user's as
-    ``package.module:Class`` (imported when the detector is built)."""
-    from .detection.registry import DETECTORS, is_detector_name
-
-    if not is_detector_name(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
-                                         "or a class of your own as package.module:Class")
-    return text
 
 
 def some_names(names: Sequence[str], shown: int = 3) -> str:

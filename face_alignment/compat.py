@@ -21,11 +21,12 @@ import os
 import re
 import warnings
 from enum import IntEnum
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from .errors import FaceAlignmentError, WeightsFileError
+from .registry import AUTHORS_REFERENCE_SCALE
 
 log = logging.getLogger("face_alignment")
 
@@ -139,7 +140,7 @@ class FolderDetector:
     ``photo.npy``, ``photo.t7`` or ``photo.pth`` beside it (the first that exists): an
     (N, 4) or (N, 5) array, or a list of boxes (``torch.save`` of tensors for .t7/.pth)."""
 
-    reference_scale = 195.0
+    reference_scale = AUTHORS_REFERENCE_SCALE
 
     def detect_file(self, image_path: str) -> np.ndarray:
         from .boxes import as_boxes
@@ -177,7 +178,7 @@ class DlibDetector:
     theirs. Grey matters: on colour, dlib's HOG takes each pixel's strongest channel
     gradient and may place the box elsewhere (28 px lower on breakingbad.jpg)."""
 
-    reference_scale = 195.0
+    reference_scale = AUTHORS_REFERENCE_SCALE
 
     def __init__(self, kind: str, cnn_model_path: Optional[str] = None):
         from .detection.registry import load_detector

@@ -28,8 +28,8 @@ def test_predict_files_pairs_each_path_with_its_own_image_from_any_iterable(fa):
         assert [path for path, _, _ in results] == paths
         for (path, image, predictions), expected_boxes in zip(results, boxes):
             assert image.shape == read_image(path).shape
-            np.testing.assert_array_equal(predictions["centroid"].boxes, expected_boxes)
-            assert predictions["centroid"].landmarks.shape == (len(expected_boxes), 68, 2)
+            np.testing.assert_array_equal(predictions.boxes, expected_boxes)
+            assert predictions.landmarks.shape == (len(expected_boxes), 68, 2)
 
 
 def test_memory_is_bounded_by_the_batch_not_by_faces_per_image(fa):

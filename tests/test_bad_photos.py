@@ -86,7 +86,7 @@ def test_on_error_yield_gives_the_failure_in_its_place(tmp_path, mix, fan1_h5, b
     _, image, error = results[1]
     assert image is None and isinstance(error, ImageReadError) and "truncated JPEG" in str(error)
     for path, image, predictions in results[:1] + results[2:]:
-        assert image.shape == (1024, 817, 3) and predictions[fa.decode].landmarks.shape == (1, 68, 2)
+        assert image.shape == (1024, 817, 3) and predictions.landmarks.shape == (1, 68, 2)
     # Asked for, the error is raised where it belongs.
     with pytest.raises(ImageReadError, match="2_cut.jpg"):
         list(fa.predict_files(paths, [[BOX]] * 4, on_error="raise"))

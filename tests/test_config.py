@@ -13,7 +13,8 @@ import pytest
 from conftest import SHARED
 from face_alignment.api import FaceAlignment
 from face_alignment.backends.registry import PRECISIONS
-from face_alignment.config import ModelConfig, add_model_arguments, config_from_args
+from face_alignment.cli_flags import add_model_arguments, config_from_args
+from face_alignment.config import ModelConfig
 from face_alignment.errors import BackendUnavailableError, FaceAlignmentError
 
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
@@ -125,7 +126,7 @@ def test_face_alignment_from_a_configuration_equals_one_from_keywords(fan1_h5, t
         f.write(b"\x01" * 8)
     with pytest.raises(FaceAlignmentError, match=str(changed)):
         FaceAlignment.from_config(moved)
-    with pytest.raises(FaceAlignmentError, match="config"):
+    with pytest.raises(TypeError, match="config"):  # from_config's, not a keyword of FaceAlignment's
         FaceAlignment(fan1_h5, config=config)
 
 
@@ -157,6 +158,10 @@ def test_the_cnn_detector_model_keyword_and_flag_are_the_detector_model(fan1_h5,
     assert config_from_args(parse("--raw-detector-boxes"), fan1_h5).calibrate_boxes is False
     with pytest.raises(FaceAlignmentError, match="nowhere.dat"):
         ModelConfig.build(fan1_h5, detector_model=str(tmp_path / "nowhere.dat"))
+    # A folder is called one, not missing (issue 25, item 20).
+    with pytest.raises(FaceAlignmentError) as folder:
+        config_from_args(parse("--detector-model", str(tmp_path)), fan1_h5)
+    assert str(folder.value).startswith(f"{tmp_path}: a folder") and "no such" not in str(folder.value)
     # The same file given under both names, and no detector: still dlib's CNN.
     assert ModelConfig.build(fan1_h5, cnn_detector_model=str(weights), detector_model=str(weights)) == by_keyword
     # A configuration taken elsewhere (a Ray worker, from_config) checks the detector's file

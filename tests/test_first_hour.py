@@ -96,9 +96,9 @@ def test_boxes_that_are_not_a_regular_file_are_refused_unread(capsys, fan1, noth
 
 
 def test_boxes_larger_than_the_bound_are_refused_unparsed(capsys, fan1, nothing_loads, tmp_path, monkeypatch):
-    from face_alignment import inference_cli
+    from face_alignment import boxes as box_files
 
-    monkeypatch.setattr(inference_cli, "MAX_BOXES_BYTES", 1000)
+    monkeypatch.setattr(box_files, "MAX_BOXES_BYTES", 1000)
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({f"image{i}.jpg": [[1, 2, 30, 40]] for i in range(60)}))
     assert boxes.stat().st_size > 1000

@@ -8,8 +8,8 @@ from typing import Dict, Optional
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..config import add_model_arguments, config_from_args
-from ..inference_cli import add_tracking_arguments, check_model_options, find_model
+from ..cli_flags import add_model_arguments, add_tracking_arguments, check_model_options, config_from_args
+from ..hub import find_model
 from . import job, shards
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 

@@ -285,16 +285,16 @@ def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
                                  f"(rename the file)", 0))
     paths = [p for p in paths if utf8(p)]
     try:
-        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
-                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,), on_error="raise")]
+        results = [Faces.of_photo(path, image.shape, prediction)
+                   for path, image, prediction in fa.predict_files(paths, on_error="raise")]
     except MemoryError:
         raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,), on_error="raise"))
-                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
+                [(_, image, prediction)] = list(fa.predict_files([path], on_error="raise"))
+                results.append(Faces.of_photo(path, image.shape, prediction))
             except MemoryError:
                 raise
             except Exception as error:

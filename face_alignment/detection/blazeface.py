@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
 from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .blazeface_backends import blazeface_description
 from .base import BoxRelation, Detector, check_rgb
 from .blazeface_convert import read_blazeface_weights
@@ -196,7 +197,7 @@ class BlazeFaceDetector(Detector):
     ``cache_dir``: the export cache's folder, if not the default."""
 
     name = "blazeface"
-    reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
+    reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's divisor for BlazeFace boxes
     thread_safe = False  # NNabla: one graph per batch size, reused
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,

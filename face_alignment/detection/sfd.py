@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .graph_detector import GraphDetector
 from .nms import MAX_CANDIDATES, nms
 from .registry import DETECTORS
@@ -36,7 +37,6 @@ VARIANCES = (0.1, 0.2)  # of the centre and of the log size regressors
 ANCHOR_STRIDES = 4  # an anchor's side, in strides
 NMS_THRESHOLD = 0.3
 DEFAULT_THRESHOLD = 0.5
-REFERENCE_SCALE = 195.0  # face-alignment's crop divisor for SFD boxes
 
 
 def _parameter(key: str, value: np.ndarray):
@@ -120,7 +120,7 @@ class SFDDetector(GraphDetector):
 
     weights_spec = SFD_WEIGHTS
     default_threshold = DEFAULT_THRESHOLD
-    reference_scale = REFERENCE_SCALE
+    reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's crop divisor for SFD boxes
 
     def check_threshold(self, threshold: float):
         if not CANDIDATE_SCORE <= threshold <= 1:
