@@ -8,7 +8,6 @@ import numpy as np
 from ..errors import FaceAlignmentError
 from ..registry import Architecture
 from ..nets import build_graph, input_channels
-from ..shapes import CROP_SIZE
 from ..weights.loading import GIVEN_WEIGHTS
 from .context import make_context
 from .output import checked_output
@@ -25,7 +24,7 @@ def parameter_store(params: Dict[str, np.ndarray], context) -> "OrderedDict[str,
 
 
 class NNablaNetwork:
-    """A FAN or ResNetDepth with its weights, callable on float32 batches (B, C, 256, 256)."""
+    """A FAN or ResNetDepth with its weights, callable on float32 batches (B, C, S, S), S its input size."""
 
     def __init__(self, arch: Architecture, params: Dict[str, np.ndarray], context=None,
                  source: str = GIVEN_WEIGHTS):
@@ -49,8 +48,8 @@ class NNablaNetwork:
         """(input, output) variables of the graph for ``batch_size``, built on first use."""
         if batch_size not in self._graphs:
             with self.parameter_scope(), nn.context_scope(self.context), nn.auto_forward(False):
-                x = nn.Variable((batch_size, self.input_channels, CROP_SIZE, CROP_SIZE))
-                y = build_graph(self.arch.kind, x, self.arch.num_modules, self.arch.pooling)
+                x = nn.Variable((batch_size, self.input_channels, self.arch.input_size, self.arch.input_size))
+                y = build_graph(self.arch.kind, x, **self.arch.graph_options())
                 y.persistent = True
                 created = len(nn.get_parameters(grad_only=False)) - self._num_params
             # A parameter the graph had to create would hold random values.

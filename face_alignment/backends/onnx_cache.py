@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 from ..errors import FaceAlignmentError
 from ..home import home_dir
-from ..registry import Architecture
+from ..registry import FAN_SIZES, Architecture
 from .export import EXPORT_VERSION, ONNX_OPSET
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ def size_limit() -> int:
 
 
 def cache_key(arch: Architecture, weights_sha256: str, opset: int = ONNX_OPSET) -> str:
-    graph = f"{arch.kind}/{arch.num_modules}/{arch.pooling}/opset{opset}/export{EXPORT_VERSION}"
+    # A FAN's sizes join the key only where they differ from the published ones: keys stay as they were.
+    sizes = "".join(f"/{name}={getattr(arch, name)}" for name in FAN_SIZES
+                    if getattr(arch, name) != getattr(Architecture, name))
+    graph = f"{arch.kind}/{arch.num_modules}/{arch.pooling}{sizes}/opset{opset}/export{EXPORT_VERSION}"
     return hashlib.sha256(f"{weights_sha256}/{graph}".encode()).hexdigest()[:16]
 
 
