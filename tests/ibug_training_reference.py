@@ -1,5 +1,5 @@
 """ibug's trainer (hhj1897/fan_training, ../shared/reference/ibug-fan-training), run as it is in
-a process of its own: ``python ibug_training_reference.py SPEC.json OUT.npz``.
+a process of its own: ``python ibug_training_reference.py train|distance SPEC.json OUT.npz``.
 
 It imports ``utils``, ``models``, ``datasets`` and ``losses`` from its folder, which goes first
 on ``sys.path``; nothing of this project is imported. SPEC names the tsv, the network's
@@ -79,5 +79,25 @@ def main(spec_path, out_path):
     np.savez(out_path, **arrays)
 
 
+def distance_loss(spec_path, out_path):
+    """ibug's landmark_distance_loss and its gradient (autograd) on the heatmaps of SPEC's npz."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    sys.path.insert(0, spec["reference"])
+    import numpy as np
+    import torch
+    from losses import landmark_distance_loss
+    from utils import get_bbox_sizes
+
+    inputs = np.load(spec["inputs"])
+    heatmaps = [torch.from_numpy(h).requires_grad_() for h in inputs["heatmaps"]]
+    corners = torch.from_numpy(inputs["corners"])
+    loss = landmark_distance_loss(heatmaps, torch.from_numpy(inputs["landmarks"]), (1, 3, spec["size"], spec["size"]),
+                                  get_bbox_sizes(corners)[0], torch.from_numpy(inputs["weights"]),
+                                  gamma=spec["gamma"], radius=spec["radius"])
+    loss.backward()
+    np.savez(out_path, loss=loss.detach().numpy(), grad=np.stack([h.grad.numpy() for h in heatmaps]))
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    {"train": main, "distance": distance_loss}[sys.argv[1]](*sys.argv[2:])

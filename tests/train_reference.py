@@ -65,15 +65,21 @@ def run_ibug(folder, tsv, config=SMALL, optimizer="rmsprop", lr=5e-4, momentum=0
                 lr=lr, momentum=momentum, batch_size=batch_size, steps=steps, heatmap_weight=heatmap_weight,
                 distance_weight=distance_weight, seed=seed, threads=threads,
                 init_pth=os.path.join(folder, "init.pth"))
-    spec_path, out_path = os.path.join(folder, "spec.json"), os.path.join(folder, "ibug.npz")
+    return run_reference("train", spec, folder), spec["init_pth"]
+
+
+def run_reference(mode, spec, folder):
+    """Run tests/ibug_training_reference.py in ``mode`` on ``spec`` (a dict); its output arrays."""
+    spec = dict(spec, reference=IBUG_TRAINING)
+    spec_path, out_path = os.path.join(folder, f"{mode}-spec.json"), os.path.join(folder, f"{mode}-out.npz")
     with open(spec_path, "w") as f:
         json.dump(spec, f)
-    done = subprocess.run([sys.executable, os.path.join(TESTS, "ibug_training_reference.py"), spec_path, out_path],
-                          capture_output=True, text=True, cwd=folder,
+    done = subprocess.run([sys.executable, os.path.join(TESTS, "ibug_training_reference.py"), mode, spec_path,
+                           out_path], capture_output=True, text=True, cwd=folder,
                           env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=""))
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out_path) as f:
-        return {k: f[k] for k in f.files}, spec["init_pth"]
+        return {k: f[k] for k in f.files}
 
 
 def ibug_batches(result):
