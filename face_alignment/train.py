@@ -8,7 +8,7 @@ import os
 import sys
 
 from .backends.context import CONTEXTS, TYPE_CONFIGS, make_context
-from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
+from .cli_support import ArgumentParser, command_line, detector_name, non_negative_int, positive_int
 from .errors import FaceAlignmentError
 from .registry import ARCHITECTURES, FAN, POOLINGS, architecture
 from .training.graph import new_parameters
@@ -24,8 +24,13 @@ SIZE_OPTIONS = (("--modules", "num_modules"), ("--hg-features", "hg_features"), 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m face_alignment.train", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="ibug tsv, folder of images with .pts beside, or landmark table")
-    p.add_argument("--partition", action="append", default=None, metavar="SUBSET[:SPLIT]",
-                   help="tsv partitions to train on (default: every row)")
+    p.add_argument("--partition", action="append", default=None, metavar="SUBSET[/SPLIT]",
+                   help="tsv partitions to train on, repeatable (default: every row)")
+    p.add_argument("--boxes-from", type=detector_name, default=None, metavar="DETECTOR",
+                   help="train on the boxes this detector finds (see docs/training-data.md)")
+    p.add_argument("--raw-detector-boxes", action="store_true", help="with --boxes-from: the detector's boxes as they are")
+    p.add_argument("--num-landmarks", type=positive_int, default=None, help="landmarks per face (default: the --arch's)")
+    p.add_argument("--symmetry", default=None, help="mirror pairs file, to flip other landmark counts")
     p.add_argument("--val-data", default="", help="validation data (same forms as --data), un-augmented")
     p.add_argument("--val-every", type=non_negative_int, default=0, help="validate every K steps (0: at the end)")
     p.add_argument("--top-k", type=positive_int, default=1, help="snapshots kept, best first")
@@ -68,7 +73,7 @@ def trained_architecture(args):
     if base.kind != FAN:
         raise FaceAlignmentError(f"--arch {args.arch}: only FAN variants are trained")
     sizes = {name: getattr(args, name) for _, name in SIZE_OPTIONS if getattr(args, name) is not None}
-    for name in ("pooling", "instance_norm"):
+    for name in ("pooling", "instance_norm", "num_landmarks"):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
     changed = any(getattr(base, k) != v for k, v in sizes.items())
@@ -125,10 +130,10 @@ def main(argv=None) -> int:
     from .training import data
 
     heatmap_size = arch.input_size // (arch.stem_stride * max(arch.stem_pool, 1))
-    partitions = [tuple((p.split(":", 1) + [""])[:2]) for p in args.partition] if args.partition else None
     config = data.DataConfig(image_size=arch.input_size, heatmap_size=heatmap_size, augment=not args.no_augment,
-                             flip=not args.no_flip)
-    training_set = data.open_training_set(args.data, config, partitions)
+                             flip=not args.no_flip, num_landmarks=arch.num_landmarks, symmetry=args.symmetry)
+    training_set = data.open_training_set(args.data, config, args.partition, args.boxes_from,
+                                          calibrate_boxes=not args.raw_detector_boxes)
     validation_set = None
     if args.val_data:
         validation_set = data.open_training_set(
@@ -136,7 +141,8 @@ def main(argv=None) -> int:
     for path, why in getattr(training_set, "skipped", []):
         print(f"note: {path}: left out ({why})", file=sys.stderr)
     settings = Settings(
-        arch=dataclasses.asdict(arch), data=os.path.abspath(args.data), init=os.path.abspath(args.init) if args.init else "",
+        arch=dataclasses.asdict(arch), data=os.path.abspath(args.data), partitions=args.partition or [],
+        boxes_from=args.boxes_from or "", init=os.path.abspath(args.init) if args.init else "",
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         lr_step_epochs=args.lr_step_epochs, lr_gamma=args.lr_gamma, batch_size=args.batch_size, steps=args.steps,
         epochs=args.epochs, shuffle=not args.no_shuffle, augment=not args.no_augment, flip=not args.no_flip,

@@ -3,7 +3,7 @@ CSV and TensorBoard, validation with top-k snapshots, and a checkpoint from whic
 carries on exactly as if it had not stopped.
 
 Every source of randomness is derived from the run's seed and the step: the data order of an
-epoch from (seed, epoch), a batch's augmentation from (seed, step). So a checkpoint needs no
+epoch from (seed, epoch), a sample's augmentation from (the epoch's seed, its position). So a checkpoint needs no
 random-generator state, and a resumed run sees exactly the batches an uninterrupted one sees.
 """
 import csv
@@ -47,6 +47,8 @@ class Settings:
     """What a run is: every field but :data:`FREE_ON_RESUME` must match when it is resumed."""
     arch: dict  # the Architecture's fields
     data: str = ""
+    partitions: List[str] = field(default_factory=list)
+    boxes_from: str = ""
     init: str = ""
     optimizer: str = "rmsprop"
     lr: float = 5e-4
@@ -94,8 +96,8 @@ def epoch_order(size: int, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
     return np.random.RandomState([seed, epoch]).permutation(size) if shuffle else np.arange(size)
 
 
-def step_seed(seed: int, step: int) -> int:
-    return int(np.random.RandomState([seed, step, 1]).randint(0, 2 ** 31 - 1))
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.RandomState([seed, epoch, 1]).randint(0, 2 ** 31 - 1))
 
 
 def mean_accuracy(errors: np.ndarray, threshold: float = ERROR_THRESHOLD, ticks: int = MACC_TICKS) -> float:
@@ -129,6 +131,7 @@ class Trainer:
                                    settings.distance_loss_radius, settings.freeze, context)
         self.solver = make_solver(settings.optimizer, settings.lr, settings.momentum)
         self.solver.set_parameters(self.graph.learnable)
+        self._epoch_batches = None  # [(epoch, next position), iterator of its batches]
         self.step, self.snapshots = 0, []  # snapshots: [{"step", "file", metric: value}], best first
         os.makedirs(output, exist_ok=True)
         if resume:
@@ -175,11 +178,18 @@ class Trainer:
 
     # -- steps ---------------------------------------------------------------------------------
     def batch_for(self, step: int) -> dict:
+        """The batch of ``step``: position ``step`` mod batches-per-epoch in the epoch's order, its
+        samples seeded from (the epoch's seed, their position), whether or not the run stopped
+        in between. One iterator per epoch, so that workers make batches ahead."""
         epoch, position = divmod(step, self.per_epoch)
-        order = epoch_order(len(self.training_set), epoch, self.s.seed, self.s.shuffle)
-        indices = order[position * self.s.batch_size:(position + 1) * self.s.batch_size]
-        return next(iter(self.batches(self.training_set, indices, self.s.batch_size, step_seed(self.s.seed, step),
-                                      workers=self.workers)))
+        if self._epoch_batches is None or self._epoch_batches[0] != (epoch, position):
+            order = epoch_order(len(self.training_set), epoch, self.s.seed, self.s.shuffle)
+            iterator = self.batches(self.training_set, order, self.s.batch_size, epoch_seed(self.s.seed, epoch),
+                                    workers=self.workers, drop_last=True, start=position * self.s.batch_size)
+            self._epoch_batches = [(epoch, position), iterator]
+        batch = next(self._epoch_batches[1])
+        self._epoch_batches[0] = (epoch, position + 1)
+        return batch
 
     def learning_rate(self, step: int) -> float:
         return step_lr(self.s.lr, step // self.per_epoch, self.s.lr_step_epochs, self.s.lr_gamma)
@@ -196,8 +206,9 @@ class Trainer:
         if self.s.weight_decay:
             self.solver.weight_decay(self.s.weight_decay)
         self.solver.update()
+        epoch = self.step // self.per_epoch
         self.step += 1
-        metrics.writerow([self.step, self.step // self.per_epoch, lr, loss, heatmap_loss, distance_loss])
+        metrics.writerow([self.step, epoch, lr, loss, heatmap_loss, distance_loss])
         if tensorboard is not None:
             for name, value in (("train/loss", loss), ("train/heatmap_loss", heatmap_loss),
                                 ("train/distance_loss", distance_loss), ("train/lr", lr)):
@@ -225,10 +236,12 @@ class Trainer:
                         self._saved_step = self.step
         except KeyboardInterrupt:  # Ctrl-C and SIGTERM (cli_support): keep what was done, then stop
             bar.close()
+            self._close_batches()
             self.save_checkpoint()
             log.info("%s: stopped at step %d; --resume carries on", self.output, self.step)
             raise
         bar.close()
+        self._close_batches()
         if self.validation_set is not None and (not self.snapshots or self.snapshots[0]["step"] != self.step) \
                 and not any(s["step"] == self.step for s in self.snapshots):
             self.validate(tensorboard)
@@ -237,6 +250,11 @@ class Trainer:
         if tensorboard is not None:
             tensorboard.close()
         return {"step": self.step, "snapshots": self.snapshots}
+
+    def _close_batches(self):
+        if self._epoch_batches is not None and hasattr(self._epoch_batches[1], "close"):
+            self._epoch_batches[1].close()  # stops a data pipeline's workers
+        self._epoch_batches = None
 
     # -- validation ----------------------------------------------------------------------------
     def evaluate(self, dataset) -> Dict[str, float]:
@@ -247,7 +265,7 @@ class Trainer:
         errors = []
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
-            batch = next(iter(self.batches(dataset, indices, len(indices), 0, workers=self.workers)))
+            batch = next(iter(self.batches(dataset, indices, len(indices), 0)))
             crops = np.zeros((batch_size,) + batch["crop"].shape[1:], np.float32)
             crops[:len(indices)] = batch["crop"]
             heatmaps = self._inference(crops)[:len(indices)]
