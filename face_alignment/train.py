@@ -127,6 +127,8 @@ def main(argv=None) -> int:
             part_prefixes(part, arch.num_modules)
         except ValueError as e:
             raise FaceAlignmentError(str(e)) from None
+    # The initial weights first: a wrong --init is told before the data is read.
+    init = new_parameters(arch, args.seed) if args.resume else initial_parameters(args.init, arch, args.seed)
     from .training import data
 
     heatmap_size = arch.input_size // (arch.stem_stride * max(arch.stem_pool, 1))
@@ -150,7 +152,6 @@ def main(argv=None) -> int:
         distance_loss_weight=args.distance_loss_weight, freeze=freeze,
         val_data=os.path.abspath(args.val_data) if args.val_data else "", val_every=args.val_every,
         top_k=args.top_k, rank_by=args.rank_by, checkpoint_every=args.checkpoint_every)
-    init = new_parameters(arch, args.seed) if args.resume else initial_parameters(args.init, arch, args.seed)
     trainer = Trainer(settings, arch, training_set, data.batches, args.output, init, validation_set, args.workers,
                       context, resume=args.resume, progress=not args.quiet)
     result = trainer.run()

@@ -20,11 +20,15 @@ def save_checkpoint(path: str, params: Dict[str, np.ndarray], solver_arrays: Dic
     arrays = {_PARAM + k: v for k, v in params.items()}
     arrays.update({_SOLVER + k: v for k, v in solver_arrays.items()})
     arrays[_META] = np.array(json.dumps(meta))
-    with atomic_write(path, force=True) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with atomic_write(path, force=True) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as e:  # a full disk: the temporary file is gone, the previous checkpoint untouched
+        raise FaceAlignmentError(f"{path}: could not write the checkpoint ({e.strerror or e}); "
+                                 "the previous one is kept") from None
 
 
 def load_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], dict]:
