@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import FaceAlignmentError
-from ..evaluation.metrics import auc
+from ..evaluation.metrics import interpolated_auc, mean_accuracy
 from ..files import atomic_write
 from ..registry import Architecture
 from ..weights.h5 import write_h5
@@ -98,13 +98,6 @@ def epoch_order(size: int, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.RandomState([seed, epoch, 1]).randint(0, 2 ** 31 - 1))
-
-
-def mean_accuracy(errors: np.ndarray, threshold: float = ERROR_THRESHOLD, ticks: int = MACC_TICKS) -> float:
-    """Mean over thresholds threshold/ticks .. threshold of the share of errors at or below each
-    (ibug's mAcc)."""
-    thresholds = np.arange(1, ticks + 1) * threshold / ticks
-    return float(np.mean([(errors <= t).mean() for t in thresholds]))
 
 
 def write_weights(path: str, arch: Architecture, params: Dict[str, np.ndarray]) -> None:
@@ -258,7 +251,8 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------
     def evaluate(self, dataset) -> Dict[str, float]:
-        """NME (by the landmarks' box size), AUC@0.07 and mAcc of the un-augmented ``dataset``."""
+        """NME (by the landmarks' box size), AUC@0.07 and mAcc (ibug's) of the un-augmented ``dataset``,
+        without ibug's flipped second prediction of each face."""
         batch_size = self.s.batch_size
         if self._inference is None:
             self._inference = InferenceGraph(self.graph, batch_size)
@@ -271,10 +265,13 @@ class Trainer:
             heatmaps = self._inference(crops)[:len(indices)]
             points, _ = decode_centroid(heatmaps, self.s.distance_loss_radius, self.s.distance_loss_gamma)
             points = points * (self.arch.input_size / heatmaps.shape[-1])
-            distances = np.linalg.norm(points - batch["landmarks"], axis=-1).mean(axis=-1)
-            errors.append(distances / np.maximum(losses.box_sizes(batch["landmark_box_corners"]), losses.EPS))
-        errors = np.concatenate(errors)
-        return {"nme": float(errors.mean()), "auc": auc(errors, ERROR_THRESHOLD), "macc": mean_accuracy(errors)}
+            distances = np.linalg.norm(points - batch["landmarks"], axis=-1)
+            sizes = np.maximum(losses.box_sizes(batch["landmark_box_corners"]), losses.EPS)
+            errors.append(distances / sizes[:, None])
+        errors = np.concatenate(errors)  # (faces, landmarks), normalised
+        # As ibug's train.py: AUC over each face's mean error, mAcc over every landmark's error.
+        return {"nme": float(errors.mean()), "auc": interpolated_auc(errors.mean(axis=1), ERROR_THRESHOLD),
+                "macc": mean_accuracy(errors, ERROR_THRESHOLD, MACC_TICKS)}
 
     def validate(self, tensorboard):
         results = self.evaluate(self.validation_set)
