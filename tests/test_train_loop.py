@@ -207,3 +207,17 @@ def test_bad_training_options_are_refused_in_one_line(tmp_path):
         done = run_tool("-m face_alignment.train", "--data", tsv, "--steps", 1, "--output", tmp_path / "RUN",
                         *args, *CPU)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
+
+
+def test_freeze_keeps_the_named_parts_fixed(tiny, tmp_path):
+    """--freeze stem,hg0: nothing of the stem or of hourglass 0 and its head moves, BatchNorm's
+    running statistics aside (they follow the batches, as in PyTorch with frozen weights)."""
+    arch, params = tiny
+    trainer(tiny, tmp_path / "run", steps=2, freeze=["stem"]).run()
+    trained = weights(tmp_path / "run" / "last.h5")
+    stem = [k for k in trained if k.startswith(("conv1/", "bn1/", "conv2/", "conv3/", "conv4/"))
+            and not k.endswith(("/bn/mean", "/bn/var"))]
+    assert stem
+    for name in stem:
+        np.testing.assert_array_equal(trained[name], params[name], err_msg=name)
+    assert any(np.abs(trained[k] - params[k]).max() > 0 for k in trained if k.startswith("m0/"))

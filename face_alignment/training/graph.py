@@ -61,6 +61,7 @@ class TrainingGraph:
         self.context = context if context is not None else nn.get_current_context()
         self.store = OrderedDict()
         frozen = tuple(prefix for part in frozen for prefix in part_prefixes(part, arch.num_modules))
+        self._frozen = frozen
         with nn.parameter_scope("", self.store), nn.context_scope(self.context):
             for name, value in params.items():
                 learnable = not name.endswith(RUNNING_STATS) and not name.startswith(frozen)
@@ -95,7 +96,10 @@ class TrainingGraph:
 
     @property
     def learnable(self) -> "OrderedDict[str, nn.Variable]":
-        return OrderedDict((k, v) for k, v in self.variables.items() if v.need_grad)
+        """What the solver updates: every parameter but the running statistics and the frozen
+        parts (by name: building the graph asks for gradients of every parameter it uses)."""
+        return OrderedDict((k, v) for k, v in self.variables.items()
+                           if not k.endswith(RUNNING_STATS) and not k.startswith(self._frozen))
 
     def parameters(self) -> "OrderedDict[str, np.ndarray]":
         return OrderedDict((k, v.d.copy()) for k, v in self.variables.items())
@@ -121,7 +125,7 @@ class TrainingGraph:
         returns (total, heatmap, distance) losses as floats."""
         self.loss.forward()
         update_running_statistics(self._running)
-        for variable in self.learnable.values():
+        for variable in self.variables.values():
             variable.grad.zero()
         self.loss.backward(clear_buffer=True)
         return float(self.loss.d), float(self.heatmap_loss.d), float(self.distance_loss.d)
