@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import threading
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -22,7 +23,7 @@ from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
 from .detection.registry import crop_boxes, crop_relation, mapped_relation, planned_placement
-from .errors import FaceAlignmentError, ImageReadError
+from .errors import FaceAlignmentError, ImageReadError, UnreadableImageWarning
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import read_image
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 
 ImageInput = Union[str, np.ndarray]
+# What the methods over many images do with a file that cannot be read, as the command line
+# does with a folder: by default a warning names it and the other files go on.
+ON_ERROR = ("warn", "yield", "raise")
 
 
 def _landmarker_attribute(name: str) -> property:
@@ -107,6 +111,7 @@ class FaceAlignment:
                                       weights=config.detector_model, cache_dir=cache_dir,
                                       threshold=config.detector_threshold, max_side=config.detector_max_side)
         detector_where = planned_placement(self._detector_choice, **self._detector_options)
+        self.max_faces = config.max_faces
         # Image and boxes to landmarks; this object adds detection, reading and batching.
         self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
         self._detector = None
@@ -148,29 +153,39 @@ class FaceAlignment:
             self._detector = as_detector(self._detector_choice, **self._detector_options)
         return self._detector
 
-    def detect_faces(self, image: np.ndarray) -> np.ndarray:
+    def detect_faces(self, image: np.ndarray, name: str = "an image") -> np.ndarray:
         """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB
-        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``)."""
+        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``): the best
+        ``max_faces`` of them, with a warning naming the image (``name``) if there were more."""
         detector = self.detector
         if detector.thread_safe:
             found = detector.detect(image)
         else:
             with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
                 found = detector.detect(image)
+        if len(found) > self.max_faces:
+            log.warning("%s: the detector found %d faces; landmarking the best %d (max_faces)",
+                        name, len(found), self.max_faces)
+            found = found[:self.max_faces]
         return crop_boxes(detector, found, self.calibrate_boxes)
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
-        """Landmarks of every face in one image (array or path); ``boxes`` (N, 4) skip detection."""
-        return next(self.get_landmarks_from_images([image_or_path], None if boxes is None else [boxes]))
+        """Landmarks of every face in one image (array or path); ``boxes`` (N, 4) skip detection.
+        A file that cannot be read raises ImageReadError."""
+        return next(self.get_landmarks_from_images([image_or_path], None if boxes is None else [boxes],
+                                                   on_error="raise"))
 
     def get_landmarks_from_images(self, images: Iterable[ImageInput],
-                                  boxes: Optional[Sequence[Optional[np.ndarray]]] = None) -> Iterator[Prediction]:
+                                  boxes: Optional[Sequence[Optional[np.ndarray]]] = None, *,
+                                  on_error: str = "warn") -> Iterator[Optional[Prediction]]:
         """One Prediction per image, in order; faces of consecutive images share batches.
         With the onnxruntime backend, a list or tuple of images is read, and its faces
-        detected, in a worker thread up to a batch ahead of the network."""
-        for predictions in self.predict(images, boxes, (self.decode,)):
-            yield predictions[self.decode]
+        detected, in a worker thread up to a batch ahead of the network. A file that cannot
+        be read gives None in its place and a warning naming it (``on_error``: see ``predict``)."""
+        for predictions in self.predict(images, boxes, (self.decode,), on_error=on_error):
+            yield predictions if predictions is None or isinstance(predictions, ImageReadError) \
+                else predictions[self.decode]
 
     def get_landmarks_from_video(self, path: str, *, detect_every: int = DEFAULT_DETECT_EVERY,
                                  boxes: Optional[BoxSource] = None, smooth: bool = False,
@@ -201,23 +216,36 @@ class FaceAlignment:
                            relation=crop_relation() if mapped else self.detector.box_relation, **options)
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:
+                decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
+                ) -> Iterator[Optional[Dict[str, Prediction]]]:
         """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
         ``decodes`` defaults to the decoding this object was built with. In 3D every
-        decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``)."""
-        for _, _, predictions in self._predict(images, boxes, decodes):
+        decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``).
+        A file that cannot be read as an image (missing, cut short, damaged, too large):
+        with ``on_error="warn"`` (the default) a warning names it and None takes its place;
+        "yield" puts the ImageReadError in its place, silently; "raise" raises it."""
+        keep_going = _keeps_going(on_error)
+        for _, _, predictions in self._predict(images, boxes, decodes, keep_going):
+            if isinstance(predictions, ImageReadError) and on_error == "warn":
+                _warn_unreadable(predictions)
+                predictions = None
             yield predictions
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      decodes: Optional[Sequence[str]] = None, *, keep_going: bool = False,
+                      decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
                       ) -> Iterator[Tuple[str, Optional[np.ndarray], Union[Dict[str, Prediction], ImageReadError]]]:
         """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
         each image is read once and held only until its landmarks come back. A file that
-        cannot be read as an image (missing, cut short, damaged, too large) raises
-        ImageReadError; with ``keep_going`` it yields ``(path, None, the ImageReadError)`` in
-        its place instead, and the other files go on."""
-        yield from self._predict(paths, boxes, decodes, keep_going)
+        cannot be read as an image (missing, cut short, damaged, too large): with
+        ``on_error="warn"`` (the default) a warning names it and it is left out, and the
+        other files go on; "yield" yields ``(path, None, the ImageReadError)`` in its place
+        instead (for callers that report failures themselves); "raise" raises it."""
+        for path, image, predictions in self._predict(paths, boxes, decodes, _keeps_going(on_error)):
+            if image is None and on_error == "warn":
+                _warn_unreadable(predictions)
+                continue
+            yield path, image, predictions
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
                  decodes: Optional[Sequence[str]], keep_going: bool = False,
@@ -257,7 +285,8 @@ class FaceAlignment:
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
-            faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
+            name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"image {index}"
+            faces = self.detect_faces(image, name) if given is None else as_boxes(given, f"boxes of image {index}")
             yield item, image, faces
 
     def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
@@ -270,6 +299,17 @@ class FaceAlignment:
                 yield item, None, image
             else:
                 yield next(found)
+
+
+def _keeps_going(on_error: str) -> bool:
+    if on_error not in ON_ERROR:
+        raise FaceAlignmentError(f"on_error: got {on_error!r}; expected one of {', '.join(map(repr, ON_ERROR))}")
+    return on_error != "raise"
+
+
+def _warn_unreadable(error: ImageReadError) -> None:
+    """The warning that names a file left out (the error's message names it, and why)."""
+    warnings.warn(f"{error}; skipped", UnreadableImageWarning, stacklevel=3)
 
 
 _END = object()

@@ -31,6 +31,9 @@ from .validation import check_positive_int, check_reference_scale, check_whole_n
 
 DEFAULT_REFERENCE_SCALE = 195.0
 DEFAULT_BATCH_SIZE = 8
+# Faces landmarked per image at most, the detector's best: a detector gone wrong (random
+# weights found 9,374 "faces" in one portrait) must not run FAN for many minutes.
+DEFAULT_MAX_FACES = 100
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ModelConfig:
     precision: str = DEFAULT_PRECISION
     batch_size: int = DEFAULT_BATCH_SIZE
     max_pixels: int = MAX_IMAGE_PIXELS
+    max_faces: int = DEFAULT_MAX_FACES  # per image, of those the detector finds (best first)
 
     def __post_init__(self):
         _check_fields(self)
@@ -125,6 +129,7 @@ _FIELD_TYPES = {
     "detector_threshold": (float, int, type(None)), "detector_max_side": (int, type(None)),
     "calibrate_boxes": (bool,), "device_id": (int,),
     "type_config": (str,), "precision": (str,), "batch_size": (int,), "max_pixels": (int,),
+    "max_faces": (int,),
 }
 _FIELD_VALUES = {"decode": DECODE_METHODS, "context": CONTEXTS, "type_config": TYPE_CONFIGS,
                  "precision": PRECISIONS, "network_size": MODULE_COUNTS}
@@ -187,7 +192,7 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
                  context: Optional[str] = None, device_id: int = 0, type_config: str = "float",
                  reference_scale: float = DEFAULT_REFERENCE_SCALE, batch_size: int = DEFAULT_BATCH_SIZE,
                  backend: Optional[str] = None, precision: Optional[str] = None,
-                 max_pixels: Optional[int] = None) -> Tuple[ModelConfig, Any, Any]:
+                 max_pixels: Optional[int] = None, max_faces: int = DEFAULT_MAX_FACES) -> Tuple[ModelConfig, Any, Any]:
     """(configuration, FAN Weights, ResNetDepth Weights or None): the options checked, every
     default resolved, the weight files checked to hold the right networks (from their
     parameter names: no value is read) and hashed. ``cnn_detector_model`` is the older name
@@ -204,6 +209,7 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
         detector = "cnn" if cnn_detector_model is not None else DEFAULT_DETECTOR
     detector_model = detector_model if detector_model is not None else cnn_detector_model
     check_positive_int("batch_size", batch_size)
+    check_positive_int("max_faces", max_faces)
     check_whole_number("device_id", device_id, 0)
     for name, count in (("max_pixels", max_pixels), ("detector_max_side", detector_max_side)):
         if count is not None:
@@ -225,6 +231,11 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
             context = backend_spec(backend).contexts[0]
     backend = backend or default_backend(context)
     check_target(backend_spec(backend), context, precision)
+    if type_config == "half" and context != "cudnn":
+        # Refused alike on every backend: the CPU ones compute in float, and a configuration
+        # recording half for float results would mislead.
+        raise FaceAlignmentError(f"type_config 'half' (--type-config half, dtype float16) needs the cudnn context; "
+                                 f"{backend} on {context} computes in float")
     # Both files are checked to hold the right networks, and the options below, before any
     # weight is read or any model exported: such a mistake costs no wait.
     try:
@@ -258,7 +269,7 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
         detector_threshold=None if detector_threshold is None else float(detector_threshold),
         detector_max_side=detector_max_side, calibrate_boxes=bool(calibrate_boxes), device_id=int(device_id), type_config=type_config,
         precision=precision, batch_size=int(batch_size),
-        max_pixels=MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels))
+        max_pixels=MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels), max_faces=int(max_faces))
     return config, fan_weights, depth_weights
 
 
@@ -395,6 +406,9 @@ def _model_flags(decode_choices: Sequence[str]):
         ("max_pixels", ("--max-pixels",), dict(
             type=positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
             help="refuse images of more pixels than this, told by their header before decoding (default: %(default)s)")),
+        ("max_faces", ("--max-faces",), dict(
+            type=positive_int, default=DEFAULT_MAX_FACES, metavar="N",
+            help="landmark at most the N best faces the detector finds in an image (default: %(default)s)")),
         ("cache_dir", ("--cache-dir",), dict(
             metavar="DIR", help="where exported models are kept (default: $FACE_ALIGNMENT_HOME/exports, "
             "~/.cache/face_alignment/exports; bounded by $FACE_ALIGNMENT_CACHE_MB, 2048 by default)")),
@@ -417,7 +431,7 @@ def add_model_arguments(p, exclude: Sequence[str] = (), decode_choices: Sequence
 # Flags whose dest is a ModelConfig.build keyword of the same name.
 _BUILD_KEYWORDS = ("arch", "network_size", "decode", "flip", "integer_landmarks", "detector", "detector_model",
                    "cnn_detector_model", "detector_threshold", "context", "device_id", "type_config", "reference_scale", "batch_size",
-                   "backend", "precision", "max_pixels")
+                   "backend", "precision", "max_pixels", "max_faces")
 
 
 def config_from_args(args: argparse.Namespace, model: str, depth_model: Optional[str] = None,

@@ -122,7 +122,7 @@ def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
     records, failures = {m: [] for m in methods}, []
     # An image that cannot be read (cut short, damaged) is named and left out of the scores;
     # the others are scored, and the exit status says that not all were.
-    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods, keep_going=True):
+    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods, on_error="yield"):
         if image is None:
             log.warning("%s", predictions)
             failures.append((path, reason(path, predictions)))

@@ -110,6 +110,17 @@ def _naming(error: OSError, tmp, path: str) -> OSError:
     return error
 
 
+def not_a_file(path: str, what: str) -> str:
+    """The one-line reason ``path``, not a regular file, cannot be read as a ``what`` ("video
+    file"): a folder is called a folder, not missing."""
+    article = "an" if what[:1] in "aeiou" else "a"
+    if os.path.isdir(path):
+        return f"{path}: a folder; expected {article} {what}"
+    if os.path.exists(path):
+        return f"{path}: not a regular file (a pipe or device); expected {article} {what}"
+    return f"{path}: no such {what}"
+
+
 def check_utf8_path(path: str) -> str:
     """``path`` if it is valid UTF-8: OpenCV's imread crashes the process (SIGSEGV) on a path
     with undecodable bytes (a Latin-1 name on a UTF-8 system)."""

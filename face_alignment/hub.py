@@ -26,7 +26,7 @@ from .download import download
 from .errors import DownloadError, WeightsNotFoundError
 from .files import sha256_of
 from .home import home_dir
-from .registry import KnownWeights, known_weights
+from .registry import KnownWeights, known_weights, weights_for_file
 
 log = logging.getLogger("face_alignment")
 
@@ -74,13 +74,33 @@ def weights_path(name: str) -> str:
     return _downloaded(w, cache, theirs)
 
 
+def converted_checkpoint(path: str, kind: str) -> str:
+    """A PyTorch checkpoint given where an NNabla ``.h5`` is expected (``--model
+    2DFAN4-11f355bf06.pth.tar``, ibug's ``.pth``, one's own) holding a ``kind`` network,
+    converted once into the cache and named by its sha256, as the face-alignment API's
+    checkpoints are: a published file's name shares their cache entry."""
+    from .weights.convert import convert_checkpoint
+
+    cache = home_dir()
+    known = weights_for_file(os.path.basename(path))
+    if known is not None and known.sha256_prefix and known.architecture.kind == kind:
+        return _converted(path, known, cache, published=False)
+    stem = os.path.basename(path).split(".", 1)[0]
+    target = os.path.join(cache, f"{stem}-{sha256_of(path)[:KEY_DIGITS]}.h5")
+    if not os.path.isfile(target):
+        os.makedirs(cache, exist_ok=True)
+        log.info("converting %s into %s", path, target)
+        convert_checkpoint(path, target, force=True, expect_kind=kind)  # force: see _converted
+    return target
+
+
 def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256: Optional[str] = None) -> str:
     """The cached conversion of ``source`` (made now if it is not there yet)."""
     from .weights.convert import convert_checkpoint
 
     sha256 = sha256 or sha256_of(source)
     if not published and not sha256.startswith(w.sha256_prefix):
-        log.warning("warning: %s: sha256 starts %s, not %s as published; using it as face-alignment would",
+        log.warning("%s: sha256 starts %s, not %s as published; using it as face-alignment would",
                     source, sha256[:len(w.sha256_prefix)], w.sha256_prefix)
     target = os.path.join(cache, converted_name(w, sha256))
     if os.path.isfile(target):

@@ -96,8 +96,16 @@ def check_model_options(args) -> None:
 def find_model(given: Optional[str], which: str) -> str:
     """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
     as face-alignment users get them on first use (face_alignment.hub: our cache,
-    $TORCH_HOME's checkpoints, a download)."""
+    $TORCH_HOME's checkpoints, a download). A PyTorch checkpoint given (the authors' .pth.tar)
+    is converted once into the cache, and the conversion used."""
     if given:
+        from .weights.convert import is_torch_checkpoint
+
+        if is_torch_checkpoint(given):
+            from .hub import converted_checkpoint
+            from .registry import FAN, RESNET_DEPTH
+
+            return converted_checkpoint(given, RESNET_DEPTH if which == "depth" else FAN)
         return given
     for candidate in DEFAULT_MODELS[which]:
         if os.path.isfile(candidate):
@@ -319,31 +327,45 @@ def main(argv=None):
                                              ("pts", args.save_pts, {"names": names})) if path]
         # One image that cannot be read (cut short, damaged) must not cost the others' results:
         # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
-        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
-        for (path, image, predictions), target in zip(results, pictures):
-            progress.update(1)
-            if image is None:
-                failures.append((path, reason(path, predictions)))
+        results = fa.predict_files(images, boxes, (fa.decode,), on_error="yield")
+        finished = 0  # images whose results the writers have
+        try:
+            for (path, image, predictions), target in zip(results, pictures):
+                progress.update(1)
+                if image is None:
+                    failures.append((path, reason(path, predictions)))
+                    for writer in saved:
+                        writer.failed(*failures[-1])
+                    if len(images) > 1:
+                        log.warning("%s", predictions)
+                    finished += 1
+                    continue
+                prediction = predictions[fa.decode]
+                if len(prediction.boxes) == 0:
+                    log.warning("%s: no face found", path)
+                found = Faces.of_photo(path, image.shape, prediction)
                 for writer in saved:
-                    writer.failed(*failures[-1])
-                if len(images) > 1:
-                    log.warning("%s", predictions)
-                continue
-            prediction = predictions[fa.decode]
-            if len(prediction.boxes) == 0:
-                log.warning("%s: no face found", path)
-            found = Faces.of_photo(path, image.shape, prediction)
+                    writer.write(found)
+                finished += 1
+                if target:
+                    faces = [{"landmarks": lm, "box": box}
+                             for lm, box in zip(prediction.landmarks, prediction.boxes)]
+                    picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+                    if args.caption:
+                        picture = draw.caption(picture, args.caption)
+                    if into_folder:  # made with the first picture: no empty folder when every image fails
+                        os.makedirs(output, exist_ok=True)
+                    draw.save_image(target, picture)
+                    log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM) keeps the finished images' results, as the dataset job keeps
+            # its finished shards; the images not done are listed as such.
             for writer in saved:
-                writer.write(found)
-            if target:
-                faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
-                picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
-                if args.caption:
-                    picture = draw.caption(picture, args.caption)
-                if into_folder:  # made with the first picture: no empty folder when every image fails
-                    os.makedirs(output, exist_ok=True)
-                draw.save_image(target, picture)
-                log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+                for path in images[finished:]:
+                    writer.failed(path, f"{path}: not done (interrupted)")
+                writer.close()
+                log.info("wrote %s (%d of %d images; interrupted)", writer.path, finished, len(images))
+            raise
     for path in (args.save_json, args.save_pts):
         if path:
             log.info("wrote %s", path)

@@ -11,6 +11,7 @@ import os
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm import tqdm
 
 from .backends.registry import Network, Target, build_network
 from .config import ModelConfig, open_config_weights
@@ -74,6 +75,10 @@ class Landmarker:
         ends = np.cumsum(counts)
         starts = ends - counts
         found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
+        # An image of more faces than a batch takes several network runs: a bar (on a terminal)
+        # says it is not stuck.
+        progress = tqdm(total=int(ends[-1]) if counts else 0, unit="face", leave=False,
+                        disable=None if max(counts, default=0) > self.batch_size else True)
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
@@ -95,6 +100,8 @@ class Landmarker:
                 points, scores = self.points(heatmaps, frames, method, z)
                 found[method][0].append(points)
                 found[method][1].append(scores)
+            progress.update(len(crops))
+        progress.close()
         dims = 3 if self.is_3d else 2
         per_method = {m: (np.concatenate(p) if p else np.zeros((0, NUM_LANDMARKS, dims)),
                           np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))

@@ -59,6 +59,26 @@ def test_each_option_changes_the_configuration_and_is_named(fan1_h5):
     assert dataclasses.replace(base, model="/elsewhere/fan1.h5", device_id=1) == base
 
 
+@pytest.mark.parametrize("backend", ["nnabla", "onnxruntime", "openvino"])
+def test_half_on_the_cpu_is_refused_alike_by_every_backend(fan1_h5, backend):
+    """ONNX Runtime used to record type_config 'half' and compute in float, byte for byte the
+    float picture; NNabla refused it only when its context was made."""
+    with pytest.raises(FaceAlignmentError, match=f"type_config 'half'.*cudnn.*{backend} on cpu"):
+        ModelConfig.build(fan1_h5, backend=backend, context="cpu", type_config="half")
+
+
+def test_float16_in_the_face_alignment_api_on_the_cpu_is_refused(monkeypatch, fan1_h5):
+    import torch
+
+    from face_alignment import LandmarksType, compat, hub
+
+    monkeypatch.setattr(hub, "weights_path", lambda name: fan1_h5)
+    for backend in ("nnabla", "onnxruntime"):
+        with pytest.raises(FaceAlignmentError, match="type_config 'half'"):
+            compat.FaceAlignment(LandmarksType.TWO_D, device="cpu", dtype=torch.float16, face_detector="folder",
+                                 backend=backend)
+
+
 def test_the_detector_threshold_flag_reaches_the_configuration_and_the_detector(fan1_h5):
     config = config_from_args(parse("--detector-threshold", "0.75"), fan1_h5)
     assert config.detector_threshold == 0.75 and config == ModelConfig.build(fan1_h5, detector_threshold=0.75)

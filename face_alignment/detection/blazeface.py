@@ -23,7 +23,7 @@ they are what face-alignment reports (its pixel-edge coordinates, without the ha
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -72,7 +72,7 @@ def published_model(variant: str):
 
 
 def default_weights(variant: str = DEFAULT_VARIANT) -> str:
-    """Where scripts/setup.sh puts the converted model of ``variant``."""
+    """Where the converted model of ``variant`` is kept (made on first use, or by scripts/setup.sh)."""
     return os.path.join(home_dir(), f"blazeface_{variant}.h5")
 
 
@@ -210,13 +210,11 @@ class BlazeFaceDetector(Detector):
             raise FaceAlignmentError(f"threshold={threshold}: expected a score between 0 and 1")
         self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
         self.backend = self.runtime.backend
-        if weights is None:
-            weights = default_weights(variant or DEFAULT_VARIANT)
-            if not os.path.isfile(weights):
-                model = published_model(variant or DEFAULT_VARIANT).file_name
-                raise WeightsFileError(
-                    f"{weights}: no such file; make it with 'bash scripts/setup.sh' or "
-                    f"'fan-convert-detector --detector blazeface --pretrained-model {model} --save-path {weights}'")
+        if weights is None:  # the home's conversion, made on first use (blazeface_models)
+            from .blazeface_models import converted_default
+
+            chosen = variant or DEFAULT_VARIANT
+            weights = converted_default(chosen, default_weights(chosen), published_model(chosen))
         self.variant, params = read_blazeface_weights(weights)
         if variant is not None and variant != self.variant:
             raise WeightsFileError(f"{weights}: holds BlazeFace {self.variant}, not {variant}")

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
 from .graph_detector import GraphDetector
-from .nms import nms
+from .nms import MAX_CANDIDATES, nms
 from .registry import DETECTORS
 from .torch_weights import TorchDetector
 
@@ -108,7 +108,7 @@ def faces(outputs: Sequence[np.ndarray], index: int = 0, threshold: float = DEFA
     scores, heads, cells = candidates(outputs, index)
     # face-alignment's visiting order over all candidates, ties included, cut to those above threshold.
     order = scores.argsort()[::-1]
-    order = order[scores[order] > threshold]
+    order = order[scores[order] > threshold][:MAX_CANDIDATES]
     boxes = np.empty((order.size, 5))
     boxes[:, :4] = decode(outputs, index, heads[order], cells[order])
     boxes[:, 4] = scores[order]

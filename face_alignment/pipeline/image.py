@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceAlignmentError, ImageReadError
+from ..files import not_a_file
 from .image_headers import check_complete, netpbm_maxval, read_header
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -71,10 +72,8 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         raise FaceAlignmentError(
             f"{type(image_or_path).__name__}: expected an image path or a numpy array")
     path = os.fspath(image_or_path)
-    if not os.path.isfile(path):
-        if os.path.exists(path):  # e.g. bash's <(...), a pipe: read once, it cannot be checked first
-            raise ImageReadError(f"{path}: not a regular file (a folder, pipe or device); expected an image file")
-        raise ImageReadError(f"{path}: no such image file")
+    if not os.path.isfile(path):  # a pipe (bash's <(...)) is refused: read once, it cannot be checked first
+        raise ImageReadError(not_a_file(path, "image file"))
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with open(path, "rb") as f:
