@@ -25,6 +25,9 @@ MODULE_COUNTS = (1, 2, 3, 4)  # hourglass modules a FAN may have
 POOLINGS = ("avg", "max")
 LANDMARK_TYPES = ("2D", "3D")
 CROP_CONVENTIONS = (CROP_AUTHORS, CROP_IBUG)
+# The Architecture fields that size a FAN beyond its modules and pooling (ibug's configuration).
+FAN_SIZES = ("input_size", "hg_features", "hg_depth", "instance_norm", "stem_kernel", "stem_stride", "stem_pool",
+             "num_landmarks")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,21 @@ class Architecture:
     crop: str = CROP_AUTHORS  # one of CROP_CONVENTIONS
     decode: str = "centroid"  # default heatmap decoding
     description: str = ""
+    # The sizes of ibug's trainable FAN (its FAN.create_config); the defaults are every published FAN's.
+    input_size: int = 256  # side of the square crop the network takes
+    hg_features: int = 256  # channels inside the hourglasses
+    hg_depth: int = 4  # levels of each hourglass
+    instance_norm: bool = False  # InstanceNorm (no parameters) in place of BatchNorm
+    stem_kernel: int = 7  # the first convolution's kernel
+    stem_stride: int = 2  # ... and stride
+    stem_pool: int = 2  # the stem's pooling kernel (1: none)
+    num_landmarks: int = 68  # heatmaps the network predicts
+
+    def graph_options(self) -> dict:
+        """What face_alignment.nets.build_graph takes, besides the kind, to build this network."""
+        if self.kind != FAN:
+            return {}
+        return {name: getattr(self, name) for name in ("num_modules", "pooling") + FAN_SIZES if name != "input_size"}
 
 
 ARCHITECTURES: Dict[str, Architecture] = {

@@ -9,7 +9,6 @@ import numpy as np
 from ..errors import FaceAlignmentError
 from ..registry import Architecture
 from ..nets import input_channels
-from ..shapes import CROP_SIZE
 from ..weights.loading import GIVEN_WEIGHTS
 from .context import make_context
 from .description import NetworkDescription, fan_description
@@ -94,7 +93,7 @@ class NNablaNetwork:
 
     def graph(self, batch_size: int):
         """(input, output) variables of the graph for ``batch_size``, built on first use."""
-        x, outputs, _ = self.runner.graph((batch_size, self.input_channels, CROP_SIZE, CROP_SIZE))
+        x, outputs, _ = self.runner.graph((batch_size, self.input_channels, self.arch.input_size, self.arch.input_size))
         return x, outputs[0]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

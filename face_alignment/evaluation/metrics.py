@@ -94,3 +94,27 @@ def auc(errors: np.ndarray, threshold: float = 0.07) -> float:
 def failure_rate(errors: np.ndarray, threshold: float = 0.07) -> float:
     """Share of faces whose error is above ``threshold`` (missed faces included)."""
     return float((_errors(errors) > checked_threshold(threshold)).mean())
+
+
+def interpolated_auc(errors: np.ndarray, threshold: float = 0.07) -> float:
+    """ibug's AUC (fan_training's ``compute_auc``), which their published numbers use: the area up
+    to ``threshold``, divided by it, under the CED drawn with straight segments through (0, 0)
+    and each (k-th smallest error, k / n), rather than as the steps :func:`auc` integrates."""
+    errors = np.sort(_errors(errors))
+    threshold = checked_threshold(threshold)
+    x = np.concatenate(([0.0], errors))
+    y = np.arange(errors.size + 1) / errors.size
+    inside = int(np.count_nonzero(x <= threshold))
+    x, y, beyond = x[:inside], y[:inside], x[inside:]
+    if x[-1] < threshold:  # the segment that crosses the threshold, cut there
+        rise = (threshold - x[-1]) / (beyond[0] - x[-1]) / errors.size if beyond.size and np.isfinite(beyond[0]) else 0.0
+        x, y = np.append(x, threshold), np.append(y, y[-1] + rise)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / threshold)
+
+
+def mean_accuracy(errors: np.ndarray, threshold: float = 0.07, ticks: int = 100) -> float:
+    """ibug's mAcc: the mean, over ``ticks`` thresholds evenly spaced up to ``threshold``, of the
+    share of ``errors`` at or below each."""
+    errors = _errors(errors)
+    thresholds = np.arange(1, ticks + 1) * checked_threshold(threshold) / ticks
+    return float(np.mean(errors[None, :] <= thresholds[:, None], axis=1).mean())

@@ -109,11 +109,12 @@ def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["Order
 
 
 def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Optional[int],
-                    source: str) -> "OrderedDict[str, np.ndarray]":
-    """Map a PyTorch state dict onto the graph's parameters, using each tensor exactly once."""
+                    source: str, arch: Optional[Architecture] = None) -> "OrderedDict[str, np.ndarray]":
+    """Map a PyTorch state dict onto the graph's parameters (``arch``'s if given), using each
+    tensor exactly once."""
     unused = {k for k in state if not k.endswith(IGNORED_SUFFIX)}
     params = OrderedDict()
-    for name in expected_parameters(kind, num_modules or 4):
+    for name in expected_parameters(kind, num_modules or 4, arch):
         key = torch_key(name)
         if key in state:
             params[name] = to_nnabla(name, state[key])
@@ -123,7 +124,7 @@ def torch_to_nnabla(state: Dict[str, np.ndarray], kind: str, num_modules: Option
         more = f" and {len(listed) - 3} more" if len(listed) > 3 else ""
         raise CheckpointMismatchError(
             f"{source}: tensors unused by {describe(kind, num_modules)}: {', '.join(listed[:3])}{more}")
-    check_layout(params, kind, num_modules, source)  # names anything missing or misshapen
+    check_layout(params, kind, num_modules, source, arch)  # names anything missing or misshapen
     check_values(params, source)
     return params
 
@@ -138,7 +139,7 @@ def convert_checkpoint(source: str, destination: str, arch: Optional[str] = None
         raise CheckpointMismatchError(
             f"{source}: holds {describe(kind, num_modules)}, but {describe(expect_kind, 4)} was expected")
     resolved = resolve_architecture(source, kind, num_modules, arch, doing="converting")
-    params = torch_to_nnabla(state, kind, num_modules, source)
+    params = torch_to_nnabla(state, kind, num_modules, source, resolved)
     attrs = architecture_attrs(resolved)
     attrs[ATTR_SOURCE] = os.path.basename(source)
     attrs[ATTR_SOURCE_SHA256] = sha256_of(source)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError, WeightsFileError
 from ..nets import build_graph, input_channels
-from ..registry import FAN, RESNET_DEPTH
+from ..registry import FAN, RESNET_DEPTH, Architecture
 from ..shapes import CROP_SIZE
 
 # BatchNorm's step counter is training state, absent from nnabla-examples' layout.
@@ -24,12 +24,15 @@ _LEAF_ORDER = ("W", "b", "gamma", "beta", "mean", "var")
 
 
 @functools.lru_cache(maxsize=None)
-def expected_parameters(kind: str, num_modules: int = 4) -> Dict[str, Shape]:
-    """Parameter names and shapes, in creation order (the order of the published files)."""
+def expected_parameters(kind: str, num_modules: int = 4, arch: Optional[Architecture] = None) -> Dict[str, Shape]:
+    """Parameter names and shapes, in creation order (the order of the published files); those
+    of ``arch`` if given (its sizes), else of the published ``kind`` with ``num_modules``."""
+    options = {"num_modules": num_modules} if arch is None else arch.graph_options()
+    size = CROP_SIZE if arch is None else arch.input_size
     scope = OrderedDict()
     with nn.parameter_scope("", scope), nn.auto_forward(False):
-        x = nn.Variable((1, input_channels(kind), CROP_SIZE, CROP_SIZE))
-        build_graph(kind, x, num_modules)
+        x = nn.Variable((1, input_channels(kind), size, size))
+        build_graph(kind, x, **options)
         params = nn.get_parameters(grad_only=False)
     # Layers in graph order; within a layer, PyTorch's order (weight, bias, running stats),
     # which is the order of the published files.
@@ -64,9 +67,11 @@ def infer_network(names: Iterable[str], separator: str, source: str) -> Tuple[st
         f"{source}: not a FAN or ResNetDepth checkpoint (holds {len(names)} tensors, e.g. {sample})")
 
 
-def check_layout(params: Dict[str, np.ndarray], kind: str, num_modules: Optional[int], source: str):
-    """Raise CheckpointMismatchError unless ``params`` holds exactly the expected names and shapes."""
-    expected = expected_parameters(kind, num_modules or 4)
+def check_layout(params: Dict[str, np.ndarray], kind: str, num_modules: Optional[int], source: str,
+                 arch: Optional[Architecture] = None):
+    """Raise CheckpointMismatchError unless ``params`` holds exactly the expected names and shapes
+    (of ``arch`` if given)."""
+    expected = expected_parameters(kind, num_modules or 4, arch)
     given = {k: v for k, v in params.items() if not k.endswith(IGNORED_SUFFIX)}
     missing = [k for k in expected if k not in given]
     unused = [k for k in given if k not in expected]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError
 from ..files import sha256_of
-from ..registry import ARCHITECTURES, CROP_CONVENTIONS, FAN, KINDS, LANDMARK_TYPES, MODULE_COUNTS, POOLINGS, \
+from ..registry import ARCHITECTURES, CROP_CONVENTIONS, FAN, FAN_SIZES, KINDS, LANDMARK_TYPES, MODULE_COUNTS, POOLINGS, \
     RESNET_DEPTH, Architecture
 from .h5 import read_h5, read_h5_names
 from .identify import resolve_architecture
@@ -36,6 +36,10 @@ GIVEN_WEIGHTS = "the given weights"
 # Architecture field of the same name.
 _RECORDED = {ATTR_KIND: (str, KINDS), ATTR_MODULES: (int, MODULE_COUNTS), ATTR_POOLING: (str, POOLINGS),
              ATTR_LANDMARKS: (str, LANDMARK_TYPES), ATTR_CROP: (str, CROP_CONVENTIONS)}
+# A FAN's sizes (registry.FAN_SIZES), recorded under their field names; files without them
+# (written before they existed) hold the published sizes, the fields' defaults.
+_POSITIVE = range(1, 4097)
+_SIZES = {name: (bool, (False, True)) if name == "instance_norm" else (int, _POSITIVE) for name in FAN_SIZES}
 
 
 class Weights:
@@ -65,7 +69,7 @@ class Weights:
         if self._params is None:
             params, _ = read_h5(self.path)
             params = OrderedDict((k, v) for k, v in params.items() if not k.endswith(IGNORED_SUFFIX))
-            check_layout(params, self.arch.kind, self.arch.num_modules, self.path)
+            check_layout(params, self.arch.kind, self.arch.num_modules, self.path, self.arch)
             check_values(params, self.path)
             self._params = params
         return self._params
@@ -84,8 +88,12 @@ class Weights:
 
 
 def architecture_attrs(arch: Architecture) -> dict:
-    return {ATTR_ARCH: arch.name, ATTR_KIND: arch.kind, ATTR_MODULES: arch.num_modules,
-            ATTR_POOLING: arch.pooling, ATTR_LANDMARKS: arch.landmarks, ATTR_CROP: arch.crop}
+    attrs = {ATTR_ARCH: arch.name, ATTR_KIND: arch.kind, ATTR_MODULES: arch.num_modules,
+             ATTR_POOLING: arch.pooling, ATTR_LANDMARKS: arch.landmarks, ATTR_CROP: arch.crop}
+    if arch.kind == FAN:  # sizes only where they are not the published ones, which files without them hold
+        attrs.update((name, getattr(arch, name)) for name in FAN_SIZES
+                     if getattr(arch, name) != getattr(Architecture, name))
+    return attrs
 
 
 def _shown(value) -> str:
@@ -103,13 +111,14 @@ def _architecture_from_attrs(attrs: dict, path: str) -> Optional[Architecture]:
     if not isinstance(name, str) or not name.strip():
         raise CheckpointMismatchError(f"{path}: attribute {ATTR_ARCH}={_shown(name)}: expected an architecture name")
     recorded = {}
-    for key, (expected_type, allowed) in _RECORDED.items():
+    for key, (expected_type, allowed) in {**_RECORDED, **_SIZES}.items():
         if key not in attrs:
             continue
         value = attrs[key]
         if type(value) is not expected_type or value not in allowed:  # type() so that True is no module count
-            raise CheckpointMismatchError(f"{path}: attribute {key}={_shown(value)}: expected one of "
-                                          f"{', '.join(map(str, allowed))}")
+            expected = (f"a whole number from {allowed.start} to {allowed.stop - 1}" if isinstance(allowed, range)
+                        else f"one of {', '.join(map(str, allowed))}")
+            raise CheckpointMismatchError(f"{path}: attribute {key}={_shown(value)}: expected {expected}")
         recorded[key] = value
     known = ARCHITECTURES.get(name)
     if known is not None:
