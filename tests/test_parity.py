@@ -31,7 +31,7 @@ def test_fan4_heatmaps_match_authors_and_graph_is_reused_across_batch_sizes(fan4
     assert checkpoints.relative_error(batch, reference) <= TOLERANCE
     assert checkpoints.relative_error(single, reference[1:2]) <= TOLERANCE
     assert np.array_equal(batch, again)
-    assert sorted(net._graphs) == [1, 3]  # one graph per batch size, built once
+    assert sorted(shape[0] for shape in net.runner._graphs) == [1, 3]  # one graph per batch size, built once
 
 
 def test_resnet_depth_matches_authors(depth_net):
