@@ -37,15 +37,30 @@ os.environ["FACE_ALIGNMENT_HOME"] = fresh_home(tempfile.mkdtemp(prefix="fa-test-
 atexit.register(shutil.rmtree, os.environ["FACE_ALIGNMENT_HOME"], True)
 
 
-def run_tool(script, *args, cwd=ROOT, env=None):
-    """Run one of the project's command lines as a user would; returns the CompletedProcess.
-    ``script`` is a path from the repository root, or ``-m module``; ``env`` adds variables
-    (its PYTHONPATH goes after the repository's)."""
+def _tool_command(script, env):
     command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
     extra = dict(env or {})
+    return command, extra, [p for p in (extra.pop("PYTHONPATH", None) or "").split(os.pathsep) if p]
+
+
+def run_tool(script, *args, cwd=ROOT, env=None):
+    """Run one of the project's command lines as a user would, inside this process (see
+    tests/in_process.py); returns a CompletedProcess. ``script`` is a path from the repository
+    root, or ``-m module``; ``env`` adds variables (its PYTHONPATH goes first on sys.path).
+    A test about the process itself uses :func:`run_process`."""
+    import in_process
+
+    command, extra, path = _tool_command(script, env)
+    return in_process.run(command, list(map(str, args)), cwd, extra, [ROOT, *path])
+
+
+def run_process(script, *args, cwd=ROOT, env=None):
+    """:func:`run_tool` in a process of its own: for what only a process shows (its exit on a
+    signal, what its imports pull in, two of them at once)."""
+    command, extra, path = _tool_command(script, env)
     # A script in a subfolder (converters/, benchmarks/) would otherwise import the package
     # the venv has installed, which may be another checkout's: test this one's.
-    path = os.pathsep.join(filter(None, (ROOT, extra.pop("PYTHONPATH", None), os.environ.get("PYTHONPATH"))))
+    path = os.pathsep.join([ROOT, *path, *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env=dict(os.environ, **extra, PYTHONPATH=path))
 
