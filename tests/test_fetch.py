@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
-import checkpoints
 from conftest import assert_one_line_error, run_tool
 from face_alignment.errors import DownloadError
 from face_alignment.weights import load_weights
 from face_alignment.weights.fetch import fetch
 from face_alignment.weights.layout import expected_parameters
+from weight_files import FAN4, link
 
 FETCH = "converters/fetch_weights.py"
 
@@ -25,7 +25,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, weight_files):
     """Serves: a good published-layout .h5, an authors'-named checkpoint whose sha256 does
     not start with the hash in its name, and nothing else (so other names are 404)."""
     root = tmp_path_factory.mktemp("served")
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
             f[k] = rng.rand(*shape).astype(np.float32)
             f[k].attrs["need_grad"] = True
             f[k].attrs["index"] = i
-    checkpoints.save_legacy(checkpoints.authors_fan(4, "avg", seed=9), root / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(FAN4), root / "2DFAN4-11f355bf06.pth.tar")
     handler = functools.partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
