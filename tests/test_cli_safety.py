@@ -244,7 +244,7 @@ def _folder_state(folder):
 ])
 def test_no_output_overwrites_an_input_or_another_output(tmp_path, fan1, outputs, fragments):
     shutil.copy(EINSTEIN, tmp_path / "face.jpg")
-    shutil.copy(fan1, tmp_path / "fan.h5")
+    os.link(fan1, tmp_path / "fan.h5")  # shared: a hard link, not a copy
     (tmp_path / "boxes.json").write_text(json.dumps([EINSTEIN_BOX]))
     (tmp_path / "sub").mkdir()
     os.symlink("face.jpg", tmp_path / "photo_link.png")
