@@ -75,3 +75,8 @@ class LandmarkTableError(FaceAlignmentError):
 class PrecisionUnavailableError(BackendUnavailableError):
     """A precision this machine or these weights cannot run: bf16 on a CPU without bfloat16
     support, int8 without a model calibrated (and passed by the accuracy gate) for the weights."""
+
+
+class TrainingDataError(FaceAlignmentError):
+    """Training data that cannot be used: a malformed index row, landmarks of the wrong count,
+    a face box outside its image, no sample left, or an option that does not fit the data."""

@@ -67,6 +67,16 @@ def test_each_option_changes_the_configuration_and_is_named(fan1_h5):
     assert dataclasses.replace(base, model="/elsewhere/fan1.h5", device_id=1) == base
 
 
+def test_the_detector_threshold_flag_reaches_the_configuration_and_the_detector(fan1_h5):
+    config = config_from_args(parse("--detector-threshold", "0.75"), fan1_h5)
+    assert config.detector_threshold == 0.75 and config == ModelConfig.build(fan1_h5, detector_threshold=0.75)
+    assert config_from_args(parse(), fan1_h5).detector_threshold is None  # the detector's own
+    assert ModelConfig.from_json(config.to_json()).detector_threshold == 0.75
+    # The detector built from the configuration keeps only what scores that much.
+    fa = FaceAlignment.from_config(dataclasses.replace(config, backend="nnabla"))
+    assert (fa.detector.name, fa.detector.threshold) == ("blazeface", 0.75)
+
+
 def test_json_round_trip_and_bad_json_is_named(fan1_h5):
     config = ModelConfig.build(fan1_h5, flip=True, detector_threshold=0.25, batch_size=3)
     again = ModelConfig.from_json(config.to_json())

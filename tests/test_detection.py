@@ -144,6 +144,18 @@ def test_never_enlarges():
     assert boxes.shape == (0, 5) and boxes.dtype == np.float64
 
 
+def test_detect_shrinks_what_dlib_sees_and_never_enlarges(monkeypatch):
+    """The image dlib is given: a 1920 x 1080 frame shrunk to 640 x 360 for max_side 640; a
+    60 x 80 one as it is, however large max_side."""
+    detector = HogDetector()
+    seen = []
+    monkeypatch.setattr(detector, "_run", lambda image: seen.append(image.shape) or np.zeros((0, 5)))
+    for shape, max_side in (((1080, 1920, 3), 640), ((60, 80, 3), 4000), ((60, 80, 3), 80)):
+        detector.max_side = max_side
+        detector.detect(np.zeros(shape, np.uint8))
+    assert seen == [(360, 640, 3), (60, 80, 3), (60, 80, 3)]
+
+
 def test_rejects_bad_arguments():
     with pytest.raises(FaceAlignmentError):
         load_detector("haar")

@@ -162,7 +162,8 @@ def test_the_benchmarks_say_their_default_out_dir_overwrites_the_committed_resul
 
 # --- Item 8: docs and hints that work as pasted ----------------------------------------------------
 
-DOCS = ["README.md", "authors_weights_inference.md", "weights/README.md", "benchmarks/README.md"]
+DOCS = ["README.md", "weights/README.md", "benchmarks/README.md"] + sorted(
+    f"docs/{name}" for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md"))
 # A command of this project run with a bare python: on many machines the python on PATH is
 # another version without nnabla (here 3.11), and the command ends in a traceback.
 BARE_PYTHON = re.compile(r"(?<![\w/.-])python3? +(converters/|scripts/|benchmarks/|model_inference\.py|export_model\.py)"
@@ -197,12 +198,12 @@ def test_the_no_model_hint_works_as_pasted(capsys, tmp_path, monkeypatch):
 
 
 def test_reading_the_outputs_as_the_readme_shows_needs_only_the_base_dependencies():
-    """The README reads landmark tables with pandas: it must come with every set-up, not
-    only with the dev extra."""
+    """The docs read landmark tables with pandas: it must come with every set-up, not only
+    with the dev extra."""
     import ast
 
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    snippets = [s for s in re.findall(r"```python\n(.*?)```", readme, re.S) if "read_parquet" in s]
+    docs = "".join(open(os.path.join(ROOT, doc)).read() for doc in DOCS)
+    snippets = [s for s in re.findall(r"```python\n(.*?)```", docs, re.S) if "read_parquet" in s]
     assert len(snippets) >= 2  # the video table's and the dataset's
     imported = set()
     for snippet in snippets:
