@@ -117,6 +117,18 @@ def weight_files(tmp_path_factory):
     return WeightFiles(tmp_path_factory.mktemp("weight_files"))
 
 
+@pytest.fixture
+def one_hourglass_2dfan4(monkeypatch):
+    """The registry's 2DFAN4 made a one-hourglass FAN, as weight_files.STAND_IN_2DFAN4 is."""
+    import dataclasses
+
+    from face_alignment import registry
+    from weight_files import STAND_IN_2DFAN4
+
+    monkeypatch.setitem(registry.ARCHITECTURES, "2DFAN4", dataclasses.replace(
+        registry.ARCHITECTURES["2DFAN4"], num_modules=STAND_IN_2DFAN4.modules))
+
+
 @pytest.fixture(scope="session")
 def fan4(weight_files):
     from weight_files import FAN4

@@ -18,29 +18,23 @@ from face_alignment.errors import DownloadError, FaceAlignmentError, WeightsNotF
 from face_alignment.files import sha256_of
 from face_alignment.inference_cli import find_model
 from face_alignment.weights import load_weights
-from weight_files import Net, link
+from weight_files import STAND_IN_2DFAN4, link
 
 PUBLISHED = "2DFAN4-11f355bf06.pth.tar"
 CLOSED = "http://127.0.0.1:9/"  # the discard port: connections are refused
-# What is tested here is where weights are looked for, converted and kept, not the network: a
-# one-hourglass FAN is four times smaller and faster to convert than FAN-4, and 2DFAN4 is
-# made one for these tests (ONE_HOURGLASS_2DFAN4).
-MODULES = 1
+# What is tested here is where weights are looked for, converted and kept, not the network:
+# 2DFAN4 is a one-hourglass FAN in these tests (weight_files.STAND_IN_2DFAN4).
+MODULES = STAND_IN_2DFAN4.modules
 ONE_HOURGLASS_2DFAN4 = ("import dataclasses; from face_alignment import registry; "
                         "registry.ARCHITECTURES['2DFAN4'] = dataclasses.replace("
                         f"registry.ARCHITECTURES['2DFAN4'], num_modules={MODULES})")
-
-
-@pytest.fixture(autouse=True)
-def one_hourglass_2dfan4(monkeypatch):
-    monkeypatch.setitem(registry.ARCHITECTURES, "2DFAN4",
-                        dataclasses.replace(registry.ARCHITECTURES["2DFAN4"], num_modules=MODULES))
+pytestmark = pytest.mark.usefixtures("one_hourglass_2dfan4")
 
 
 @pytest.fixture(scope="module")
 def checkpoint(weight_files):
     """Random 2DFAN4 weights in the authors' format (not the published file: its own sha256)."""
-    return weight_files.checkpoint(Net("fan", MODULES, "avg", seed=4), "legacy", PUBLISHED)
+    return weight_files.checkpoint(STAND_IN_2DFAN4, "legacy", PUBLISHED)
 
 
 @pytest.fixture

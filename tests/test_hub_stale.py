@@ -3,11 +3,15 @@ the user's, say) never stands in for the published weights: only a name that sta
 published sha256 prefix is the published file's conversion."""
 import os
 
-from test_hub import MODULES, PUBLISHED, checkpoint, one_hourglass_2dfan4, places  # noqa: F401 (fixtures)
+import pytest
+
+from test_hub import MODULES, PUBLISHED, checkpoint, places  # noqa: F401 (fixtures)
 from face_alignment import hub
 from face_alignment.files import sha256_of
 from face_alignment.weights import load_weights
 from weight_files import link
+
+pytestmark = pytest.mark.usefixtures("one_hourglass_2dfan4")
 
 
 def test_a_stale_conversion_of_an_unpublished_file_does_not_win(places, checkpoint):
