@@ -2,7 +2,6 @@ import atexit
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -45,32 +44,18 @@ os.environ["FACE_ALIGNMENT_HOME"] = SESSION_HOME
 atexit.register(shutil.rmtree, SESSION_HOME, True)
 
 
-def _tool_command(script, env):
-    command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
-    extra = dict(env or {})
-    return command, extra, [p for p in (extra.pop("PYTHONPATH", None) or "").split(os.pathsep) if p]
-
-
 def run_tool(script, *args, cwd=ROOT, env=None):
     """Run one of the project's command lines as a user would, inside this process (see
     tests/in_process.py); returns a CompletedProcess. ``script`` is a path from the repository
-    root, or ``-m module``; ``env`` adds variables (its PYTHONPATH goes first on sys.path).
-    A test about the process itself uses :func:`run_process`."""
+    root, or ``-m module``; ``env`` adds variables (its PYTHONPATH goes first on sys.path). A
+    test about the process itself (an exit on a signal, what an import pulls in, two processes
+    at once) starts one with subprocess."""
     import in_process
 
-    command, extra, path = _tool_command(script, env)
+    command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
+    extra = dict(env or {})
+    path = [p for p in (extra.pop("PYTHONPATH", None) or "").split(os.pathsep) if p]
     return in_process.run(command, list(map(str, args)), cwd, extra, [ROOT, *path])
-
-
-def run_process(script, *args, cwd=ROOT, env=None):
-    """:func:`run_tool` in a process of its own: for what only a process shows (its exit on a
-    signal, what its imports pull in, two of them at once)."""
-    command, extra, path = _tool_command(script, env)
-    # A script in a subfolder (converters/, benchmarks/) would otherwise import the package
-    # the venv has installed, which may be another checkout's: test this one's.
-    path = os.pathsep.join([ROOT, *path, *filter(None, [os.environ.get("PYTHONPATH")])])
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, **extra, PYTHONPATH=path))
 
 
 def peak_memory(call):
