@@ -21,7 +21,7 @@ from .backends.registry import backend_spec
 from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
-from .detection.registry import crop_boxes, crop_relation, mapped_relation
+from .detection.registry import crop_boxes, crop_relation, mapped_relation, planned_placement
 from .errors import FaceAlignmentError, ImageReadError
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
@@ -101,11 +101,14 @@ class FaceAlignment:
         self.backend = config.backend
         self.precision = config.precision
         self.max_pixels = config.max_pixels
+        self._detector_choice = detector_object if detector_object is not None else config.detector
+        # The detector runs on the model's target: where is checked now, before the model loads.
+        self._detector_options = dict(context=config.context, backend=config.backend, precision=config.precision,
+                                      weights=config.detector_model, cache_dir=cache_dir,
+                                      threshold=config.detector_threshold, max_side=config.detector_max_side)
+        detector_where = planned_placement(self._detector_choice, **self._detector_options)
         # Image and boxes to landmarks; this object adds detection, reading and batching.
         self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
-        self._detector_choice = detector_object if detector_object is not None else config.detector
-        self._detector_options = dict(context=config.context, weights=config.detector_model, cache_dir=cache_dir,
-                                      threshold=config.detector_threshold, max_side=config.detector_max_side)
         self._detector = None
         self.calibrate_boxes = config.calibrate_boxes
         self._detector_lock = threading.Lock()
@@ -115,8 +118,8 @@ class FaceAlignment:
         # detection here. With NNabla (measured on its CPU context) it gained nothing: 21.3 s
         # either way over 6 photos.
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
-        log.info("%s (%s) on %s (%s), %s decoding%s", self.arch.name, "3D" if self.is_3d else "2D",
-                 self.backend, self.context, self.decode, ", flip" if self.flip else "")
+        log.info("%s (%s) on %s (%s), %s decoding%s; detector %s", self.arch.name, "3D" if self.is_3d else "2D",
+                 self.backend, self.context, self.decode, ", flip" if self.flip else "", detector_where)
 
     # What the landmarker does with faces, read (and, to wrap a network, set) through this object.
     fan = _landmarker_attribute("fan")

@@ -1,14 +1,17 @@
-"""Where networks run: a registry of backends (:mod:`.registry`: NNabla on cpu or cudnn, ONNX
-Runtime and OpenVINO on the CPU, or any ``package.module:Class``), the shared ONNX export cache
-(:mod:`.onnx_cache`), and export to ``.nnp`` / ONNX."""
+"""Where networks run: every network described one way (:mod:`.description`), one exporter to
+``.nnp`` / ONNX (:mod:`.export`), one export cache (:mod:`.onnx_cache`), and one runner per
+engine, reached through the registry of backends (:mod:`.registry`: NNabla on cpu or cudnn,
+ONNX Runtime and OpenVINO on the CPU, or any ``package.module:Class``). docs/runtime.md
+describes how they fit."""
 from typing import Optional
 
 from ..weights import Weights
 from .context import CONTEXTS, TYPE_CONFIGS, cuda_available, default_context_name, make_context
 from .export import export_model, export_nnp, export_onnx, onnx_exporter_available
 from .onnx_cache import onnx_model_path
+from .description import NetworkDescription
 from .registry import (BACKENDS, DEFAULT_PRECISION, PRECISIONS, BackendSpec, Network, Target, available_backends,
-                       backend_spec, build_network, default_backend)
+                       backend_spec, build_network, build_runner, check_target, default_backend, runs_graphs)
 
 NNABLA = "nnabla"
 ONNXRUNTIME = "onnxruntime"
@@ -16,7 +19,7 @@ OPENVINO = "openvino"
 FP32 = DEFAULT_PRECISION
 
 
-def _target(context, precision: str, cache_dir: Optional[str]) -> Target:
+def target_of(context, precision: str = DEFAULT_PRECISION, cache_dir: Optional[str] = None) -> Target:
     """A Target from a context name, or from an nnabla context (what callers passed before Targets)."""
     if context is None or isinstance(context, str):
         return Target(context or "cpu", precision=precision, cache_dir=cache_dir)
@@ -32,7 +35,7 @@ def make_network(weights: Weights, backend: Optional[str] = None, context=None, 
     if not isinstance(weights, Weights):
         raise TypeError(f"make_network takes Weights (from open_weights or Weights(arch, params)), "
                         f"not {type(weights).__name__}")
-    target = _target(context, precision, cache_dir)
+    target = target_of(context, precision, cache_dir)
     return build_network(weights, backend or default_backend(target.context), target)
 
 
@@ -52,7 +55,8 @@ def __getattr__(name):
 
 
 __all__ = ["BACKENDS", "CONTEXTS", "DEFAULT_PRECISION", "FP32", "NNABLA", "ONNXRUNTIME", "OPENVINO", "PRECISIONS",
-           "TYPE_CONFIGS", "BackendSpec", "NNablaNetwork", "Network", "OnnxRuntimeNetwork", "OpenVinoNetwork",
-           "Target", "available_backends", "backend_spec", "build_network", "cuda_available", "default_backend",
-           "default_context_name", "export_model", "export_nnp", "export_onnx", "make_context", "make_network",
-           "onnx_exporter_available", "onnx_model_path"]
+           "TYPE_CONFIGS", "BackendSpec", "NNablaNetwork", "Network", "NetworkDescription", "OnnxRuntimeNetwork",
+           "OpenVinoNetwork", "Target", "available_backends", "backend_spec", "build_network", "build_runner",
+           "check_target", "cuda_available", "default_backend", "default_context_name", "export_model", "export_nnp",
+           "export_onnx", "make_context", "make_network", "onnx_exporter_available", "onnx_model_path",
+           "runs_graphs", "target_of"]

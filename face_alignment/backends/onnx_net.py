@@ -1,19 +1,19 @@
 """Run a network in ONNX Runtime, from the shared ONNX export (:mod:`.onnx_cache`).
 
 A cached model is found by the weights' sha256 and loaded with onnxruntime alone:
-nnabla-converter and onnx are imported only to export.
+nnabla-converter and onnx are imported only to export. Also the CPU engines' thread count.
 """
 import logging
 import os
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
 from ..errors import BackendUnavailableError
 from ..weights import Weights
 from ..nets import input_channels
-from .export import INPUT_NAME, OUTPUT_NAME
-from .onnx_cache import onnx_model_path
+from .description import INPUT_NAME, NetworkDescription, weights_description
+from .onnx_cache import load_cached
 from .output import checked_output
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,54 @@ def session_options(threads: Optional[int] = None):
     return options
 
 
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailableError(f"backend 'onnxruntime' needs its package: pip install {ORT_PACKAGE}") \
+            from None
+    return onnxruntime
+
+
+class OnnxRuntimeRunner:
+    """A described network (:class:`.description.NetworkDescription`) in ONNX Runtime, from its
+    model in the export cache (exported on first use, again if damaged); callable on float32
+    batches like :class:`.nnabla_net.NNablaRunner`, returning the list of its outputs."""
+
+    def __init__(self, description: NetworkDescription, cache_dir: Optional[str] = None,
+                 threads: Optional[int] = None):
+        _onnxruntime()
+        self.description = description
+        self.source = description.source
+        self._options = session_options(threads)
+        self.model_path, self._session = load_cached(description, cache_dir, self._load)
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def _load(self, path: str):
+        session = _onnxruntime().InferenceSession(path, self._options, providers=["CPUExecutionProvider"])
+        check_io(self.description, [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()],
+                 session.get_inputs()[0].shape[1])
+        return session
+
+    def __call__(self, batch: np.ndarray) -> List[np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        return [checked_output(y, self.source) for y in self._session.run(self._outputs, {INPUT_NAME: batch})]
+
+
+def check_io(description: NetworkDescription, inputs: List[str], outputs: List[str], channels) -> None:
+    """Refuse a model whose input and outputs are not the described network's."""
+    expected = description.output_names
+    if inputs != [INPUT_NAME] or channels != description.input_shape[1] or \
+            (expected is not None and outputs != list(expected)):
+        raise ValueError(f"inputs {inputs}, outputs {outputs}; expected [{INPUT_NAME!r}] with "
+                         f"{description.input_shape[1]} channels" + (f", {list(expected)}" if expected else ""))
+
+
+def onnxruntime_runner(description: NetworkDescription, target) -> OnnxRuntimeRunner:
+    """The backend registry's runner factory."""
+    return OnnxRuntimeRunner(description, target.cache_dir)
+
+
 class OnnxRuntimeNetwork:
     """A FAN or ResNetDepth in ONNX Runtime, callable on float32 batches (B, C, 256, 256) like
     :class:`NNablaNetwork`. The cached model is found by the weights' sha256, so on a hit the
@@ -84,39 +132,16 @@ class OnnxRuntimeNetwork:
                  threads: Optional[int] = None):
         """``target``: a :class:`.registry.Target` (its ``cache_dir`` is used unless
         ``cache_dir`` is given)."""
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise BackendUnavailableError(f"backend 'onnxruntime' needs its package: pip install {ORT_PACKAGE}") \
-                from None
         if cache_dir is None and target is not None:
             cache_dir = target.cache_dir
         self.arch = weights.arch
         self.source = weights.source  # what errors name the weights by: their file
-        self._options = session_options(threads)
-        self.model_path = onnx_model_path(weights, cache_dir)
-        try:
-            self._session = self._load(self.model_path)
-        except Exception as e:  # onnxruntime's errors share no base class but Exception
-            log.warning("%s: unreadable cached ONNX model (%s); exporting it again",
-                        self.model_path, str(e).splitlines()[0] if str(e) else type(e).__name__)
-            self.model_path = onnx_model_path(weights, cache_dir, rebuild=True)
-            self._session = self._load(self.model_path)
+        self.runner = OnnxRuntimeRunner(weights_description(weights), cache_dir, threads)
+        self.model_path = self.runner.model_path
 
     @property
     def input_channels(self) -> int:
         return input_channels(self.arch.kind)
 
-    def _load(self, path: str):
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(path, self._options, providers=["CPUExecutionProvider"])
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if ([i.name for i in inputs], [o.name for o in outputs]) != ([INPUT_NAME], [OUTPUT_NAME]) \
-                or inputs[0].shape[1] != self.input_channels:
-            raise ValueError(f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}")
-        return session
-
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        return checked_output(self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0], self.source)
+        return self.runner(batch)[0]

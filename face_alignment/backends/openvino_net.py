@@ -24,8 +24,8 @@ from ..errors import BackendUnavailableError, PrecisionUnavailableError
 from ..nets import input_channels
 from ..weights import Weights
 from . import onnx_net
-from .export import INPUT_NAME, OUTPUT_NAME
-from .onnx_cache import cache_folder, cached_model_path, onnx_model_path
+from .description import NetworkDescription, weights_description
+from .onnx_cache import cache_folder, description_path, load_cached
 from .output import checked_output
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,34 @@ def check_precision(precision: str, core) -> None:
                 f"only {', '.join(capabilities) or 'none'} on this one: use 'fp32'")
 
 
-def _cached_stem(weights: Weights, cache_dir: Optional[str]) -> str:
-    """The shared ONNX export's name without its suffix: ``<arch>-<key>``."""
-    return os.path.splitext(os.path.basename(cached_model_path(weights, cache_dir)))[0]
+def _stem(description: NetworkDescription, cache_dir: Optional[str]) -> str:
+    """The shared ONNX export's name without its suffix: ``<name>-<key>``."""
+    return os.path.splitext(os.path.basename(description_path(description, cache_dir)))[0]
 
 
 def compiled_cache_dir(weights: Weights, cache_dir: Optional[str] = None) -> str:
     """OpenVINO's CACHE_DIR for these weights: one folder per ONNX cache key."""
-    return os.path.join(cache_folder(cache_dir), "openvino", _cached_stem(weights, cache_dir))
+    return _compiled_folder(weights_description(weights), cache_dir)
+
+
+def _compiled_folder(description: NetworkDescription, cache_dir: Optional[str]) -> str:
+    return os.path.join(cache_folder(cache_dir), "openvino", _stem(description, cache_dir))
+
+
+def _writable_folder(folder: str) -> Optional[str]:
+    """``folder``, made if need be; None where it cannot be written (a cache shared read-only:
+    the model is compiled each time instead of kept)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
 
 
 def int8_model_path(weights: Weights, cache_dir: Optional[str] = None) -> str:
     """Where the accuracy gate writes, and inference looks for, the int8 model of these weights:
     beside their ONNX export, under the same key (which holds the weights' sha256)."""
-    return os.path.join(cache_folder(cache_dir), _cached_stem(weights, cache_dir) + INT8_SUFFIX)
+    return os.path.join(cache_folder(cache_dir), _stem(weights_description(weights), cache_dir) + INT8_SUFFIX)
 
 
 def openvino_network(weights: Weights, target) -> "OpenVinoNetwork":
@@ -96,12 +110,85 @@ def openvino_network(weights: Weights, target) -> "OpenVinoNetwork":
     return OpenVinoNetwork(weights, precision=target.precision, cache_dir=target.cache_dir)
 
 
+def openvino_runner(description: NetworkDescription, target) -> "OpenVinoRunner":
+    """The backend registry's runner factory (fp32 or bf16: an int8 model is FAN's alone)."""
+    return OpenVinoRunner(description, target.precision, cache_dir=target.cache_dir)
+
+
+def _int8_command(weights: Weights) -> str:
+    return f"{GATE_COMMAND} --model {weights.path or 'WEIGHTS.h5'} --images YOUR_FACES_DIR --precision int8"
+
+
 def _missing_int8(weights: Weights, detail: str) -> PrecisionUnavailableError:
-    model = weights.path or "WEIGHTS.h5"
     return PrecisionUnavailableError(
         f"precision 'int8' needs a model calibrated for {weights.source}; {detail}. Make one (it is written "
-        f"only if the landmarks stay close to fp32): {GATE_COMMAND} --model {model} --images YOUR_FACES_DIR "
-        "--precision int8")
+        f"only if the landmarks stay close to fp32): {_int8_command(weights)}")
+
+
+class OpenVinoRunner:
+    """A described network (:class:`.description.NetworkDescription`) in OpenVINO on the CPU,
+    callable on float32 batches like :class:`.nnabla_net.NNablaRunner`, returning the list of
+    its outputs. Its model is the shared ONNX export (exported on first use, again if damaged
+    or gone before it was read), or ``model``, an IR given as it is (the gate's int8 model:
+    ``check`` is called on it; if it cannot be read, a one-line error naming it).
+    ``compile_cache=False`` keeps the compiled model out of OpenVINO's cache."""
+
+    def __init__(self, description: NetworkDescription, precision: str = FP32, threads: Optional[int] = None,
+                 cache_dir: Optional[str] = None, model: Optional[str] = None, check=None,
+                 compile_cache: bool = True):
+        self._core = openvino_core()
+        check_precision(precision, self._core)
+        self.description = description
+        self.source = description.source
+        self.precision = precision
+        self.threads = onnx_net.thread_count(threads)
+        self.compile_options = {
+            "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION[precision],
+            "INFERENCE_NUM_THREADS": self.threads,
+            # One request at a time, on every thread: the pipeline sends one batch, then waits.
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
+        compiled = _writable_folder(_compiled_folder(description, cache_dir)) if compile_cache else None
+        if compiled is not None:
+            self.compile_options["CACHE_DIR"] = compiled
+        if model is None:
+            self.model_path, self._compiled = load_cached(description, cache_dir, self._compile)
+        else:
+            self.model_path = model
+            self._compiled = self._compile_given(model, check)
+        self._request = self._compiled.create_infer_request()
+
+    def _compile(self, path: str, check=None):
+        model = self._core.read_model(path)
+        if check is not None:
+            check(model)
+        channels = model.inputs[0].get_partial_shape()[1].get_length()
+        onnx_net.check_io(self.description, [i.get_any_name() for i in model.inputs],
+                          [o.get_any_name() for o in model.outputs], channels)
+        return self._core.compile_model(model, DEVICE, self.compile_options)
+
+    def _compile_given(self, path: str, check):
+        try:
+            return self._compile(path, check)
+        except PrecisionUnavailableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - OpenVINO's errors share no base class but Exception
+            detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise PrecisionUnavailableError(
+                f"{path}: unreadable model ({detail[:200]}); delete it (and the .bin beside it) and run "
+                f"{GATE_COMMAND} again to make it") from None
+
+    @property
+    def inference_precision(self) -> str:
+        """What the compiled model says it computes in ("f32", "bf16"): the proof of the hint."""
+        return self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+    def __call__(self, batch: np.ndarray) -> List[np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self._request.infer({0: batch})
+        return [checked_output(self._request.get_output_tensor(i).data.copy(), self.source)
+                for i in range(len(self._compiled.outputs))]
 
 
 class OpenVinoNetwork:
@@ -113,31 +200,18 @@ class OpenVinoNetwork:
 
     def __init__(self, weights: Weights, precision: str = FP32, threads: Optional[int] = None,
                  cache_dir: Optional[str] = None, int8_model: Optional[str] = None, compile_cache: bool = True):
-        core = openvino_core()
-        check_precision(precision, core)
+        check_precision(precision, openvino_core())
         self.arch = weights.arch
         self.source = weights.source
         self.precision = precision
-        self.threads = onnx_net.thread_count(threads)
-        if precision == INT8:
-            self.model_path = self._int8_model(weights, cache_dir, int8_model)
-            model = core.read_model(self.model_path)
-            self._check_int8_record(model, weights)
-        else:
-            self.model_path = onnx_model_path(weights, cache_dir)
-            model = core.read_model(self.model_path)
-        self._check_io(model)
-        self.compile_options = {
-            "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION[precision],
-            "INFERENCE_NUM_THREADS": self.threads,
-            # One request at a time, on every thread: the pipeline sends one batch, then waits.
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-        }
-        if compile_cache:
-            self.compile_options["CACHE_DIR"] = compiled_cache_dir(weights, cache_dir)
-        self._compiled = core.compile_model(model, DEVICE, self.compile_options)
-        self._request = self._compiled.create_infer_request()
+        description = weights_description(weights)
+        model = self._int8_model(weights, cache_dir, int8_model) if precision == INT8 else None
+        self.runner = OpenVinoRunner(description, precision, threads, cache_dir, model,
+                                     lambda read: self._check_int8_record(read, weights, model), compile_cache)
+        self.model_path = self.runner.model_path
+        self.threads = self.runner.threads
+        self.compile_options = self.runner.compile_options
+        self._compiled = self.runner._compiled
 
     @property
     def input_channels(self) -> int:
@@ -145,8 +219,7 @@ class OpenVinoNetwork:
 
     @property
     def inference_precision(self) -> str:
-        """What the compiled model says it computes in ("f32", "bf16"): the proof of the hint."""
-        return self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        return self.runner.inference_precision
 
     @staticmethod
     def _int8_model(weights: Weights, cache_dir: Optional[str], given: Optional[str]) -> str:
@@ -159,23 +232,14 @@ class OpenVinoNetwork:
             raise _missing_int8(weights, "none has been made")
         return found
 
-    def _check_int8_record(self, model, weights: Weights) -> None:
+    @staticmethod
+    def _check_int8_record(model, weights: Weights, path: str) -> None:
         """An int8 model is used only for the weights it was calibrated and gated on."""
         key = [RT_INFO_SECTION, RT_WEIGHTS_SHA256]
         recorded = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
         if recorded != weights.sha256:
             detail = "it records no weights" if recorded is None else "it was made from other weights"
-            raise _missing_int8(weights, f"{self.model_path}: {detail}")
-
-    def _check_io(self, model) -> None:
-        inputs, outputs = model.inputs, model.outputs
-        names = ([i.get_any_name() for i in inputs], [o.get_any_name() for o in outputs])
-        if names != ([INPUT_NAME], [OUTPUT_NAME]) or inputs[0].get_partial_shape()[1].get_length() != \
-                self.input_channels:
-            raise BackendUnavailableError(f"{self.model_path}: inputs {names[0]}, outputs {names[1]}; expected "
-                                          f"[{INPUT_NAME!r}] with {self.input_channels} channels, [{OUTPUT_NAME!r}]")
+            raise _missing_int8(weights, f"{path}: {detail}")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        self._request.infer({0: batch})
-        return checked_output(self._request.get_output_tensor(0).data.copy(), self.source)
+        return self.runner(batch)[0]

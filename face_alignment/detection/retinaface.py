@@ -1,4 +1,4 @@
-"""RetinaFace (MobileNet-0.25), one of face-alignment 1.5.0's detectors, in NNabla or ONNX Runtime.
+"""RetinaFace (MobileNet-0.25), one of face-alignment 1.5.0's detectors, on the model's backend.
 
 Reproduces face-alignment's ``RetinaFaceDetector``: the whole frame, unresized, minus the
 means (104, 117, 123) in the frame's own channel order (face-alignment hands it RGB, though

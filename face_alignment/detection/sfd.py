@@ -1,4 +1,4 @@
-"""SFD (S3FD), face-alignment's default face detector, in NNabla or ONNX Runtime.
+"""SFD (S3FD), face-alignment's default face detector, on the model's backend (:mod:`.runtime`).
 
 Reproduces face-alignment 1.5.0's ``SFDDetector``: the whole frame, unresized, goes through
 the network as BGR minus the means (104, 117, 123); every cell whose face probability is

@@ -8,6 +8,7 @@ first use and keeps the ``.h5`` beside it (or in :func:`face_alignment.home.home
 by the ``.pth``'s sha256 so that a changed file is never served stale.
 """
 import functools
+import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..home import home_dir
 from ..weights.h5 import read_h5, write_h5
 from ..weights.layout import IGNORED_SUFFIX
 
+log = logging.getLogger(__name__)
 ATTR_DETECTOR = "detector"
 ATTR_SOURCE = "source_file"
 ATTR_SOURCE_SHA256 = "source_sha256"
@@ -127,6 +129,32 @@ def detector_weights(detector: TorchDetector, weights: Optional[str] = None, all
     """The ``.h5`` to load: ``weights`` if it is one; the ``.h5`` converted from ``weights``
     (a ``.pth``), converting it now if it never was; with no ``weights`` the converted
     published file in the home folder (converted from its ``.pth`` there if need be)."""
+    source, target = _conversion(detector, weights)
+    if source is not None and not os.path.isfile(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        convert_torch_detector(detector, source, target, force=True, allow_pickle=allow_pickle)
+    return target
+
+
+def load_detector_weights(detector: TorchDetector, weights: Optional[str] = None, allow_pickle: bool = False
+                          ) -> Tuple[str, "OrderedDict[str, np.ndarray]"]:
+    """(the ``.h5`` :func:`detector_weights` gives, its checked parameters). A conversion that
+    cannot be read (cut short by a killed process or a full disk) is a cache file: converted
+    again from its ``.pth``, once; a given ``.h5`` that cannot be read is an error naming it."""
+    source, _ = _conversion(detector, weights)
+    path = detector_weights(detector, weights, allow_pickle)
+    try:
+        return path, load_detector_h5(detector, path)
+    except WeightsFileError as e:
+        if source is None:
+            raise
+        log.warning("%s: unreadable conversion of %s (%s); converting it again", path, source, e)
+    convert_torch_detector(detector, source, path, force=True, allow_pickle=allow_pickle)
+    return path, load_detector_h5(detector, path)
+
+
+def _conversion(detector: TorchDetector, weights: Optional[str]) -> Tuple[Optional[str], str]:
+    """(the ``.pth`` to convert, or None for an ``.h5`` given; the ``.h5`` to load)."""
     if weights is None:
         published = os.path.join(home_dir(), detector.file_name)
         if os.path.isfile(published):
@@ -138,9 +166,5 @@ def detector_weights(detector: TorchDetector, weights: Optional[str] = None, all
     if not os.path.isfile(weights):
         raise WeightsFileError(f"{weights}: no such file")
     if weights.lower().endswith(H5):
-        return weights
-    target = _cache_target(weights, sha256_of(weights)[:_KEY_DIGITS])
-    if not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        convert_torch_detector(detector, weights, target, force=True, allow_pickle=allow_pickle)
-    return target
+        return None, weights
+    return weights, _cache_target(weights, sha256_of(weights)[:_KEY_DIGITS])
