@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import checkpoints
-import weight_files
 from conftest import fresh_home
 from face_alignment.backends import NNablaNetwork, onnx_cache
 from face_alignment.registry import FAN, Architecture
 from face_alignment.weights.loading import architecture_attrs
+from weight_files import Net, link
 
 FAN1 = Architecture("test-fan1-avg", FAN, 1, "avg")
-FAN1_NET = weight_files.Net("fan", 1, "avg", seed=31)
+FAN1_NET = Net("fan", 1, "avg", seed=31)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def isolated_fan1_h5(weight_files, tmp_path, monkeypatch):
     monkeypatch.delenv(onnx_cache.SIZE_VARIABLE, raising=False)
     folder = tmp_path / "weights"
     folder.mkdir()
-    return weight_files.link(weight_files.h5(FAN1_NET, architecture_attrs(FAN1), "fan1.h5"), folder)
+    return link(weight_files.h5(FAN1_NET, architecture_attrs(FAN1), "fan1.h5"), folder)
 
 
 @pytest.fixture(scope="module")
