@@ -69,7 +69,7 @@ def main() -> int:
                             "--model", args.model, "--context", "cpu", "--no-progress", *flags], env=env,
                            check=True, capture_output=True)
             seconds = time.perf_counter() - start
-            summary = json.load(open(os.path.join(out, "manifest.json")))["summary"]
+            summary = json.load(open(os.path.join(out, "_manifest.json")))["summary"]
             results.append({"config": name, "seconds": round(seconds, 1), "items": summary["items"],
                             "items_per_second": round(summary["items"] / seconds, 2), "faces": summary["faces"],
                             "errors": summary["errors"], "loadavg_before": before, "loadavg_after": loadavg()})

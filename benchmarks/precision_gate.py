@@ -31,7 +31,7 @@ def main() -> int:
 
     import peaked_fan
     from face_alignment.backends.openvino_net import OpenVinoNetwork
-    from face_alignment.inference_cli import read_boxes
+    from face_alignment.boxes import read_boxes
     from face_alignment.precision import gate
     from face_alignment.precision.faces import gather_faces, image_paths
     from face_alignment.precision.quantize import float_scopes, quantize_int8, record, save_ir

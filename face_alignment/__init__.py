@@ -6,11 +6,18 @@ import logging as _logging
 if _logging.getLogger("nnabla").level == _logging.NOTSET:
     _logging.getLogger("nnabla").setLevel(_logging.WARNING)
 
+# A library's logging: no output of its own (NullHandler), and its INFO lines do not reach a
+# handler an import put on the root logger (nnabla's, timestamped) unless the application asks
+# for them; the command lines choose the level (-v / -q).
+_logging.getLogger("face_alignment").addHandler(_logging.NullHandler())
+if _logging.getLogger("face_alignment").level == _logging.NOTSET:
+    _logging.getLogger("face_alignment").setLevel(_logging.WARNING)
+
 __version__ = "0.1.0"
 
 # face-alignment's top level (see compat.py), loaded on first use: ``import face_alignment``
 # imports neither nnabla nor OpenCV.
-_COMPAT_NAMES = ("FaceAlignment", "LandmarksType", "NetworkSize")
+_COMPAT_NAMES = ("FaceAlignment", "LandmarksType", "NetworkSize", "FACE_ALIGNMENT_API_VERSION")
 
 
 def __getattr__(name):

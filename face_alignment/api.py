@@ -7,10 +7,10 @@ With a ResNetDepth model (``depth_model=``) the landmarks are 3D. Faces are foun
 unless boxes are given; each image's faces (and, in ``get_landmarks_from_images``, those of
 consecutive images) go through the network in batches.
 """
-import dataclasses
 import logging
 import os
 import threading
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -22,7 +22,7 @@ from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
 from .detection.registry import crop_boxes, crop_relation, mapped_relation, planned_placement
-from .errors import FaceAlignmentError, ImageReadError
+from .errors import FaceAlignmentError, ImageReadError, UnreadableImageWarning
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import read_image
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 
 ImageInput = Union[str, np.ndarray]
+# What the methods over many images do with a file that cannot be read, as the command line
+# does with a folder: by default a warning names it and the other files go on.
+ON_ERROR = ("warn", "yield", "raise")
 
 
 def _landmarker_attribute(name: str) -> property:
@@ -81,42 +84,47 @@ class FaceAlignment:
     """
 
     def __init__(self, model: Optional[str] = None, depth_model: Optional[str] = None, *,
-                 config: Optional[ModelConfig] = None, cache_dir: Optional[str] = None, detector=None, **options):
+                 cache_dir: Optional[str] = None, detector=None, **options):
+        config, fan_weights, depth_weights = build_config(model, depth_model, detector=detector, **options)
         # A detector object (or callable) is used as it is; the configuration records its class.
-        detector_object = None if detector is None or isinstance(detector, str) else detector
-        if config is None:
-            named = None if detector_object is not None else detector
-            config, fan_weights, depth_weights = build_config(model, depth_model, detector=named, **options)
-            if detector_object is not None:
-                config = dataclasses.replace(config, detector=_reference_of(detector_object))
-        elif not isinstance(config, ModelConfig):
+        self._load(config, (fan_weights, depth_weights), cache_dir,
+                   detector=None if isinstance(detector, str) else detector)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
+        """The FaceAlignment ``config`` describes; its weight files must still hold what it
+        was made with (their sha256). ``cache_dir``: where exported models are kept."""
+        if not isinstance(config, ModelConfig):
             raise FaceAlignmentError(f"config: got {type(config).__name__}; expected a ModelConfig")
-        elif model is not None or depth_model is not None or options or detector is not None:
-            raise FaceAlignmentError("config: given with weight files or options; pass one or the other")
-        else:
-            fan_weights, depth_weights = open_config_weights(config)
+        face_alignment = cls.__new__(cls)
+        face_alignment._load(config, open_config_weights(config), cache_dir)
+        return face_alignment
+
+    def _load(self, config: ModelConfig, weights, cache_dir: Optional[str], detector=None) -> None:
+        """Ready to run ``config`` with its (FAN, ResNetDepth or None) ``weights``, detecting
+        with ``detector`` (None: the one the configuration names)."""
         self.config = config
         self.cache_dir = cache_dir
         self.context = config.context
         self.backend = config.backend
         self.precision = config.precision
         self.max_pixels = config.max_pixels
-        self._detector_choice = detector_object if detector_object is not None else config.detector
+        self._detector_choice = detector if detector is not None else config.detector
         # The detector runs on the model's target: where is checked now, before the model loads.
         self._detector_options = dict(context=config.context, backend=config.backend, precision=config.precision,
                                       weights=config.detector_model, cache_dir=cache_dir,
                                       threshold=config.detector_threshold, max_side=config.detector_max_side)
         detector_where = planned_placement(self._detector_choice, **self._detector_options)
+        self.max_faces = config.max_faces
         # Image and boxes to landmarks; this object adds detection, reading and batching.
-        self.landmarker = Landmarker.from_config(config, cache_dir, weights=(fan_weights, depth_weights))
+        self.landmarker = Landmarker.from_config(config, cache_dir, weights=weights)
         self._detector = None
         self.calibrate_boxes = config.calibrate_boxes
         self._detector_lock = threading.Lock()
         # With a backend that lets go of Python's GIL while it runs (ONNX Runtime, OpenVINO),
         # images are read and their faces detected in a worker thread, up to a batch ahead,
-        # while the current batch is inferred: about 10 % faster over 24 photos with HOG
-        # detection here. With NNabla (measured on its CPU context) it gained nothing: 21.3 s
-        # either way over 6 photos.
+        # while the current batch is inferred; NNabla holds the GIL, so there it gains nothing
+        # (docs/speed-and-backends.md).
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
         log.info("%s (%s) on %s (%s), %s decoding%s; detector %s", self.arch.name, "3D" if self.is_3d else "2D",
                  self.backend, self.context, self.decode, ", flip" if self.flip else "", detector_where)
@@ -131,12 +139,6 @@ class FaceAlignment:
     reference_scale = _landmarker_attribute("reference_scale")
     batch_size = _landmarker_attribute("batch_size")
 
-    @classmethod
-    def from_config(cls, config: ModelConfig, cache_dir: Optional[str] = None) -> "FaceAlignment":
-        """The FaceAlignment ``config`` describes; its weight files must still hold what it
-        was made with (their sha256). ``cache_dir``: where exported models are kept."""
-        return cls(config=config, cache_dir=cache_dir)
-
     @property
     def is_3d(self) -> bool:
         return self.depth is not None
@@ -148,29 +150,37 @@ class FaceAlignment:
             self._detector = as_detector(self._detector_choice, **self._detector_options)
         return self._detector
 
-    def detect_faces(self, image: np.ndarray) -> np.ndarray:
+    def detect_faces(self, image: np.ndarray, name: str = "an image") -> np.ndarray:
         """(N, 4) boxes [left, top, right, bottom] of the faces the detector finds in an RGB
-        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``)."""
+        image, best first, mapped onto the crop's boxes (see ``calibrate_boxes``): the best
+        ``max_faces`` of them, with a warning naming the image (``name``) if there were more."""
         detector = self.detector
         if detector.thread_safe:
             found = detector.detect(image)
         else:
             with self._detector_lock:  # e.g. dlib's detectors: not safe to run from two threads at once
                 found = detector.detect(image)
+        if len(found) > self.max_faces:
+            log.warning("%s: the detector found %d faces; landmarking the best %d (max_faces)",
+                        name, len(found), self.max_faces)
+            found = found[:self.max_faces]
         return crop_boxes(detector, found, self.calibrate_boxes)
 
     def get_landmarks_from_image(self, image_or_path: ImageInput,
                                  boxes: Optional[np.ndarray] = None) -> Prediction:
-        """Landmarks of every face in one image (array or path); ``boxes`` (N, 4) skip detection."""
-        return next(self.get_landmarks_from_images([image_or_path], None if boxes is None else [boxes]))
+        """Landmarks of every face in one image (array or path); ``boxes`` (N, 4) skip detection.
+        A file that cannot be read raises ImageReadError."""
+        return next(self.get_landmarks_from_images([image_or_path], None if boxes is None else [boxes],
+                                                   on_error="raise"))
 
     def get_landmarks_from_images(self, images: Iterable[ImageInput],
-                                  boxes: Optional[Sequence[Optional[np.ndarray]]] = None) -> Iterator[Prediction]:
+                                  boxes: Optional[Sequence[Optional[np.ndarray]]] = None, *,
+                                  on_error: str = "warn") -> Iterator[Optional[Prediction]]:
         """One Prediction per image, in order; faces of consecutive images share batches.
         With the onnxruntime backend, a list or tuple of images is read, and its faces
-        detected, in a worker thread up to a batch ahead of the network."""
-        for predictions in self.predict(images, boxes, (self.decode,)):
-            yield predictions[self.decode]
+        detected, in a worker thread up to a batch ahead of the network. A file that cannot
+        be read gives None in its place and a warning naming it (``on_error``: see ``predict``)."""
+        yield from self._predictions(images, boxes, None, on_error)
 
     def get_landmarks_from_video(self, path: str, *, detect_every: int = DEFAULT_DETECT_EVERY,
                                  boxes: Optional[BoxSource] = None, smooth: bool = False,
@@ -201,32 +211,51 @@ class FaceAlignment:
                            relation=crop_relation() if mapped else self.detector.box_relation, **options)
 
     def predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                decodes: Optional[Sequence[str]] = None) -> Iterator[Dict[str, Prediction]]:
+                decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
+                ) -> Iterator[Optional[Dict[str, Prediction]]]:
         """Like ``get_landmarks_from_images``, with several decodings of the same heatmaps
         (e.g. argmax and centroid, to compare them): one {method: Prediction} per image.
         ``decodes`` defaults to the decoding this object was built with. In 3D every
-        decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``)."""
-        for _, _, predictions in self._predict(images, boxes, decodes):
+        decoding shares one z: ResNetDepth runs once per face (see ``Landmarker.depths``).
+        A file that cannot be read as an image (missing, cut short, damaged, too large):
+        with ``on_error="warn"`` (the default) a warning names it and None takes its place;
+        "yield" puts the ImageReadError in its place, silently; "raise" raises it."""
+        yield from self._predictions(images, boxes, (self.decode,) if decodes is None else decodes, on_error)
+
+    def _predictions(self, images, boxes, decodes, on_error: str):
+        """``_predict``'s results alone, an unreadable file's handled as ``on_error`` says."""
+        for _, _, predictions in self._predict(images, boxes, decodes, _keeps_going(on_error)):
+            if isinstance(predictions, ImageReadError) and on_error == "warn":
+                _warn_unreadable(predictions)
+                predictions = None
             yield predictions
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      decodes: Optional[Sequence[str]] = None, *, keep_going: bool = False,
-                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Union[Dict[str, Prediction], ImageReadError]]]:
-        """``predict`` over image files, yielding (path, RGB image, {method: Prediction}):
-        each image is read once and held only until its landmarks come back. A file that
-        cannot be read as an image (missing, cut short, damaged, too large) raises
-        ImageReadError; with ``keep_going`` it yields ``(path, None, the ImageReadError)`` in
-        its place instead, and the other files go on."""
-        yield from self._predict(paths, boxes, decodes, keep_going)
+                      decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
+                      ) -> Iterator[Tuple[str, Optional[np.ndarray],
+                                          Union[Prediction, Dict[str, Prediction], ImageReadError]]]:
+        """Landmarks of image files, yielding (path, RGB image, Prediction), or with ``decodes``
+        (several methods on the same heatmaps, as ``predict``) (path, RGB image, {method:
+        Prediction}): each image is read once and held only until its landmarks come back. A
+        file that cannot be read as an image (missing, cut short, damaged, too large): with
+        ``on_error="warn"`` (the default) a warning names it and it is left out, and the
+        other files go on; "yield" yields ``(path, None, the ImageReadError)`` in its place
+        instead (for callers that report failures themselves); "raise" raises it."""
+        for path, image, predictions in self._predict(paths, boxes, decodes, _keeps_going(on_error)):
+            if image is None and on_error == "warn":
+                _warn_unreadable(predictions)
+                continue
+            yield path, image, predictions
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
-                 decodes: Optional[Sequence[str]], keep_going: bool = False,
-                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Dict[str, Prediction]]]:
-        """(what the caller gave, RGB image, {method: Prediction}) per image, in order; with
-        ``keep_going``, (item, None, ImageReadError) for a file that cannot be read."""
+                 decodes: Optional[Sequence[str]] = None, keep_going: bool = False,
+                 ) -> Iterator[Tuple[ImageInput, np.ndarray, Union[Prediction, Dict[str, Prediction]]]]:
+        """(what the caller gave, RGB image, Prediction, or with ``decodes`` {method:
+        Prediction}) per image, in order; with ``keep_going``, (item, None, ImageReadError)
+        for a file that cannot be read."""
         images = _as_image_collection(images)
         boxes = _as_box_lists(boxes)
-        decodes = _as_decodes((self.decode,) if decodes is None else decodes)
+        decodes = None if decodes is None else _as_decodes(decodes)
         # Only a list or tuple of two or more is read ahead: the caller's iterators stay in the
         # caller's thread, where they may have to be (a database cursor), and cannot keep a
         # worker waiting when the caller stops early.
@@ -257,7 +286,8 @@ class FaceAlignment:
             if boxes is not None and index >= len(boxes):
                 raise FaceAlignmentError(f"boxes given for {len(boxes)} images, but there are more images")
             given = None if boxes is None else boxes[index]
-            faces = self.detect_faces(image) if given is None else as_boxes(given, f"boxes of image {index}")
+            name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"image {index}"
+            faces = self.detect_faces(image, name) if given is None else as_boxes(given, f"boxes of image {index}")
             yield item, image, faces
 
     def _landmarks(self, group: List[Tuple[ImageInput, np.ndarray, np.ndarray]], decodes: Sequence[str]):
@@ -270,6 +300,17 @@ class FaceAlignment:
                 yield item, None, image
             else:
                 yield next(found)
+
+
+def _keeps_going(on_error: str) -> bool:
+    if on_error not in ON_ERROR:
+        raise FaceAlignmentError(f"on_error: got {on_error!r}; expected one of {', '.join(map(repr, ON_ERROR))}")
+    return on_error != "raise"
+
+
+def _warn_unreadable(error: ImageReadError) -> None:
+    """The warning that names a file left out (the error's message names it, and why)."""
+    warnings.warn(f"{error}; skipped", UnreadableImageWarning, stacklevel=3)
 
 
 _END = object()
@@ -295,13 +336,6 @@ def _run_ahead(items: Iterator, depth: int) -> Iterator:
             for future in ahead:  # the caller stopped early: drop what has not started
                 future.cancel()
 
-
-
-def _reference_of(detector) -> str:
-    """What a configuration records of a detector given as an object: its class (or, for a
-    function, the function) as "module:name"."""
-    named = detector if callable(detector) and hasattr(detector, "__qualname__") else type(detector)
-    return f"{named.__module__}:{named.__qualname__}"
 
 
 def _as_image_collection(images) -> Iterable[ImageInput]:

@@ -2,6 +2,7 @@
 SIGTERM cleans up as Ctrl-C does."""
 import argparse
 import contextlib
+import difflib
 import functools
 import logging
 import signal
@@ -10,6 +11,7 @@ import threading
 from typing import Sequence, Tuple
 
 from .errors import FaceAlignmentError
+from .validation import is_whole_number, whole_number_expected
 
 EXIT_BAD_INPUT = 2
 # What a shell reports for a process that SIGTERM ended: a supervisor (timeout, a job queue)
@@ -43,43 +45,29 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
-    return value
+def whole_number(minimum: int):
+    """argparse type: a whole number, ``minimum`` or more (validation's rule)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = text
+        if not is_whole_number(value, minimum):
+            raise argparse.ArgumentTypeError(f"{text!r}: {whole_number_expected(minimum)}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)  # a count
+non_negative_int = whole_number(0)  # a GPU's number
 
 
 def one_line(text: str) -> str:
     """``text`` with its line breaks (from a file name that holds one, say) escaped as repr
     shows them, so that an error stays one line."""
     return "".join(repr(c)[1:-1] if c.splitlines() != [c] else c for c in text)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number, 0 or more (a GPU's number)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
-    return value
-
-
-def detector_name(text: str) -> str:
-    """argparse type: a face detector's registry name, or a class of the user's as
-    ``package.module:Class`` (imported when the detector is built)."""
-    from .detection.registry import DETECTORS, is_detector_name
-
-    if not is_detector_name(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(DETECTORS)}, "
-                                         "or a class of your own as package.module:Class")
-    return text
 
 
 def some_names(names: Sequence[str], shown: int = 3) -> str:
@@ -107,8 +95,61 @@ def inputs_failed(failures: Sequence[Tuple[str, str]], total: int, what: str = "
                               f"({some_names([p for p, _ in failures])}, each named above); {others}")
 
 
+# Libraries whose lines (NNCF's statistics, Ray's progress block every 10 s, torch's warning
+# "No CUDA runtime is found") are noise in a command's output unless -v asks for them.
+NOISY_LOGGERS = ("nncf", "torch", "ray", "ray.data", "openvino")
+
+
+class _LevelPrefix(logging.Formatter):
+    """Command-line messages as "message", "warning: message", "error: message": the
+    library's messages carry no prefix of their own, so none is doubled."""
+
+    def format(self, record):
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def set_verbosity(level: int) -> None:
+    """The command line's messages: ``level`` 0 (default) info and up, 1 (-v) debug and the
+    noisy libraries' info, -1 (-q) warnings and errors, -2 (-qq) errors only."""
+    ours = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(max(level, -2), logging.ERROR)
+    logging.getLogger("face_alignment").setLevel(ours)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if level > 0 else logging.ERROR)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """Usage mistakes are reported like every other error: one line, status 2."""
+    """Usage mistakes are reported like every other error: one line, status 2. Flags are
+    never abbreviated (``--test-imag`` is no flag), and an unknown one is named first, with
+    the closest real one (argparse would first report a required flag as missing)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="count", default=0,
+                          help="more messages: -v adds debug lines and those of NNCF, torch and Ray")
+        self.add_argument("-q", "--quiet", action="count", default=0,
+                          help="fewer messages: -q only warnings and errors, -qq only errors")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        set_verbosity(parsed.verbose - parsed.quiet)
+        return parsed
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for token in args:
+            if token == "--":
+                break
+            flag = token.split("=", 1)[0]
+            if (not token.startswith("-") or token == "-" or flag in self._option_string_actions
+                    or self._negative_number_matcher.match(token)
+                    or (not token.startswith("--") and token[:2] in self._option_string_actions)):  # -m1
+                continue
+            closest = difflib.get_close_matches(flag, [o for o in self._option_string_actions if o.startswith("--")],
+                                                n=1, cutoff=0.6)
+            self.error(f"unknown flag {flag}" + (f"; did you mean {closest[0]}?" if closest else ""))
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see --help)\n")
@@ -123,7 +164,9 @@ def command_line(main):
     @functools.wraps(main)
     def wrapper(argv=None):
         # force: nnabla configures the root logger on import with a timestamped format.
-        logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+        logging.basicConfig(level=logging.INFO, force=True)
+        logging.getLogger().handlers[0].setFormatter(_LevelPrefix("%(message)s"))
+        set_verbosity(0)
         try:
             with _sigterm_raises():
                 return main(argv)

@@ -21,13 +21,18 @@ import os
 import re
 import warnings
 from enum import IntEnum
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .errors import FaceAlignmentError
+from .errors import FaceAlignmentError, WeightsFileError
+from .registry import AUTHORS_REFERENCE_SCALE
 
 log = logging.getLogger("face_alignment")
+
+# The face-alignment release whose API this module follows (``face_alignment.__version__`` is
+# this package's own): code that checks face-alignment's version can check this instead.
+FACE_ALIGNMENT_API_VERSION = "1.5.0"
 
 
 class LandmarksType(IntEnum):
@@ -135,7 +140,7 @@ class FolderDetector:
     ``photo.npy``, ``photo.t7`` or ``photo.pth`` beside it (the first that exists): an
     (N, 4) or (N, 5) array, or a list of boxes (``torch.save`` of tensors for .t7/.pth)."""
 
-    reference_scale = 195.0
+    reference_scale = AUTHORS_REFERENCE_SCALE
 
     def detect_file(self, image_path: str) -> np.ndarray:
         from .boxes import as_boxes
@@ -173,7 +178,7 @@ class DlibDetector:
     theirs. Grey matters: on colour, dlib's HOG takes each pixel's strongest channel
     gradient and may place the box elsewhere (28 px lower on breakingbad.jpg)."""
 
-    reference_scale = 195.0
+    reference_scale = AUTHORS_REFERENCE_SCALE
 
     def __init__(self, kind: str, cnn_model_path: Optional[str] = None):
         from .detection.registry import load_detector
@@ -202,10 +207,18 @@ def make_detector(name: str, options: Optional[dict], context: str):
     registry_name, fixed = BLAZEFACE_BACK if name == "blazeface" and options.get("back_model") \
         else REGISTRY_NAMES.get(name, (name, {}))
     ours = dict(fixed, **{DETECTOR_KWARGS.get(k, k): v for k, v in options.items() if k not in DROPPED_KWARGS})
+    theirs = None
     if ours.get("weights") is None and registry_name in TORCH_HUB_DETECTOR_FILES:
         theirs = os.path.join(torch_checkpoints_dir(), TORCH_HUB_DETECTOR_FILES[registry_name])
         ours["weights"] = theirs if os.path.isfile(theirs) else None
-    return load_detector(registry_name, **ours)
+    try:
+        return load_detector(registry_name, **ours)
+    except WeightsFileError as e:
+        if theirs is None or ours["weights"] is not None:
+            raise
+        # Where face-alignment users keep the file is named too: every place looked in.
+        raise type(e)(f"{TORCH_HUB_DETECTOR_FILES[registry_name]}: not in $TORCH_HOME/hub/checkpoints ({theirs}), "
+                      f"face-alignment's download folder, and then: {e}") from None
 
 
 class FaceAlignment:
@@ -310,7 +323,9 @@ class FaceAlignment:
         """{image path: what :meth:`get_landmarks_from_image` returns for it} for the images
         under ``path`` (below it too with ``recursive``) whose names end with one of
         ``extensions`` (case matters). Paths are named as ``glob`` gives them:
-        ``path + "/**/*" + extension`` (``"/*"`` without ``recursive``)."""
+        ``path + "/**/*" + extension`` (``"/*"`` without ``recursive``). A file that cannot
+        be read as an image gets None, as an image without a face does, and a warning naming
+        it; the others go on (face-alignment stops at it)."""
         from tqdm import tqdm
 
         if not extensions:
@@ -319,9 +334,20 @@ class FaceAlignment:
         files: List[str] = []
         for extension in extensions:
             files.extend(glob.glob(os.fspath(path) + pattern + extension, recursive=recursive))
-        return {file: self.get_landmarks_from_image(file, return_bboxes=return_bboxes,
-                                                    return_landmark_score=return_landmark_score)
+        return {file: self._landmarks_of_file(file, return_bboxes, return_landmark_score)
                 for file in tqdm(files, disable=not show_progress_bar)}
+
+    def _landmarks_of_file(self, path, return_bboxes: bool, return_landmark_score: bool):
+        """What get_landmarks_from_image returns for the file, or, for a file that cannot be
+        read, a warning naming it and what it returns for an image without a face."""
+        from .errors import ImageReadError, UnreadableImageWarning
+
+        try:
+            return self.get_landmarks_from_image(path, return_bboxes=return_bboxes,
+                                                 return_landmark_score=return_landmark_score)
+        except ImageReadError as e:
+            warnings.warn(f"{e}; skipped", UnreadableImageWarning, stacklevel=3)
+            return _their_return(None, None, None, return_bboxes, return_landmark_score, warn=False)
 
     def _detect(self, image: np.ndarray, path) -> List[np.ndarray]:
         """The detector's boxes, one array per face, as face-alignment returns them."""
@@ -347,11 +373,13 @@ class FaceAlignment:
         return found
 
 
-def _their_return(landmarks, scores, faces, return_bboxes: bool, return_landmark_score: bool):
+def _their_return(landmarks, scores, faces, return_bboxes: bool, return_landmark_score: bool, warn: bool = True):
     """face-alignment's return value: the landmarks alone, or (landmarks, scores, boxes) with
-    what was not asked for as None; None (or three) when there is no face."""
+    what was not asked for as None; None (or three) when there is no face (and, with
+    ``warn``, their warning)."""
     if not landmarks:
-        warnings.warn("No faces were detected.")
+        if warn:
+            warnings.warn("No faces were detected.")
         landmarks = scores = faces = None
     if not (return_bboxes or return_landmark_score):
         return landmarks

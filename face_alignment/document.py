@@ -19,14 +19,14 @@ from typing import Dict, Sequence, Tuple
 from .files import atomic_write
 
 
-def image_record(path: str, image_shape: Sequence[int], prediction) -> Dict:
-    """One entry of ``images`` for a :class:`face_alignment.api.Prediction`."""
-    height, width = image_shape[:2]
-    return {"path": path, "width": int(width), "height": int(height),
+def image_record(faces) -> Dict:
+    """One entry of ``images`` for one image's :class:`face_alignment.writers.Faces`."""
+    width, height = faces.size
+    return {"path": faces.source, "width": int(width), "height": int(height),
             "faces": [{"box": [float(v) for v in box],
                        "landmarks": landmarks.astype(float).tolist(),
                        "scores": scores.astype(float).tolist()}
-                      for box, landmarks, scores in zip(prediction.boxes, prediction.landmarks, prediction.scores)]}
+                      for box, landmarks, scores in zip(faces.boxes, faces.landmarks, faces.scores)]}
 
 
 def write_document(path: str, records, errors: Sequence[Tuple[str, str]] = (), force: bool = True) -> None:

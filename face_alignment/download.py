@@ -37,6 +37,9 @@ def download(url: str, path: str, progress: bool = False, timeout: float = 60.0,
     except urllib.error.HTTPError as e:
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
+        if urllib.parse.urlparse(url).scheme == "file":  # a local path: no network involved
+            missing = isinstance(e.reason, FileNotFoundError)
+            raise DownloadError(f"{url}: " + ("no such file" if missing else f"cannot read it ({e.reason})")) from None
         raise DownloadError(f"could not reach {host}: {e.reason} (no network?)") from None
     except (OSError, EOFError) as e:
         # Socket time-outs and corrupt compressed data are OSErrors too.

@@ -42,6 +42,11 @@ class ImageReadError(FaceAlignmentError):
     """An image file that cannot be read."""
 
 
+class UnreadableImageWarning(UserWarning):
+    """An image file that could not be read, skipped by a call over many images; the others
+    went on. The message names the file and why."""
+
+
 class AnnotationError(FaceAlignmentError):
     """A landmark annotation (.pts), annotation folder or prediction file that is missing,
     unreadable or not in the expected shape."""

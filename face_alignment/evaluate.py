@@ -32,7 +32,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .cli_support import ArgumentParser, command_line, inputs_failed, reason
-from .config import MODEL_FILE_FLAGS, add_model_arguments, config_from_args
+from .cli_flags import MODEL_FILE_FLAGS, add_model_arguments, config_from_args
 from .errors import FaceAlignmentError
 from .files import check_outputs, check_utf8_path, checked_extension
 from .evaluation import (NORMALIZATIONS, evaluate_document, format_table, json_report,
@@ -106,6 +106,7 @@ def _documents(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
 def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, str, Any]], List[Tuple[str, str]]]:
     from .api import FaceAlignment
     from .document import image_record
+    from .writers import Faces
     from .evaluation import points_box
 
     # The configuration first (the files' headers only): the decoding it resolves names the labels.
@@ -122,13 +123,13 @@ def _run_model(args: argparse.Namespace, ground_truth) -> Tuple[List[Tuple[str, 
     records, failures = {m: [] for m in methods}, []
     # An image that cannot be read (cut short, damaged) is named and left out of the scores;
     # the others are scored, and the exit status says that not all were.
-    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods, keep_going=True):
+    for path, image, predictions in fa.predict_files([i.path for i in images], boxes, methods, on_error="yield"):
         if image is None:
             log.warning("%s", predictions)
             failures.append((path, reason(path, predictions)))
             continue
         for m in methods:
-            records[m].append(image_record(path, image.shape, predictions[m]))
+            records[m].append(image_record(Faces.of_photo(path, image.shape, predictions[m])))
     if len(failures) == len(images):
         raise inputs_failed(failures, len(images), "annotated images")
     documents = [(label, f"{args.model} ({m})", {"images": records[m]}) for label, m in zip(labels, methods)]

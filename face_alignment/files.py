@@ -1,12 +1,13 @@
 """Files: writing them so that a reader never sees half of one, checking where outputs go
-before any work is done, and their digests."""
+before any work is done, naming many images' outputs in one folder, and their digests."""
 import errno
 import hashlib
 import os
 import secrets
 import stat
+from collections import Counter
 from contextlib import contextmanager
-from typing import Iterable, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from .errors import FaceAlignmentError, OutputExistsError
 
@@ -108,6 +109,17 @@ def _naming(error: OSError, tmp, path: str) -> OSError:
     if tmp in str(error):  # e.g. h5py's messages, which name the file in the text
         return type(error)(error.errno, str(error).replace(tmp, path), path)
     return error
+
+
+def not_a_file(path: str, what: str) -> str:
+    """The one-line reason ``path``, not a regular file, cannot be read as a ``what`` ("video
+    file"): a folder is called a folder, not missing."""
+    article = "an" if what[:1] in "aeiou" else "a"
+    if os.path.isdir(path):
+        return f"{path}: a folder; expected {article} {what}"
+    if os.path.exists(path):
+        return f"{path}: not a regular file (a pipe or device); expected {article} {what}"
+    return f"{path}: no such {what}"
 
 
 def check_utf8_path(path: str) -> str:
@@ -221,3 +233,47 @@ def _check_name_length(path: str, what: str, folder: str) -> None:
         return
     if len(name) > limit:
         raise FaceAlignmentError(f"{path}: {what}: file name of {len(name)} bytes; expected at most {limit}")
+
+
+PICTURE_SUFFIX = "_landmarks.png"
+PICTURE_NAMES = (
+    "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
+    "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
+    "extension kept (a/face.jpg, b/face.jpg: a_face.jpg_landmarks.png, b_face.jpg_landmarks.png), and "
+    "a name still taken (ignoring case) gets the first free number: face_landmarks_2.png")
+NAME_MAX = 255  # bytes in a file name on common file systems
+
+
+def picture_names(images: Sequence[str], suffix: str = PICTURE_SUFFIX) -> List[str]:
+    """The file names of the pictures of ``images`` in one folder (or of other outputs, by
+    their ``suffix``), in order: different from each other even where case is ignored (see
+    :data:`PICTURE_NAMES`)."""
+    tag, extension = os.path.splitext(suffix)
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    sharing = Counter(stem.casefold() for stem in stems)
+    groups: Dict[str, List[int]] = {}
+    for index, stem in enumerate(stems):
+        if sharing[stem.casefold()] > 1:
+            groups.setdefault(stem.casefold(), []).append(index)
+    names = [stem + suffix for stem in stems]
+    for members in groups.values():
+        paths = [os.path.abspath(images[i]) for i in members]
+        common = os.path.commonpath([os.path.dirname(p) for p in paths])
+        for index, path in zip(members, paths):
+            flat = os.path.relpath(path, common).replace(os.sep, "_")
+            if len(os.fsencode(flat + suffix)) <= NAME_MAX:
+                names[index] = flat + suffix
+    # The first image to have a name keeps it; a later one is numbered, skipping taken names.
+    taken, repeated = set(), []
+    for index, name in enumerate(names):
+        if name.casefold() in taken:
+            repeated.append(index)
+        taken.add(name.casefold())
+    for index in repeated:
+        base = names[index][:-len(suffix)]
+        number = 2
+        while f"{base}{tag}_{number}{extension}".casefold() in taken:
+            number += 1
+        names[index] = f"{base}{tag}_{number}{extension}"
+        taken.add(names[index].casefold())
+    return names

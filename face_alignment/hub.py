@@ -14,7 +14,8 @@ Looked for in this order:
    serving the same file names), refused unless its sha256 starts with the published prefix.
 
 Conversions write a temporary file and rename it into place, so processes converting the
-same checkpoint at once each finish with the same complete file.
+same checkpoint at once each finish with the same complete file. :func:`find_model` is what
+the commands run when no model is given: nnabla-examples' file names here first, then this.
 """
 import glob
 import logging
@@ -25,8 +26,8 @@ from typing import Optional
 from .download import download
 from .errors import DownloadError, WeightsNotFoundError
 from .files import sha256_of
-from .home import home_dir
-from .registry import KnownWeights, known_weights
+from .home import home_dir, writable_folder
+from .registry import KnownWeights, known_weights, weights_for_file
 
 log = logging.getLogger("face_alignment")
 
@@ -54,6 +55,11 @@ def weights_url(w: KnownWeights) -> str:
     return f"{mirror.rstrip('/')}/{w.file_name}" if mirror else w.url
 
 
+def _named(url: str) -> str:
+    """``url`` as messages name it: one from the mirror says so, by its variable."""
+    return f"{url} (${MIRROR_VARIABLE})" if os.environ.get(MIRROR_VARIABLE) else url
+
+
 def published_in_cache(w: KnownWeights, cache: Optional[str] = None) -> Optional[str]:
     """The converted published checkpoint in the cache, if it is there."""
     found = sorted(glob.glob(os.path.join(glob.escape(cache or home_dir()), f"{w.name}-{w.sha256_prefix}*.h5")))
@@ -74,18 +80,38 @@ def weights_path(name: str) -> str:
     return _downloaded(w, cache, theirs)
 
 
+def converted_checkpoint(path: str, kind: str) -> str:
+    """A PyTorch checkpoint given where an NNabla ``.h5`` is expected (``--model
+    2DFAN4-11f355bf06.pth.tar``, ibug's ``.pth``, one's own) holding a ``kind`` network,
+    converted once into the cache and named by its sha256, as the face-alignment API's
+    checkpoints are: a published file's name shares their cache entry."""
+    from .weights.convert import convert_checkpoint
+
+    cache = home_dir()
+    known = weights_for_file(os.path.basename(path))
+    if known is not None and known.sha256_prefix and known.architecture.kind == kind:
+        return _converted(path, known, cache, published=False)
+    stem = os.path.basename(path).split(".", 1)[0]
+    target = os.path.join(cache, f"{stem}-{sha256_of(path)[:KEY_DIGITS]}.h5")
+    if not os.path.isfile(target):
+        os.makedirs(cache, exist_ok=True)
+        log.info("converting %s into %s", path, target)
+        convert_checkpoint(path, target, force=True, expect_kind=kind)  # force: see _converted
+    return target
+
+
 def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256: Optional[str] = None) -> str:
     """The cached conversion of ``source`` (made now if it is not there yet)."""
     from .weights.convert import convert_checkpoint
 
     sha256 = sha256 or sha256_of(source)
     if not published and not sha256.startswith(w.sha256_prefix):
-        log.warning("warning: %s: sha256 starts %s, not %s as published; using it as face-alignment would",
+        log.warning("%s: sha256 starts %s, not %s as published; using it as face-alignment would",
                     source, sha256[:len(w.sha256_prefix)], w.sha256_prefix)
     target = os.path.join(cache, converted_name(w, sha256))
     if os.path.isfile(target):
         return target
-    os.makedirs(cache, exist_ok=True)
+    writable_folder(cache, f"the conversion of {source}")
     log.info("converting %s into %s", source, target)
     # force: another process may have put the same file there meanwhile; both are whole.
     convert_checkpoint(source, target, arch=w.arch, force=True, expect_kind=w.architecture.kind)
@@ -94,7 +120,7 @@ def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256
 
 def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
     url = weights_url(w)
-    os.makedirs(cache, exist_ok=True)
+    writable_folder(cache, f"the download of {w.file_name}")
     log.info("downloading %s", url)
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache) as staging:
         downloaded = os.path.join(staging, w.file_name)
@@ -103,9 +129,9 @@ def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
         except DownloadError as e:
             raise WeightsNotFoundError(
                 f"{w.file_name}: not found (looked for {published_name(w, cache)} and {looked_in_torch}) "
-                f"and not downloaded from {url} ({e})") from None
+                f"and not downloaded from {_named(url)} ({e})") from None
         if not sha256.startswith(w.sha256_prefix):
-            raise DownloadError(f"{w.file_name}: downloaded from {url}, its sha256 starts "
+            raise DownloadError(f"{w.file_name}: downloaded from {_named(url)}, its sha256 starts "
                                 f"{sha256[:len(w.sha256_prefix)]}, not {w.sha256_prefix} as published; refused")
         return _converted(downloaded, w, cache, published=True, sha256=sha256)
 
@@ -113,3 +139,38 @@ def _downloaded(w: KnownWeights, cache: str, looked_in_torch: str) -> str:
 def published_name(w: KnownWeights, cache: str) -> str:
     """How messages name the cache entry of the published weights."""
     return os.path.join(cache, f"{w.name}-{w.sha256_prefix}*.h5")
+
+
+# Where a model is looked for when no path is given: nnabla-examples' default file name in
+# the current folder, then what converters/fetch_weights.py puts in weights/.
+DEFAULT_MODELS = {
+    "2D": ("2DFAN4_NNabla_model.h5", "weights/2DFAN4.h5", "weights/2DFAN4_NNabla_model.h5"),
+    "3D": ("3DFAN4_NNabla_model.h5", "weights/3DFAN4.h5", "weights/3DFAN4_NNabla_model.h5"),
+    "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
+}
+FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
+
+
+def find_model(given: Optional[str], which: str) -> str:
+    """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
+    as face-alignment users get them on first use (face_alignment.hub: our cache,
+    $TORCH_HOME's checkpoints, a download). A PyTorch checkpoint given (the authors' .pth.tar)
+    is converted once into the cache, and the conversion used."""
+    if given:
+        from .weights.convert import is_torch_checkpoint
+
+        if is_torch_checkpoint(given):
+            from .registry import FAN, RESNET_DEPTH
+
+            return converted_checkpoint(given, RESNET_DEPTH if which == "depth" else FAN)
+        return given
+    for candidate in DEFAULT_MODELS[which]:
+        if os.path.isfile(candidate):
+            return candidate
+    try:
+        return weights_path(FETCH_NAMES[which])
+    except WeightsNotFoundError as e:
+        raise WeightsNotFoundError(
+            f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
+            f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
+            f"installed: fan-fetch {FETCH_NAMES[which]})") from None

@@ -5,51 +5,21 @@ PyTorch face-alignment package expect: several images or folders, JSON output, g
 a choice of decoding, flip augmentation and detector.
 """
 import contextlib
-import json
 import logging
 import os
 import stat
-from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
-from .boxes import as_boxes
-from .cli_support import ArgumentParser, command_line, inputs_failed, positive_int, reason, some_names
-from .config import add_model_arguments, config_from_args
-from .errors import FaceAlignmentError, WeightsNotFoundError
-from .files import check_outputs, check_utf8_path
-from .video.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
-from .video.tracking import DEFAULT_DETECT_EVERY
+from .boxes import read_boxes
+from .cli_flags import add_model_arguments, add_tracking_arguments, check_model_options, config_from_args
+from .cli_support import ArgumentParser, command_line, inputs_failed, reason, some_names
+from .errors import FaceAlignmentError
+from .files import PICTURE_NAMES, check_outputs, check_utf8_path, picture_names
+from .hub import find_model
 from .writers import Faces, open_writer
 
 log = logging.getLogger("face_alignment")
-
-# Where a model is looked for when no path is given: nnabla-examples' default file name in
-# the current folder, then what converters/fetch_weights.py puts in weights/.
-DEFAULT_MODELS = {
-    "2D": ("2DFAN4_NNabla_model.h5", "weights/2DFAN4.h5", "weights/2DFAN4_NNabla_model.h5"),
-    "3D": ("3DFAN4_NNabla_model.h5", "weights/3DFAN4.h5", "weights/3DFAN4_NNabla_model.h5"),
-    "depth": ("Resnet_Depth_NNabla_model.h5", "weights/depth.h5", "weights/Resnet_Depth_NNabla_model.h5"),
-}
-FETCH_NAMES = {"2D": "2DFAN4", "3D": "3DFAN4", "depth": "depth"}
-BOXES_JSON = "a list of boxes or an object mapping file names to boxes"
-# A --boxes file larger than this is refused unread: a million images' boxes take about 60 MB,
-# and parsing JSON costs several times its size in memory.
-MAX_BOXES_BYTES = 256 * 2**20
-
-
-def add_tracking_arguments(group) -> None:
-    """How faces are followed through a video: the flags of model_inference.py --test-video
-    and of the dataset command."""
-    group.add_argument("--detect-every", type=positive_int, default=DEFAULT_DETECT_EVERY, metavar="N",
-                       help="run the face detector every N frames (and after a track is lost); in between, "
-                       "boxes follow each face's landmarks (default: %(default)s; 1: detect every frame)")
-    group.add_argument("--smooth", action="store_true", help="One Euro filter on each track's landmarks")
-    group.add_argument("--smooth-min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
-                       help="its cutoff for a still face: lower smooths more (default: %(default)s)")
-    group.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="B",
-                       help="how fast the cutoff rises with speed: higher lags less (default: %(default)s)")
+PTS_SUFFIX = ".pts"
 
 
 def parser() -> ArgumentParser:
@@ -86,37 +56,10 @@ def parser() -> ArgumentParser:
     return p
 
 
-def check_model_options(args) -> None:
-    """Model flags that would be silently ignored: refused before anything is loaded."""
-    if args.resnet_depth_model and not args.landmarks_3d:
-        raise FaceAlignmentError(f"--resnet-depth-model {args.resnet_depth_model}: ResNetDepth gives 3D landmarks' z; "
-                                 "expected --landmarks-type-3D with it (or leave it out for 2D)")
-
-
-def find_model(given: Optional[str], which: str) -> str:
-    """``given``, else the first of DEFAULT_MODELS that exists, else the published weights
-    as face-alignment users get them on first use (face_alignment.hub: our cache,
-    $TORCH_HOME's checkpoints, a download)."""
-    if given:
-        return given
-    for candidate in DEFAULT_MODELS[which]:
-        if os.path.isfile(candidate):
-            return candidate
-    from .hub import weights_path
-
-    try:
-        return weights_path(FETCH_NAMES[which])
-    except WeightsNotFoundError as e:
-        raise WeightsNotFoundError(
-            f"no {which} model given and none of {', '.join(DEFAULT_MODELS[which])} exists; {e}; pass its path, "
-            f"or fetch it: .venv/bin/python converters/fetch_weights.py {FETCH_NAMES[which]} (where the package is "
-            f"installed: fan-fetch {FETCH_NAMES[which]})") from None
-
-
 def collect_images(paths: List[str]) -> List[str]:
     """The image files of ``paths`` (files, or folders whose images are listed), each checked
     to be there and readable, so that a permission problem is reported as one."""
-    from .pipeline.image import list_images
+    from .pipeline.image import LOCAL_ONLY, is_url, list_images
 
     images = []
     for path in paths:
@@ -125,7 +68,8 @@ def collect_images(paths: List[str]) -> List[str]:
         try:
             is_folder = stat.S_ISDIR(os.stat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):
-            raise FaceAlignmentError(f"{path}: no such image or folder") from None
+            raise FaceAlignmentError(f"{path}: {LOCAL_ONLY}" if is_url(path) else f"{path}: no such image or folder") \
+                from None
         except OSError as e:  # e.g. a folder on the way that cannot be entered
             raise FaceAlignmentError(f"{path}: cannot reach the image or folder ({e.strerror})") from None
         if not is_folder:
@@ -145,94 +89,6 @@ def collect_images(paths: List[str]) -> List[str]:
         if not os.access(image, os.R_OK):
             raise FaceAlignmentError(f"{image}: cannot read the image (permission denied)")
     return images
-
-
-def read_boxes(path: str, images: List[str]) -> List[Optional[np.ndarray]]:
-    """Boxes for each image from a JSON file; images it does not mention are detected. A name
-    that is none of the images' is refused: most likely misspelt, it would silently leave its
-    image to the detector, or its boxes unused."""
-    try:
-        # Checked before opening: opening a pipe would wait for a writer, and a device such as
-        # /dev/zero never ends.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise FaceAlignmentError(f"{path}: --boxes is not a regular file (a device, pipe or folder); "
-                                     f"expected a JSON file of {BOXES_JSON}")
-        with open(path, "rb") as f:
-            text = f.read(MAX_BOXES_BYTES + 1)
-        if len(text) > MAX_BOXES_BYTES:
-            raise FaceAlignmentError(f"{path}: --boxes file of more than {MAX_BOXES_BYTES // 2**20} MiB; expected "
-                                     f"a JSON file of {BOXES_JSON}, at most that size")
-        data = json.loads(text)
-    except OSError as e:
-        raise FaceAlignmentError(f"{path}: cannot read boxes ({e.strerror})") from None
-    except ValueError as e:
-        raise FaceAlignmentError(f"{path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise FaceAlignmentError(f"{path}: JSON nested too deeply; expected {BOXES_JSON}") from None
-
-    def parse(value, where):
-        return as_boxes(value, f"{path}: {where}")
-
-    if isinstance(data, list):
-        boxes = parse(data, "the list")
-        return [boxes for _ in images]
-    if isinstance(data, dict):
-        by_name = {name: parse(value, repr(name)) for name, value in data.items()}
-        known = set(images) | {os.path.basename(p) for p in images}
-        unknown = [name for name in by_name if name not in known]
-        unnamed = [p for p in images if os.path.basename(p) not in by_name and p not in by_name]
-        if unknown:
-            detected = f", and {some_names(unnamed)} would be detected" if unnamed else ""
-            raise FaceAlignmentError(
-                f"{path}: {some_names(unknown)} {'names' if len(unknown) == 1 else 'name'} none of the images"
-                f"{detected}; expected the file name or path of each image to give boxes for")
-        return [by_name.get(os.path.basename(p), by_name.get(p)) for p in images]
-    raise FaceAlignmentError(f"{path}: expected {BOXES_JSON}")
-
-
-PICTURE_SUFFIX = "_landmarks.png"
-PTS_SUFFIX = ".pts"
-PICTURE_NAMES = (
-    "each image's picture is named STEM_landmarks.png (face.jpg: face_landmarks.png); images that share "
-    "a stem are named by their path below the folder they have in common, with '_' for '/' and the "
-    "extension kept (a/face.jpg, b/face.jpg: a_face.jpg_landmarks.png, b_face.jpg_landmarks.png), and "
-    "a name still taken (ignoring case) gets the first free number: face_landmarks_2.png")
-NAME_MAX = 255  # bytes in a file name on common file systems
-
-
-def picture_names(images: Sequence[str], suffix: str = PICTURE_SUFFIX) -> List[str]:
-    """The file names of the pictures of ``images`` in one folder (or of other outputs, by
-    their ``suffix``), in order: different from each other even where case is ignored (see
-    :data:`PICTURE_NAMES`)."""
-    tag, extension = os.path.splitext(suffix)
-    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
-    sharing = Counter(stem.casefold() for stem in stems)
-    groups: Dict[str, List[int]] = {}
-    for index, stem in enumerate(stems):
-        if sharing[stem.casefold()] > 1:
-            groups.setdefault(stem.casefold(), []).append(index)
-    names = [stem + suffix for stem in stems]
-    for members in groups.values():
-        paths = [os.path.abspath(images[i]) for i in members]
-        common = os.path.commonpath([os.path.dirname(p) for p in paths])
-        for index, path in zip(members, paths):
-            flat = os.path.relpath(path, common).replace(os.sep, "_")
-            if len(os.fsencode(flat + suffix)) <= NAME_MAX:
-                names[index] = flat + suffix
-    # The first image to have a name keeps it; a later one is numbered, skipping taken names.
-    taken, repeated = set(), []
-    for index, name in enumerate(names):
-        if name.casefold() in taken:
-            repeated.append(index)
-        taken.add(name.casefold())
-    for index in repeated:
-        base = names[index][:-len(suffix)]
-        number = 2
-        while f"{base}{tag}_{number}{extension}".casefold() in taken:
-            number += 1
-        names[index] = f"{base}{tag}_{number}{extension}"
-        taken.add(names[index].casefold())
-    return names
 
 
 def picture_paths(output: Optional[str], images: List[str], into_folder: bool) -> List[Optional[str]]:
@@ -319,31 +175,44 @@ def main(argv=None):
                                              ("pts", args.save_pts, {"names": names})) if path]
         # One image that cannot be read (cut short, damaged) must not cost the others' results:
         # it is named, listed in the JSON's errors, and makes the exit status 2 at the end.
-        results = fa.predict_files(images, boxes, (fa.decode,), keep_going=True)
-        for (path, image, predictions), target in zip(results, pictures):
-            progress.update(1)
-            if image is None:
-                failures.append((path, reason(path, predictions)))
+        results = fa.predict_files(images, boxes, on_error="yield")
+        finished = 0  # images whose results the writers have
+        try:
+            for (path, image, prediction), target in zip(results, pictures):
+                progress.update(1)
+                if image is None:
+                    failures.append((path, reason(path, prediction)))
+                    for writer in saved:
+                        writer.failed(*failures[-1])
+                    if len(images) > 1:
+                        log.warning("%s", prediction)
+                    finished += 1
+                    continue
+                if len(prediction.boxes) == 0:
+                    log.warning("%s: no face found", path)
+                found = Faces.of_photo(path, image.shape, prediction)
                 for writer in saved:
-                    writer.failed(*failures[-1])
-                if len(images) > 1:
-                    log.warning("%s", predictions)
-                continue
-            prediction = predictions[fa.decode]
-            if len(prediction.boxes) == 0:
-                log.warning("%s: no face found", path)
-            found = Faces.of_photo(path, image.shape, prediction)
+                    writer.write(found)
+                finished += 1
+                if target:
+                    faces = [{"landmarks": lm, "box": box}
+                             for lm, box in zip(prediction.landmarks, prediction.boxes)]
+                    picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
+                    if args.caption:
+                        picture = draw.caption(picture, args.caption)
+                    if into_folder:  # made with the first picture: no empty folder when every image fails
+                        os.makedirs(output, exist_ok=True)
+                    draw.save_image(target, picture)
+                    log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM) keeps the finished images' results, as the dataset job keeps
+            # its finished shards; the images not done are listed as such.
             for writer in saved:
-                writer.write(found)
-            if target:
-                faces = [{"landmarks": lm, "box": box} for lm, box in zip(prediction.landmarks, prediction.boxes)]
-                picture = draw.draw_3d_view(image, faces) if fa.is_3d else draw.draw_landmarks(image, faces)
-                if args.caption:
-                    picture = draw.caption(picture, args.caption)
-                if into_folder:  # made with the first picture: no empty folder when every image fails
-                    os.makedirs(output, exist_ok=True)
-                draw.save_image(target, picture)
-                log.info("%s: %d face(s) -> %s", path, len(prediction.boxes), target)
+                for path in images[finished:]:
+                    writer.failed(path, f"{path}: not done (interrupted)")
+                writer.close()
+                log.info("wrote %s (%d of %d images; interrupted)", writer.path, finished, len(images))
+            raise
     for path in (args.save_json, args.save_pts):
         if path:
             log.info("wrote %s", path)

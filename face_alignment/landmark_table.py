@@ -322,10 +322,12 @@ def _read_json(path: str) -> pa.Table:
         raise LandmarkTableError(f"{path}: not a landmark table document ({detail})") from None
 
 
-# A dataset job's output folder (python -m face_alignment.dataset): OUT_DIR/manifest.json and
+# A dataset job's output folder (python -m face_alignment.dataset): OUT_DIR/_manifest.json and
 # OUT_DIR/landmarks/part-<unit id>.parquet, landmark tables of this schema (see
-# face_alignment.dataset for the rest). The job writes it; evaluation reads its photos.
-MANIFEST = "manifest.json"
+# face_alignment.dataset for the rest). The job writes it; evaluation reads its photos. Every
+# other name in it starts with "_" or ".", which pyarrow (pandas, Ray Data) skips, so that the
+# folder read as a Parquet dataset is exactly the landmark rows.
+MANIFEST = "_manifest.json"
 LANDMARKS = "landmarks"
 SHARD_NAME = re.compile(r"part-([0-9a-f]{16})\.parquet")  # a unit id is 16 hex digits
 

@@ -4,18 +4,19 @@ ibug's code calls the predictor). Boxes come from anywhere (a detector, a tracke
 the batching across images.
 
     landmarker = Landmarker.from_config(ModelConfig.build("weights/2DFAN4.h5"))
-    [(_, _, predictions)] = landmarker.landmarks([(None, rgb_image, boxes)], ("centroid",))
+    [(_, _, prediction)] = landmarker.landmarks([(None, rgb_image, boxes)])
 """
 import dataclasses
 import os
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from .backends.registry import Network, Target, build_network
 from .config import ModelConfig, open_config_weights
 from .errors import FaceAlignmentError
-from .pipeline.crop import FaceFrames, crop_faces
+from .pipeline.crop import AUTHORS_REFERENCE_SCALE, FaceFrames, crop_faces
 from .pipeline.decode import decode, decode_argmax
 from .pipeline.depth_input import depth_input_from_points
 from .pipeline.flip import flip_crops, unflip_heatmaps
@@ -41,7 +42,7 @@ class Landmarker:
     """FAN (and ResNetDepth, for 3D) with the steps around them, run a batch of faces at a time."""
 
     def __init__(self, fan: Network, depth: Optional[Network], arch: Architecture, decode: str = "centroid",
-                 flip: bool = False, integer_landmarks: bool = False, reference_scale: float = 195.0,
+                 flip: bool = False, integer_landmarks: bool = False, reference_scale: float = AUTHORS_REFERENCE_SCALE,
                  batch_size: int = 8):
         self.fan, self.depth, self.arch = fan, depth, arch
         self.decode, self.flip, self.integer_landmarks = decode, flip, integer_landmarks
@@ -65,15 +66,22 @@ class Landmarker:
     def is_3d(self) -> bool:
         return self.depth is not None
 
-    def landmarks(self, group: List[GroupItem], decodes: Sequence[str]) -> Iterator[Tuple[Any, np.ndarray,
-                                                                                          Dict[str, Prediction]]]:
-        """(item, image, {method: Prediction}) for each image of the group, in order. Faces go
+    def landmarks(self, group: List[GroupItem], decodes: Optional[Sequence[str]] = None,
+                  ) -> Iterator[Tuple[Any, np.ndarray, Union[Prediction, Dict[str, Prediction]]]]:
+        """(item, image, Prediction) for each image of the group, in order, decoded as
+        :attr:`decode`; or with ``decodes``, several methods on the same heatmaps, (item,
+        image, {method: Prediction}). Faces go
         through the networks a batch at a time: crops, heatmaps and depth inputs exist for one
         batch only, so memory is bounded by the batch size, not by the faces in a photo."""
         counts = [len(faces) for _, _, faces in group]
         ends = np.cumsum(counts)
         starts = ends - counts
-        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in decodes}
+        methods = tuple(decodes) if decodes else (self.decode,)
+        found: Dict[str, Tuple[list, list]] = {m: ([], []) for m in methods}
+        # An image of more faces than a batch takes several network runs: a bar (on a terminal)
+        # says it is not stuck.
+        progress = tqdm(total=int(ends[-1]) if counts else 0, unit="face", leave=False,
+                        disable=None if max(counts, default=0) > self.batch_size else True)
         for first in range(0, int(ends[-1]) if counts else 0, self.batch_size):
             last = first + self.batch_size
             crops, frames = [], []
@@ -91,17 +99,20 @@ class Landmarker:
             crops = np.concatenate(crops)
             heatmaps = self.heatmaps(crops)
             z = self.depths(crops, heatmaps, frames) if self.is_3d else None
-            for method in decodes:
+            for method in methods:
                 points, scores = self.points(heatmaps, frames, method, z)
                 found[method][0].append(points)
                 found[method][1].append(scores)
+            progress.update(len(crops))
+        progress.close()
         dims = 3 if self.is_3d else 2
         per_method = {m: (np.concatenate(p) if p else np.zeros((0, NUM_LANDMARKS, dims)),
                           np.concatenate(s) if s else np.zeros((0, NUM_LANDMARKS), np.float32))
                       for m, (p, s) in found.items()}
         for (item, image, faces), start, end in zip(group, starts, ends):
-            yield item, image, {m: Prediction(points[start:end], scores[start:end], faces.copy())
-                                for m, (points, scores) in per_method.items()}
+            predictions = {m: Prediction(points[start:end], scores[start:end], faces.copy())
+                           for m, (points, scores) in per_method.items()}
+            yield item, image, predictions if decodes else predictions[self.decode]
 
     def heatmaps(self, crops: np.ndarray) -> np.ndarray:
         """FAN's heatmaps of one batch of crops (plus the mirrored crops', with flip)."""

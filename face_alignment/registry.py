@@ -16,6 +16,7 @@ RESNET_DEPTH = "resnet_depth"
 
 # Crop conventions (see face_alignment.pipeline.crop).
 CROP_AUTHORS = "authors"  # box centre moved up 0.12 h, square of 200 * (w + h) / 195
+AUTHORS_REFERENCE_SCALE = 195.0  # the authors' crop divisor: face-alignment's for SFD, BlazeFace and dlib boxes
 CROP_IBUG = "ibug"  # square of mean(w, h) / 0.55 around the box centre
 
 # What each field of an Architecture may be: weight files record them, and are checked against these.

@@ -15,10 +15,20 @@ def check_reference_scale(value) -> float:
     return float(value)
 
 
-def check_whole_number(name: str, value, minimum: int) -> int:
+def is_whole_number(value, minimum: int) -> bool:
     """A whole number, ``minimum`` or more (not a bool, not a float, not text)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise FaceAlignmentError(f"{name}: got {value!r}; expected a whole number, {minimum} or more")
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+
+
+def whole_number_expected(minimum: int) -> str:
+    """How messages say what :func:`is_whole_number` takes."""
+    return f"expected a whole number, {minimum} or more"
+
+
+def check_whole_number(name: str, value, minimum: int) -> int:
+    """``value`` as an int if :func:`is_whole_number`."""
+    if not is_whole_number(value, minimum):
+        raise FaceAlignmentError(f"{name}: got {value!r}; {whole_number_expected(minimum)}")
     return int(value)
 
 

@@ -10,7 +10,7 @@ renamed there when whole.
 ``WRITERS``: for each kind of output, which writer each extension means::
 
     "results"    .json                  the photo results document (document.py): --save-json
-    "landmarks"  .parquet .pq .json     the landmark table, a row per face (video/table.py):
+    "landmarks"  .parquet .pq .json     the landmark table, a row per face (landmark_table.py):
                                         --save-landmarks, the dataset command's shards
     "pts"        a folder               iBUG .pts files, one per image and face (evaluation/pts.py):
                                         --save-pts
@@ -38,7 +38,7 @@ class Faces:
     frame: int = 0  # a video frame's index; 0 for a photo
     time: float = 0.0  # its presentation time, seconds
     tracks: Optional[Sequence[int]] = None  # each face's track; None: untracked
-    sources: Union[str, Sequence[str]] = "detector"  # where each box came from (video/table.SOURCES)
+    sources: Union[str, Sequence[str]] = "detector"  # where each box came from (landmark_table.SOURCES)
 
     @classmethod
     def of_photo(cls, path: str, image_shape: Sequence[int], prediction,
@@ -104,7 +104,7 @@ class ResultsDocument(Writer):
     def write(self, faces: Faces) -> None:
         from .document import image_record
 
-        self._records.append(image_record(faces.source, faces.size[::-1], faces))
+        self._records.append(image_record(faces))
 
     def failed(self, source: str, reason: str) -> None:
         self._errors.append((source, reason))
@@ -121,7 +121,7 @@ class ResultsDocument(Writer):
 
 
 class LandmarkTable(Writer):
-    """The landmark table (video/table.py): Parquet (.parquet, .pq), written a row group at a
+    """The landmark table (landmark_table.py): Parquet (.parquet, .pq), written a row group at a
     time, or JSON (.json)."""
 
     extensions = (".parquet", ".pq", ".json")

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SHARED, peak_memory
 from face_alignment.api import FaceAlignment
-from face_alignment.errors import FaceAlignmentError
+from face_alignment.errors import FaceAlignmentError, UnreadableImageWarning
 from face_alignment.pipeline.image import read_image
 
 FACES = os.path.join(SHARED, "data", "faces")
@@ -28,8 +28,8 @@ def test_predict_files_pairs_each_path_with_its_own_image_from_any_iterable(fa):
         assert [path for path, _, _ in results] == paths
         for (path, image, predictions), expected_boxes in zip(results, boxes):
             assert image.shape == read_image(path).shape
-            np.testing.assert_array_equal(predictions["centroid"].boxes, expected_boxes)
-            assert predictions["centroid"].landmarks.shape == (len(expected_boxes), 68, 2)
+            np.testing.assert_array_equal(predictions.boxes, expected_boxes)
+            assert predictions.landmarks.shape == (len(expected_boxes), 68, 2)
 
 
 def test_memory_is_bounded_by_the_batch_not_by_faces_per_image(fa):
@@ -127,5 +127,8 @@ def test_max_pixels_is_the_limit_images_are_read_with(fan1_h5):
     at_limit = FaceAlignment(fan1_h5, backend="onnxruntime", max_pixels=817 * 1024)
     assert len(next(at_limit.get_landmarks_from_images([EINSTEIN], box)).boxes) == 1
     below = FaceAlignment(fan1_h5, backend="onnxruntime", max_pixels=817 * 1024 - 1)
+    # Asked to raise (by default a refused image is a warning naming it, and None in its place).
     with pytest.raises(FaceAlignmentError, match="817 x 1024 pixels"):
-        next(below.get_landmarks_from_images([EINSTEIN], box))
+        next(below.get_landmarks_from_images([EINSTEIN], box, on_error="raise"))
+    with pytest.warns(UnreadableImageWarning, match="817 x 1024 pixels"):
+        assert next(below.get_landmarks_from_images([EINSTEIN], box)) is None

@@ -99,3 +99,31 @@ def test_the_registry_lists_what_runs_where(peak_module):
     assert backend_spec("peak_backend:PeakNetwork").precisions == ("fp32",)
     with pytest.raises(BackendUnavailableError, match="tensorrt"):
         backend_spec("tensorrt")
+
+
+@pytest.mark.parametrize("reference", ["os:path", "json:loads", "os:sep"])
+def test_a_module_attribute_that_is_no_class_is_refused_in_one_line(fan1_h5, reference, capsys):
+    """A module, a function and a string named where a class goes (issue 25, item 17): each was
+    a TypeError traceback when first called; now refused as the name is loaded, from the API,
+    from face-alignment's API and from the command line."""
+    import logging
+
+    from face_alignment import compat, inference_cli
+    from face_alignment.errors import FaceAlignmentError
+
+    for keyword in ("detector", "backend"):
+        with pytest.raises(FaceAlignmentError, match="not a class") as caught:
+            FaceAlignment(fan1_h5, context="cpu", **{keyword: reference})
+        assert f"{keyword} {reference!r}" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(FaceAlignmentError, match="not a class"):
+        compat.FaceAlignment(compat.LandmarksType.TWO_D, device="cpu", face_detector=reference)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        for flag in ("--detector", "--backend"):
+            status = inference_cli.main(["--model", fan1_h5, "--test-image", EINSTEIN, flag, reference, *CPU])
+            error = capsys.readouterr().err.strip().splitlines()[-1]
+            assert status == 2 and error.startswith(f"error: {flag[2:]} {reference!r}") and "not a class" in error
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

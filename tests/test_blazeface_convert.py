@@ -59,6 +59,21 @@ def test_refuses_what_it_cannot_run(tmp_path):
         BlazeFaceDetector(str(page))
 
 
+def test_a_truncated_tflite_is_called_cut_short(short_range, tmp_path):
+    """Was "not a readable TFLite model (error)", or struct's own traceback when cut near its
+    end (issue 25, item 20)."""
+    from face_alignment.detection.blazeface_convert import read_blazeface_weights
+
+    data = open(short_range, "rb").read()
+    for size in (100, len(data) - 4):
+        cut = tmp_path / f"cut{size}.tflite"
+        cut.write_bytes(data[:size])
+        with pytest.raises(WeightsFileError) as refused:
+            read_blazeface_weights(str(cut))
+        message = str(refused.value)
+        assert message.startswith(f"{cut}: ") and "cut short" in message and f"it has {size})" in message
+
+
 def test_never_overwrites_without_force(short_range, tmp_path, capsys):
     target = tmp_path / "out.h5"
     target.write_bytes(b"mine")

@@ -299,9 +299,9 @@ def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
 
 
 @pytest.mark.parametrize("option, fragment", [
-    (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number of at least 1"),
-    (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number of at least 1"),
-    (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number of at least 0"),
+    (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number, 1 or more"),
+    (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number, 1 or more"),
+    (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number, 0 or more"),
     (["--test-image", ""], "--test-image '': an empty path; expected an image file or folder"),
 ])
 def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_loaded(
@@ -313,6 +313,21 @@ def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_
                                    "--boxes", boxes, *option)
     assert status == 2
     assert error.startswith("error: ") and fragment in error, error
+
+
+def test_a_url_given_as_an_image_is_called_a_url(monkeypatch, capsys, fan1):
+    """Was "no such image file" (issue 25, item 20): images are read from local files only."""
+    from face_alignment import api, inference_cli
+    from face_alignment.errors import ImageReadError
+    from face_alignment.pipeline.image import read_image
+
+    url = "https://example.com/faces/einstein.jpg"
+    with pytest.raises(ImageReadError) as refused:
+        read_image(url)
+    assert str(refused.value).startswith(f"{url}: a URL") and "local files only" in str(refused.value)
+    monkeypatch.setattr(api.FaceAlignment, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    status, error = run_in_process(capsys, inference_cli.main, "-m", fan1, "--test-image", url)
+    assert status == 2 and error.startswith(f"error: {url}: a URL") and "local files only" in error
 
 
 def test_an_empty_video_path_is_not_taken_for_no_video(capsys, fan1, tmp_path):
@@ -342,7 +357,7 @@ def test_an_empty_video_path_is_not_taken_for_no_video(capsys, fan1, tmp_path):
      ["a_face.jpg_landmarks.png", "a_face.jpg_landmarks_2.png", "b_face.jpg_landmarks.png"]),
 ])
 def test_picture_names(images, names):
-    from face_alignment.inference_cli import picture_names
+    from face_alignment.files import picture_names
 
     assert picture_names(images) == names
 

@@ -214,7 +214,7 @@ def test_our_run_warned_about_the_unpublished_checkpoints(runs):
     """Random weights under the published names: used, each with one warning naming it."""
     log = runs["ours_log"]
     for name in ("2DFAN4-11f355bf06.pth.tar", "3DFAN4-7835d9f11d.pth.tar", "depth-2a464da4ea.pth.tar"):
-        assert any(name in line and "sha256" in line and "warning" in line for line in log.splitlines()), name
+        assert any(name in line and "sha256" in line and "warning" in line.lower() for line in log.splitlines()), name
 
 
 def readme_example():
@@ -354,3 +354,40 @@ def test_batch_detection_works_with_dlib(small_weights):
     assert len(found[0]) == 1 and found[1] == []
     np.testing.assert_array_equal(found[0][0], boxes[0])
     np.testing.assert_array_equal(landmarks[0], single[0])
+
+
+def test_the_api_version_followed_is_the_reference_wheels():
+    """face_alignment.__version__ stays ours; the face-alignment release whose API compat
+    follows is stated apart, and is the one the parity tests run against."""
+    import zipfile
+
+    import face_alignment
+    from face_alignment import compat
+
+    with zipfile.ZipFile(authors_reference._wheel()) as wheel:
+        metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    released = next(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Version:"))
+    assert compat.FACE_ALIGNMENT_API_VERSION == face_alignment.FACE_ALIGNMENT_API_VERSION == released
+    assert face_alignment.__version__ != released
+
+
+def test_offline_without_the_published_files_every_place_looked_in_is_named(tmp_path, monkeypatch):
+    """The README's snippet with no published file anywhere: one error, naming
+    $TORCH_HOME/hub/checkpoints (where face-alignment users keep them) and our home, for the
+    detector's weights as for FAN's."""
+    from face_alignment import hub
+    from face_alignment.compat import make_detector
+    from face_alignment.errors import WeightsFileError
+
+    torch_home, home = tmp_path / "torch", tmp_path / "home"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(home))
+    monkeypatch.setenv("FACE_ALIGNMENT_WEIGHTS_MIRROR", "http://127.0.0.1:9/")  # never the internet
+    checkpoints_dir = str(torch_home / "hub" / "checkpoints")
+    for name in ("sfd", "retinaface"):
+        with pytest.raises(WeightsFileError) as raised:
+            make_detector(name, None, "cpu")
+        assert checkpoints_dir in str(raised.value) and str(home) in str(raised.value), raised.value
+    with pytest.raises(WeightsFileError) as raised:
+        hub.weights_path("2DFAN4")
+    assert checkpoints_dir in str(raised.value) and str(home) in str(raised.value), raised.value

@@ -14,7 +14,8 @@ from conftest import SHARED
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import context
 from face_alignment.backends.registry import PRECISIONS
-from face_alignment.config import ModelConfig, add_model_arguments, config_from_args
+from face_alignment.cli_flags import add_model_arguments, config_from_args
+from face_alignment.config import ModelConfig
 from face_alignment.errors import BackendUnavailableError, FaceAlignmentError
 
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
@@ -67,6 +68,26 @@ def test_each_option_changes_the_configuration_and_is_named(fan1_h5):
     assert dataclasses.replace(base, model="/elsewhere/fan1.h5", device_id=1) == base
 
 
+@pytest.mark.parametrize("backend", ["nnabla", "onnxruntime", "openvino"])
+def test_half_on_the_cpu_is_refused_alike_by_every_backend(fan1_h5, backend):
+    """ONNX Runtime used to record type_config 'half' and compute in float, byte for byte the
+    float picture; NNabla refused it only when its context was made."""
+    with pytest.raises(FaceAlignmentError, match=f"type_config 'half'.*cudnn.*{backend} on cpu"):
+        ModelConfig.build(fan1_h5, backend=backend, context="cpu", type_config="half")
+
+
+def test_float16_in_the_face_alignment_api_on_the_cpu_is_refused(monkeypatch, fan1_h5):
+    import torch
+
+    from face_alignment import LandmarksType, compat, hub
+
+    monkeypatch.setattr(hub, "weights_path", lambda name: fan1_h5)
+    for backend in ("nnabla", "onnxruntime"):
+        with pytest.raises(FaceAlignmentError, match="type_config 'half'"):
+            compat.FaceAlignment(LandmarksType.TWO_D, device="cpu", dtype=torch.float16, face_detector="folder",
+                                 backend=backend)
+
+
 def test_the_detector_threshold_flag_reaches_the_configuration_and_the_detector(fan1_h5):
     config = config_from_args(parse("--detector-threshold", "0.75"), fan1_h5)
     assert config.detector_threshold == 0.75 and config == ModelConfig.build(fan1_h5, detector_threshold=0.75)
@@ -113,7 +134,7 @@ def test_face_alignment_from_a_configuration_equals_one_from_keywords(fan1_h5, t
         f.write(b"\x01" * 8)
     with pytest.raises(FaceAlignmentError, match=str(changed)):
         FaceAlignment.from_config(moved)
-    with pytest.raises(FaceAlignmentError, match="config"):
+    with pytest.raises(TypeError, match="config"):  # from_config's, not a keyword of FaceAlignment's
         FaceAlignment(fan1_h5, config=config)
 
 
@@ -145,6 +166,10 @@ def test_the_cnn_detector_model_keyword_and_flag_are_the_detector_model(fan1_h5,
     assert config_from_args(parse("--raw-detector-boxes"), fan1_h5).calibrate_boxes is False
     with pytest.raises(FaceAlignmentError, match="nowhere.dat"):
         ModelConfig.build(fan1_h5, detector_model=str(tmp_path / "nowhere.dat"))
+    # A folder is called one, not missing (issue 25, item 20).
+    with pytest.raises(FaceAlignmentError) as folder:
+        config_from_args(parse("--detector-model", str(tmp_path)), fan1_h5)
+    assert str(folder.value).startswith(f"{tmp_path}: a folder") and "no such" not in str(folder.value)
     # The same file given under both names, and no detector: still dlib's CNN.
     assert ModelConfig.build(fan1_h5, cnn_detector_model=str(weights), detector_model=str(weights)) == by_keyword
     # A configuration taken elsewhere (a Ray worker, from_config) checks the detector's file

@@ -129,7 +129,7 @@ def test_rows_equal_face_alignment_run_directly_and_bad_files_are_listed(dataset
     # an errors row and no rows.
     cut = rows[rows["video"] == os.path.abspath(dataset["cut"])]
     assert rows["video"].eq(os.path.abspath(dataset["bad"])).sum() == 0
-    errors = pd.read_parquet(os.path.join(out, "errors.parquet"))
+    errors = pd.read_parquet(os.path.join(out, "_errors.parquet"))
     assert list(errors["path"]) == sorted([os.path.abspath(dataset["bad"]), os.path.abspath(dataset["cut"])])
     by_path = errors.set_index("path")
     assert "broken.jpg" in by_path.loc[os.path.abspath(dataset["bad"]), "reason"]
@@ -139,7 +139,7 @@ def test_rows_equal_face_alignment_run_directly_and_bad_files_are_listed(dataset
     # Every shard is a landmark table; the manifest records the model's sha256.
     for name in os.listdir(os.path.join(out, "landmarks")):
         read_landmark_table(os.path.join(out, "landmarks", name))
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    manifest = json.load(open(os.path.join(out, "_manifest.json")))
     assert manifest["settings"]["config"]["model_sha256"] == hashlib.sha256(open(fan1_h5, "rb").read()).hexdigest()
     assert manifest["complete"] and manifest["summary"]["errors"] == 2
     assert manifest["summary"]["items"] == PHOTOS + 3
@@ -153,6 +153,55 @@ def test_rerun_does_nothing_and_changes_nothing(dataset, fan1_h5, finished, tmp_
     assert result.returncode == 0, result.stderr
     assert " 0 to do" in result.stderr and "0 this run" in result.stderr
     assert_same_rows(sorted_rows(out), before)
+
+
+def test_the_output_folder_read_as_a_parquet_dataset_is_exactly_the_landmark_rows(finished):
+    """pandas and Ray Data read OUT_DIR itself: the manifest and the errors are kept under names
+    pyarrow skips. The row count is the one the shards' own metadata records."""
+    import pyarrow.parquet as pq
+    import ray
+
+    out, _ = finished
+    recorded = sum(json.loads(pq.ParquetFile(os.path.join(out, "landmarks", name)).metadata.metadata[
+        b"face_alignment.dataset"])["rows"] for name in os.listdir(os.path.join(out, "landmarks")))
+    whole = pd.read_parquet(out)
+    assert len(whole) == recorded > 0 and list(whole.columns) == list(sorted_rows(out).columns[:-1])
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        assert ray.data.read_parquet(out).count() == recorded
+    finally:
+        ray.shutdown()
+
+
+def test_an_earlier_versions_layout_is_moved_and_resumed(dataset, fan1_h5, finished, tmp_path):
+    """manifest.json, errors.parquet and errors/ (which pandas read as data) are renamed, and
+    the run resumes: nothing is done again."""
+    import shutil
+
+    out = str(tmp_path / "old")
+    shutil.copytree(finished[0], out)
+    for new, old in (("_manifest.json", "manifest.json"), ("_errors.parquet", "errors.parquet"),
+                     ("_errors", "errors")):
+        os.rename(os.path.join(out, new), os.path.join(out, old))
+    before = sorted_rows(out)
+    result = run_dataset("--input", dataset["root"], "--output", out, "--model", fan1_h5, "--photos-per-unit", 3)
+    assert result.returncode == 0, result.stderr
+    assert " 0 to do" in result.stderr and "0 this run" in result.stderr
+    assert sorted(os.listdir(out)) == [".lock", "_errors", "_errors.parquet", "_manifest.json", "landmarks"]
+    assert_same_rows(sorted_rows(out), before)
+    assert len(pd.read_parquet(os.path.join(out, "_errors.parquet"))) == 2
+    # Both names at once: refused, naming the one to move away, and nothing touched.
+    os.mkdir(os.path.join(out, "errors"))
+    assert_one_line_error(run_dataset("--input", dataset["root"], "--output", out, "--model", fan1_h5),
+                          os.path.join(out, "errors"), "_errors")
+
+
+def test_an_output_named_like_a_parquet_file_is_said_to_be_a_folder(dataset, fan1_h5, tmp_path):
+    out = tmp_path / "out.parquet"
+    result = run_dataset("--input", dataset["photos"][1], "--output", out, "--model", fan1_h5)
+    assert result.returncode == 0, result.stderr
+    assert f"{out}: made a folder" in result.stderr and out.is_dir()
+    assert len(pd.read_parquet(out)) == 1
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(dataset, fan1_h5, finished, tmp_path):
@@ -178,8 +227,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(dataset, fan1_h5, finish
     assert result.returncode == 0, result.stderr
     assert f"in {total - finished_before} units" in result.stderr
     assert_same_rows(sorted_rows(out), sorted_rows(reference))
-    assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
-        pd.read_parquet(os.path.join(reference, "errors.parquet")))
+    assert pd.read_parquet(os.path.join(out, "_errors.parquet")).equals(
+        pd.read_parquet(os.path.join(reference, "_errors.parquet")))
     assert sorted(os.listdir(shards)) == sorted(os.listdir(os.path.join(reference, "landmarks")))
     assert not [n for n in os.listdir(shards) if not n.startswith("part-")]  # no temporary file left
 
@@ -199,16 +248,16 @@ def test_a_changed_model_or_option_is_refused_and_force_starts_over(dataset, fan
     photo = dataset["photos"][0]
     assert run_dataset("--input", photo, "--output", out, "--model", fan1_h5).returncode == 0
     before = {n: os.stat(os.path.join(out, "landmarks", n)).st_mtime_ns for n in os.listdir(os.path.join(out, "landmarks"))}
-    manifest = open(os.path.join(out, "manifest.json")).read()
+    manifest = open(os.path.join(out, "_manifest.json")).read()
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", other), out, "model_sha256")
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--flip"), "flip")
-    assert open(os.path.join(out, "manifest.json")).read() == manifest
+    assert open(os.path.join(out, "_manifest.json")).read() == manifest
     assert {n: os.stat(os.path.join(out, "landmarks", n)).st_mtime_ns
             for n in os.listdir(os.path.join(out, "landmarks"))} == before
     result = run_dataset("--input", photo, "--output", out, "--model", other, "--force")
     assert result.returncode == 0, result.stderr
     assert "in 1 units" in result.stderr
-    assert json.load(open(os.path.join(out, "manifest.json")))["settings"]["config"]["model_sha256"] == \
+    assert json.load(open(os.path.join(out, "_manifest.json")))["settings"]["config"]["model_sha256"] == \
         hashlib.sha256(open(other, "rb").read()).hexdigest()
 
 
@@ -231,20 +280,20 @@ def test_defaults_spelled_out_are_the_same_settings_and_a_real_change_is_named(d
         result = run_dataset("--input", photo, "--output", out, "--model", fan1_h5, *options)
         assert result.returncode == 0, (options, result.stderr)
         assert shards() == before, options
-        assert json.load(open(os.path.join(out, "manifest.json")))["complete"]
+        assert json.load(open(os.path.join(out, "_manifest.json")))["complete"]
     # The same weights under another name are the same model.
     copy = tmp_path / "copy.h5"
     copy.write_bytes(open(fan1_h5, "rb").read())
     assert run_dataset("--input", photo, "--output", out, "--model", copy).returncode == 0 and shards() == before
     # A real change is refused, naming the option and both values.
-    manifest = open(os.path.join(out, "manifest.json")).read()
+    manifest = open(os.path.join(out, "_manifest.json")).read()
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--decode", "argmax"),
                           "decode 'centroid' -> 'argmax'")
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--backend", "nnabla"),
                           "backend 'onnxruntime' -> 'nnabla'")
     assert_one_line_error(run_dataset("--input", photo, "--output", out, "--model", fan1_h5, "--detect-every", "3"),
                           "detect_every")
-    assert open(os.path.join(out, "manifest.json")).read() == manifest and shards() == before
+    assert open(os.path.join(out, "_manifest.json")).read() == manifest and shards() == before
 
 
 def test_the_detector_weights_are_part_of_the_settings(dataset, fan1_h5, tmp_path):
@@ -257,13 +306,13 @@ def test_the_detector_weights_are_part_of_the_settings(dataset, fan1_h5, tmp_pat
     command = ("--input", photo, "--output", out, "--model", fan1_h5, "--detector", "cnn",
                "--detector-model", detector_model)
     assert run_dataset(*command).returncode == 0
-    manifest = open(os.path.join(out, "manifest.json")).read()
+    manifest = open(os.path.join(out, "_manifest.json")).read()
     assert json.loads(manifest)["settings"]["config"]["detector_model_sha256"] == \
         hashlib.sha256(detector_model.read_bytes()).hexdigest()
     with open(detector_model, "ab") as f:
         f.write(b"\0")
     assert_one_line_error(run_dataset(*command), out, "detector_model_sha256")
-    assert open(os.path.join(out, "manifest.json")).read() == manifest
+    assert open(os.path.join(out, "_manifest.json")).read() == manifest
 
 
 def test_a_3d_job_compares_the_depth_weights_too(tmp_path):
@@ -302,7 +351,7 @@ def test_a_list_of_paths_with_a_missing_file_lists_it_in_errors(dataset, fan1_h5
     out = str(tmp_path / "out")
     result = run_dataset("--input", listing, "--output", out, "--model", fan1_h5)
     assert result.returncode == 0, result.stderr
-    errors = pd.read_parquet(os.path.join(out, "errors.parquet"))
+    errors = pd.read_parquet(os.path.join(out, "_errors.parquet"))
     assert list(errors["path"]) == [str(tmp_path / "missing.jpg")]
     assert set(pd.read_parquet(os.path.join(out, "landmarks"))["video"]) == {photo}
 
@@ -319,7 +368,7 @@ def test_bad_command_lines_are_one_line_errors_and_write_nothing(dataset, fan1_h
     foreign.mkdir()
     (foreign / "mine.txt").write_text("keep")
     assert_one_line_error(run_dataset("--input", dataset["photos"][0], "--output", foreign, "--model", fan1_h5),
-                          "foreign", "manifest.json")
+                          "foreign", "_manifest.json")
     assert sorted(os.listdir(tmp_path)) == ["foreign", "notes.md"] and os.listdir(foreign) == ["mine.txt"]
 
 

@@ -54,14 +54,16 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     # Our call uses Ray Data's current API: no RayDeprecationWarning (ray_remote_args such as
     # max_restarts) nor deprecation of concurrency=.
     assert "deprecated" not in result.stderr, result.stderr[-3000:]
+    # Ray's own lines (a progress block every 10 s) only with -v.
+    assert "logging_progress" not in result.stderr and "Running Dataset" not in result.stderr, result.stderr[-3000:]
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
-    assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
-        pd.read_parquet(os.path.join(local_output, "errors.parquet")))
+    assert pd.read_parquet(os.path.join(out, "_errors.parquet")).equals(
+        pd.read_parquet(os.path.join(local_output, "_errors.parquet")))
     assert sorted(os.listdir(os.path.join(out, "landmarks"))) == sorted(os.listdir(os.path.join(local_output, "landmarks")))
     assert len(os.listdir(os.path.join(out, "_workers"))) == 2  # both workers took part
     # The two odd names: one done, one an errors row, by both engines alike.
     assert (sorted_rows(out)["video"] == os.path.join(small_dataset, "two\nlines.jpg")).sum() > 0
-    failed = set(pd.read_parquet(os.path.join(out, "errors.parquet"))["path"])
+    failed = set(pd.read_parquet(os.path.join(out, "_errors.parquet"))["path"])
     assert os.path.join(small_dataset, "caf\\xe9.jpg") in failed
 
 
@@ -88,8 +90,8 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_
     assert victim not in map(int, os.listdir(workers)) or len(os.listdir(workers)) >= 2  # a new worker took over
     assert len(os.listdir(workers)) >= 2
     assert_same_rows(sorted_rows(out), sorted_rows(local_output))
-    assert pd.read_parquet(os.path.join(out, "errors.parquet")).equals(
-        pd.read_parquet(os.path.join(local_output, "errors.parquet")))
+    assert pd.read_parquet(os.path.join(out, "_errors.parquet")).equals(
+        pd.read_parquet(os.path.join(local_output, "_errors.parquet")))
 
 
 def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, tmp_path):
@@ -107,7 +109,7 @@ def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(
     _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 143, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == "error: terminated" and "Traceback" not in stderr
-    for folder in ("landmarks", "errors"):
+    for folder in ("landmarks", "_errors"):
         assert not [n for n in os.listdir(os.path.join(out, folder)) if n.startswith(".fa-")]
 
 
@@ -174,7 +176,7 @@ def test_run_ray_raises_what_the_worker_raised(fan1_h5, monkeypatch, tmp_path):
     monkeypatch.setattr(ray.data, "from_items", lambda *args, **kwargs: Failing())
     args = argparse.Namespace(workers=1, no_progress=True, ray_address=None, cache_dir=None)
     (tmp_path / "landmarks").mkdir()
-    (tmp_path / "errors").mkdir()
+    (tmp_path / "_errors").mkdir()
     (tmp_path / "landmarks" / ".fa-0123abcd.tmp.parquet").write_bytes(b"a stopped worker's")
     with pytest.raises(FaceAlignmentError) as raised:
         ray_engine.run_ray(args, ModelConfig.build(fan1_h5, context="cpu"),

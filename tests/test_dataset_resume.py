@@ -78,7 +78,7 @@ def rows(out):
 
 
 def errors(out):
-    return pd.read_parquet(os.path.join(out, "errors.parquet"))
+    return pd.read_parquet(os.path.join(out, "_errors.parquet"))
 
 
 def assert_each_photo_once_as_it_is(out, photos, reference):
@@ -147,7 +147,7 @@ def test_added_changed_and_unlisted_inputs(runner, reference, photos, tmp_path):
     assert f"{len(gone)} inputs of an earlier run are no longer listed: their rows were removed" in log
     left = [p for p in paths + [extra] if p not in gone]
     assert_each_photo_once_as_it_is(out, left, reference)
-    assert json.load(open(out / "manifest.json"))["summary"]["faces"] == len(rows(out))
+    assert json.load(open(out / "_manifest.json"))["summary"]["faces"] == len(rows(out))
 
 
 def test_unit_ids_do_not_depend_on_the_order_inputs_are_listed(runner, photos, tmp_path):
@@ -234,10 +234,10 @@ def test_every_check_comes_before_the_model_is_loaded(runner, photos, tmp_path):
     assert runner("--input", paths[0], "--output", tmp_path / "out")[0] == 0
     # Into an existing output too, the weight file is checked (its names: nothing is loaded)
     # before the settings are compared or anything is written.
-    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    manifest = (tmp_path / "out" / "_manifest.json").read_text()
     status, log = runner("--input", paths[0], "--output", tmp_path / "out", "--model", garbage)
     assert status == 2 and str(garbage) in log.splitlines()[-1]
-    assert runner.loads == loads + 1 and (tmp_path / "out" / "manifest.json").read_text() == manifest
+    assert runner.loads == loads + 1 and (tmp_path / "out" / "_manifest.json").read_text() == manifest
 
 
 @pytest.fixture(scope="module")
@@ -393,12 +393,12 @@ def test_damaged_shards_are_named_removed_and_done_again(runner, photos, tmp_pat
     for where in (clean, out):
         assert runner("--input", folder, "--output", where, "--photos-per-unit", 1)[0] == 0
     shards = sorted(os.listdir(out / "landmarks"))
-    failed = os.listdir(out / "errors")[0]
+    failed = os.listdir(out / "_errors")[0]
     others = [s for s in shards if s != failed]
     data = open(out / "landmarks" / others[0], "rb").read()
     open(out / "landmarks" / others[0], "wb").write(data[:len(data) // 2])
     shutil.copy(out / "landmarks" / others[1], out / "landmarks" / others[2])
-    open(out / "errors" / failed, "wb").write(b"garbage")
+    open(out / "_errors" / failed, "wb").write(b"garbage")
     lost = out / "landmarks" / others[3]  # a row lost, its metadata kept
     cut, footer = pq.read_table(lost), pq.ParquetFile(lost).metadata.metadata
     pq.write_table(cut.slice(0, cut.num_rows - 1).replace_schema_metadata(
@@ -434,7 +434,7 @@ def test_force_removes_only_what_a_dataset_job_wrote(runner, photos, tmp_path):
     old = os.listdir(out / "landmarks")
     (out / "_workers").mkdir()
     (out / "_workers" / "123").write_text("host\n")
-    mine = [out / "landmarks" / "notes.txt", out / "errors" / "mine.parquet", out / "_workers" / "readme.md"]
+    mine = [out / "landmarks" / "notes.txt", out / "_errors" / "mine.parquet", out / "_workers" / "readme.md"]
     for path in mine:
         path.write_text("keep")
     status, log = runner("--input", paths[1], "--output", out, "--model", other, "--force")
@@ -460,7 +460,7 @@ def test_a_stop_at_each_step_of_a_units_completion(runner, photos, tmp_path, ste
     clean, out = tmp_path / "clean", tmp_path / "out"
     assert runner("--input", *inputs, "--output", clean, "--photos-per-unit", 2)[0] == 0
     when, which = step.split(" ", 1)
-    folder_of = {"errors shard": os.path.join(str(out), "errors"),
+    folder_of = {"errors shard": os.path.join(str(out), "_errors"),
                  "landmark shard": os.path.join(str(out), "landmarks")}
     real = os.replace
 
@@ -482,4 +482,4 @@ def test_a_stop_at_each_step_of_a_units_completion(runner, photos, tmp_path, ste
     assert ("0 to do" if step == "after landmark shard" else "2 to do") in log
     assert errors(out).equals(errors(clean)) and list(errors(out)["path"]) == [broken]
     assert rows(out)["video"].tolist() == rows(clean)["video"].tolist()
-    assert sorted(os.listdir(out / "errors")) == sorted(os.listdir(clean / "errors"))
+    assert sorted(os.listdir(out / "_errors")) == sorted(os.listdir(clean / "_errors"))

@@ -234,7 +234,7 @@ def test_annotations_without_a_readable_image_are_reported_not_dropped(tmp_path,
     assert reasons["lonely.pts"] == "no image of the same stem beside it"
     assert reasons["b.PTS"] == "expected the suffix '.pts', got '.PTS'"
     warned = [r.getMessage() for r in caplog.records]
-    assert warned == [f"warning: {tmp_path / name}: not evaluated: {reasons[name]}" for name in sorted(reasons)]
+    assert warned == [f"{tmp_path / name}: not evaluated: {reasons[name]}" for name in sorted(reasons)]
 
     # Scoring carries them into the result and its JSON.
     result = evaluate_document(document(("a.png", [predicted_face(synthetic_face())])), truth, "face-size", 0.07)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, assert_one_line_error
 from synthetic_video import write_clip
 from test_cli_safety import fan1_h5, run_in_process
 
@@ -96,9 +96,9 @@ def test_boxes_that_are_not_a_regular_file_are_refused_unread(capsys, fan1, noth
 
 
 def test_boxes_larger_than_the_bound_are_refused_unparsed(capsys, fan1, nothing_loads, tmp_path, monkeypatch):
-    from face_alignment import inference_cli
+    from face_alignment import boxes as box_files
 
-    monkeypatch.setattr(inference_cli, "MAX_BOXES_BYTES", 1000)
+    monkeypatch.setattr(box_files, "MAX_BOXES_BYTES", 1000)
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({f"image{i}.jpg": [[1, 2, 30, 40]] for i in range(60)}))
     assert boxes.stat().st_size > 1000
@@ -254,7 +254,7 @@ def test_a_predictions_folder_given_with_a_trailing_slash_is_labelled_by_its_nam
     write_pts(str(folder / "a.pts"), synthetic_face())
     out = tmp_path / "out"
     (out / "landmarks").mkdir(parents=True)
-    (out / "manifest.json").write_text("{}")
+    (out / "_manifest.json").write_text("{}")
     face = synthetic_face()
     with LandmarkTableWriter(out / "landmarks" / "part-0123456789abcdef.parquet") as rows:  # a unit's shard
         rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [face], np.ones((1, 68)), "detector")
@@ -301,5 +301,96 @@ def test_the_dataset_summary_names_errors_parquet_without_a_double_slash(tmp_pat
     out = f"{tmp_path / 'out'}{os.sep}"  # as a shell completes a folder's name
     result = run_dataset("--input", data, "--output", out, "--model", fan1, "--backend", "nnabla")
     assert result.returncode == 0, result.stderr
-    assert f"(see {tmp_path / 'out' / 'errors.parquet'})" in result.stderr, result.stderr
+    assert f"(see {tmp_path / 'out' / '_errors.parquet'})" in result.stderr, result.stderr
     assert "//" not in result.stderr
+
+
+# --- Issue 25, item 8: a folder where a file is expected is called a folder --------------------
+
+def test_a_folder_given_as_model_or_video_is_called_a_folder(capsys, fan1, tmp_path):
+    weights, clips = tmp_path / "weights", tmp_path / "clips"
+    weights.mkdir(), clips.mkdir()
+    status, error = inference(capsys, "--model", weights, "--test-image", EINSTEIN, "--context", "cpu")
+    assert status == 2 and error == f"error: {weights}: a folder; expected a file", error
+    status, error = inference(capsys, "--model", fan1, "--test-video", clips, "--save-landmarks",
+                              tmp_path / "l.parquet", "--context", "cpu")
+    assert status == 2 and error == f"error: {clips}: a folder; expected a video file", error
+
+
+# --- Issue 25, item 7: an authors' checkpoint as --model is converted once, into the cache ----
+
+def test_a_checkpoint_as_model_is_converted_once_into_the_cache(capsys, tmp_path, monkeypatch):
+    """The same random weights as an authors'-format .pth.tar and as an .h5 written straight
+    from the tensors (not through the converter) give the same landmarks; the second run uses
+    the cached conversion."""
+    import checkpoints
+    from face_alignment.weights import convert
+    from test_cli_safety import fan1_h5 as write_fan1
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(home))
+    checkpoint = tmp_path / "fan1.pth.tar"
+    checkpoints.save_legacy(checkpoints.authors_fan(1, "avg", seed=3), checkpoint)  # fan1_h5's weights
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[250.0, 260.0, 600.0, 640.0]]))
+
+    def landmarks(model, name):
+        status, error = inference(capsys, "--model", model, "--test-image", EINSTEIN, "--boxes", boxes,
+                                  "--save-json", tmp_path / name, "--backend", "nnabla", "--context", "cpu")
+        assert status == 0, error
+        return np.array(json.loads((tmp_path / name).read_text())["images"][0]["faces"][0]["landmarks"])
+
+    converted = landmarks(checkpoint, "a.json")
+    [cached] = os.listdir(home)
+    assert re.fullmatch(r"fan1-[0-9a-f]{16}\.h5", cached)
+    monkeypatch.setattr(convert, "convert_checkpoint", lambda *a, **k: pytest.fail("converted again"))
+    np.testing.assert_array_equal(landmarks(checkpoint, "b.json"), converted)
+    direct = landmarks(write_fan1(tmp_path / "direct.h5", "2DFAN4"), "c.json")
+    np.testing.assert_allclose(converted, direct, atol=1e-3)
+    assert os.listdir(home) == [cached]
+
+
+# --- Issue 25, item 9: flags are never abbreviated, and an unknown one is named ---------------
+
+@pytest.mark.parametrize("flag, closest", [("--test_image", "--test-image"), ("--test-imag", "--test-image"),
+                                           ("--save_json", "--save-json"), ("--frobnicate", None)])
+def test_an_unknown_or_abbreviated_flag_is_named_with_the_closest_real_one(capsys, fan1, nothing_loads, flag,
+                                                                         closest):
+    status, error = inference(capsys, "--model", fan1, flag, EINSTEIN)
+    assert status == 2 and error.startswith(f"error: unknown flag {flag}"), error
+    assert (f"did you mean {closest}?" in error) if closest else "did you mean" not in error, error
+
+
+def test_a_negative_value_is_not_taken_for_a_flag(capsys, fan1, nothing_loads):
+    status, error = inference(capsys, "--model", fan1, "--test-image", EINSTEIN, "--detect-every", "-1")
+    assert status == 2 and "unknown flag" not in error and "--detect-every" in error and "-1" in error, error
+
+
+# --- Issue 25, item 10: evaluate takes the landmark tables our commands write -----------------
+
+def test_evaluate_takes_a_landmark_table_of_photos_and_names_what_it_takes_otherwise(tmp_path):
+    """A face predicted exactly where it is annotated scores NME 0 from a .parquet and from a
+    .json landmark table; a video's table and a binary file are one line naming what is taken."""
+    from test_evaluate_cli import run_cli, synthetic_face
+    from face_alignment.evaluation import write_pts
+    from face_alignment.landmark_table import LandmarkTableWriter
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((300, 400, 3), np.uint8))
+    write_pts(str(folder / "a.pts"), synthetic_face())
+    for name in ("faces.parquet", "faces.json"):
+        with LandmarkTableWriter(tmp_path / name) as rows:
+            rows.add(str(folder / "a.png"), 0, 0.0, None, [[140.0, 50, 260, 214]], [synthetic_face()],
+                     np.ones((1, 68)), "detector")
+        result = run_cli("--ground-truth", folder, "--predictions", tmp_path / name, "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["faces"] == 1 and report["nme"] == 0, report
+    with LandmarkTableWriter(tmp_path / "clip.parquet") as rows:
+        rows.add(str(tmp_path / "clip.mp4"), 3, 0.1, [0], [[140.0, 50, 260, 214]], [synthetic_face()],
+                 np.ones((1, 68)), "tracking")
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)))
+    for name in ("clip.parquet", "noise.bin"):
+        result = run_cli("--ground-truth", folder, "--predictions", tmp_path / name)
+        assert_one_line_error(result, name, "landmark table of photos", "--save-json")

@@ -16,7 +16,7 @@ from conftest import ROOT
 from face_alignment import hub, registry
 from face_alignment.errors import DownloadError, FaceAlignmentError, WeightsNotFoundError
 from face_alignment.files import sha256_of
-from face_alignment.inference_cli import find_model
+from face_alignment.hub import find_model
 from face_alignment.weights import load_weights
 from weight_files import STAND_IN_2DFAN4, link
 
@@ -151,7 +151,7 @@ def test_download_with_a_wrong_sha256_is_refused_naming_the_file(places, checkpo
     monkeypatch.setenv(hub.MIRROR_VARIABLE, url)
     with pytest.raises(DownloadError, match=rf"{PUBLISHED}: .*11f355bf06") as caught:
         hub.weights_path("2DFAN4")
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and hub.MIRROR_VARIABLE in str(caught.value)
     assert os.listdir(cache) == []  # nothing kept, not even the download
 
 
@@ -166,6 +166,22 @@ def test_download_with_the_published_sha256_is_converted_then_found_in_the_cache
     assert load_weights(path, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
     monkeypatch.setenv(hub.MIRROR_VARIABLE, CLOSED)
     assert hub.weights_path("2DFAN4") == path
+
+
+def test_a_mirror_is_named_by_its_variable_and_a_local_one_is_not_taken_for_no_network(places, tmp_path,
+                                                                                       monkeypatch):
+    """Issue 25, item 20: the mirror's errors never named the variable that set it, and a
+    file:// mirror that does not exist was met with "(no network?)"."""
+    with pytest.raises(WeightsNotFoundError) as closed:
+        hub.weights_path("2DFAN4")
+    assert f"{CLOSED}2DFAN4-11f355bf06.pth.tar (${hub.MIRROR_VARIABLE})" in str(closed.value)
+    nowhere = (tmp_path / "nowhere").as_uri()
+    monkeypatch.setenv(hub.MIRROR_VARIABLE, nowhere)
+    with pytest.raises(WeightsNotFoundError) as missing:
+        hub.weights_path("2DFAN4")
+    message = str(missing.value)
+    assert f"{nowhere}/2DFAN4-11f355bf06.pth.tar (${hub.MIRROR_VARIABLE})" in message
+    assert "no such file" in message and "no network" not in message and "\n" not in message
 
 
 def test_offline_with_nothing_found_is_one_line_naming_every_place(places):
@@ -203,3 +219,23 @@ def test_two_first_uses_at_once_do_not_collide(places, checkpoint):
     path = paths.pop()
     assert sorted(os.listdir(cache)) == [os.path.basename(path)]  # no temporary file left behind
     assert load_weights(path, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
+
+
+def test_a_home_that_cannot_be_made_is_named_with_what_was_being_written(places, tmp_path, monkeypatch):
+    """Issue 25, item 18: a raw OSError from FaceAlignment before. A file in the way of the home
+    fails as a read-only file system does, whoever runs the tests (root included)."""
+    from face_alignment import compat
+
+    _, theirs = places
+    (tmp_path / "a file").write_text("")
+    blocked = tmp_path / "a file" / "home"
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(blocked))
+    with pytest.raises(FaceAlignmentError) as download:
+        compat.FaceAlignment(compat.LandmarksType.TWO_D, device="cpu", face_detector="folder")
+    (theirs / PUBLISHED).write_bytes(b"their checkpoint")
+    with pytest.raises(FaceAlignmentError) as conversion:
+        hub.weights_path("2DFAN4")
+    for caught, what in ((download, f"the download of {PUBLISHED}"),
+                         (conversion, f"the conversion of {theirs / PUBLISHED}")):
+        message = str(caught.value)
+        assert message.startswith(f"{blocked}: cannot write {what} there") and "FACE_ALIGNMENT_HOME" in message

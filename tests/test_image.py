@@ -16,6 +16,9 @@ from PIL import Image
 from face_alignment.errors import FaceAlignmentError, ImageReadError
 from face_alignment.pipeline import image_headers
 from face_alignment.pipeline.image import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, list_images, read_image
+from face_alignment.video.reader import probe_video
+from face_alignment.weights.convert import read_torch_checkpoint
+from face_alignment.weights.h5 import read_h5
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACES = os.path.join(ROOT, "..", "shared", "data", "faces")
@@ -135,7 +138,16 @@ def test_a_pipe_is_not_called_missing(tmp_path):
     os.mkfifo(path)
     with pytest.raises(ImageReadError) as caught:
         read_image(path)
-    assert str(caught.value) == f"{path}: not a regular file (a folder, pipe or device); expected an image file"
+    assert str(caught.value) == f"{path}: not a regular file (a pipe or device); expected an image file"
+
+
+@pytest.mark.parametrize("call, what", [
+    (read_image, "an image file"), (read_h5, "a file"), (read_torch_checkpoint, "a file"),
+    (probe_video, "a video file")])
+def test_a_folder_where_a_file_is_expected_is_called_a_folder(tmp_path, call, what):
+    with pytest.raises(FaceAlignmentError) as caught:
+        call(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: a folder; expected {what}"
 
 
 @pytest.mark.parametrize("name, shape", [("breakingbad", (1080, 1920, 3)),

@@ -27,13 +27,12 @@ from . import onnx_net
 from .description import NetworkDescription, weights_description
 from .onnx_cache import cache_folder, description_path, load_cached
 from .output import checked_output
+from .registry import BF16, FP32, INT8, PRECISIONS
 
 log = logging.getLogger(__name__)
 
 OPENVINO_PACKAGE = "openvino"
 DEVICE = "CPU"
-FP32, BF16, INT8 = "fp32", "bf16", "int8"
-PRECISIONS = (FP32, BF16, INT8)
 # OpenVINO's inference precision per precision. int8's layers kept in float run in fp32: they
 # were kept because they are sensitive, and the gate measured them so.
 _INFERENCE_PRECISION = {FP32: "f32", BF16: "bf16", INT8: "f32"}

@@ -11,8 +11,6 @@ registered can still be named as ``"package.module:Class"``: the class is the ne
 and its attributes ``contexts``, ``precisions``, ``releases_gil`` and ``runner`` (a callable
 ``(description, target)``, for the detectors; all optional) say what the entry would.
 """
-import functools
-import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -21,10 +19,12 @@ from typing import Dict, Optional, Protocol, Tuple, runtime_checkable
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..plugins import FORM, is_reference, load_reference
 from ..registry import Architecture
 
-PRECISIONS = ("fp32", "bf16", "int8")  # what a backend may compute in; fp32 is every backend's
-DEFAULT_PRECISION = "fp32"
+FP32, BF16, INT8 = "fp32", "bf16", "int8"
+PRECISIONS = (FP32, BF16, INT8)  # what a backend may compute in; fp32 is every backend's
+DEFAULT_PRECISION = FP32
 CPU = "cpu"
 
 
@@ -68,9 +68,8 @@ class BackendSpec:
     description: str = ""
 
 
-# Fastest first: the default is the first that can run here. On a 2-core CPU ONNX Runtime runs
-# FAN-4 about 10x faster than NNabla's cpu context; OpenVINO is as fast at fp32, and the one
-# that runs bf16 and int8.
+# Fastest first (docs/speed-and-backends.md): the default is the first that can run
+# here. OpenVINO, as fast as ONNX Runtime at fp32, comes last: it is the one that runs bf16 and int8.
 BACKENDS: Dict[str, BackendSpec] = {
     s.name: s
     for s in (
@@ -102,30 +101,17 @@ def installed(spec: BackendSpec) -> bool:
     return all(_importable(m) for m in spec.requires)
 
 
-def load_attr(reference: str, what: str):
-    """``module:attr`` (``attr`` may be dotted: ``Class.method``) imported; a one-line
-    BackendUnavailableError naming ``what`` otherwise."""
-    module_name, _, attr = reference.partition(":")
-    try:
-        return functools.reduce(getattr, attr.split("."), importlib.import_module(module_name))
-    except ImportError as e:
-        raise BackendUnavailableError(f"{what} {reference!r}: cannot import {module_name} ({e})") from None
-    except AttributeError:
-        raise BackendUnavailableError(f"{what} {reference!r}: {module_name} has no {attr!r}") from None
-
-
 def backend_spec(name: str) -> BackendSpec:
     """The registered backend ``name``, or the one a ``"package.module:Class"`` names."""
     if name in BACKENDS:
         return BACKENDS[name]
-    if isinstance(name, str) and ":" in name and all(name.partition(":")[::2]):
-        factory = load_attr(name, "backend")
+    if is_reference(name):
+        factory = load_reference(name, "backend", BackendUnavailableError)
         runner = f"{name}.runner" if callable(getattr(factory, "runner", None)) else ""
         return BackendSpec(name, name, runner, contexts=tuple(getattr(factory, "contexts", (CPU,))),
                            precisions=tuple(getattr(factory, "precisions", (DEFAULT_PRECISION,))),
                            releases_gil=bool(getattr(factory, "releases_gil", False)))
-    raise BackendUnavailableError(f"backend {name!r} is not one of {', '.join(BACKENDS)} "
-                                  "(or a 'package.module:Class')")
+    raise BackendUnavailableError(f"backend {name!r} is not one of {', '.join(BACKENDS)} (or a {FORM})")
 
 
 def available_backends() -> Tuple[str, ...]:
@@ -184,13 +170,14 @@ def build_runner(description, backend: str, target: Target):
     if not spec.runner:
         raise BackendUnavailableError(f"backend {spec.name!r} runs FAN only: it has no runner for "
                                       f"{description.name}")
-    return load_attr(spec.runner, "backend")(description, target)
+    return load_reference(spec.runner, "backend", BackendUnavailableError, class_only=False)(description, target)
 
 
 def build_network(weights, backend: str, target: Target) -> Network:
     """``backend``'s network for ``weights`` on ``target``, checked to be one."""
     spec = _checked_spec(backend, target)
-    network = load_attr(spec.factory, "backend")(weights, target)
+    factory = load_reference(spec.factory, "backend", BackendUnavailableError, class_only=spec.name not in BACKENDS)
+    network = factory(weights, target)
     if not isinstance(network, Network):
         raise BackendUnavailableError(f"backend {spec.name!r}: its factory made a {type(network).__name__}, "
                                       "not a network (a callable with arch, source and input_channels)")

@@ -8,8 +8,8 @@ from typing import Dict, Optional
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import check_utf8_path
-from ..config import add_model_arguments, config_from_args
-from ..inference_cli import add_tracking_arguments, check_model_options, find_model
+from ..cli_flags import add_model_arguments, add_tracking_arguments, check_model_options, config_from_args
+from ..hub import find_model
 from . import job, shards
 from .units import DEFAULT_PHOTOS_PER_UNIT, list_inputs, make_units
 
@@ -26,8 +26,9 @@ def parser() -> ArgumentParser:
                    help="folders (searched recursively for images and videos), image or video files, or .txt files "
                    "listing paths (one a line, relative to the list's folder)")
     p.add_argument("--output", required=True, metavar="OUT_DIR",
-                   help="folder of the output (made if need be): landmarks/part-*.parquet, errors.parquet, "
-                   "manifest.json; an earlier run's output is resumed")
+                   help="folder of the output (made if need be), a Parquet dataset of the landmark rows "
+                   "(pandas.read_parquet(OUT_DIR) reads it): landmarks/part-*.parquet, _errors.parquet, "
+                   "_manifest.json; an earlier run's output is resumed")
     add_model_arguments(p)
     add_tracking_arguments(p.add_argument_group("videos"))
     p.add_argument("--photos-per-unit", type=positive_int, default=DEFAULT_PHOTOS_PER_UNIT, metavar="K",
@@ -82,6 +83,7 @@ def main(argv=None) -> int:
     config = config_from_args(args, model, depth)
     job_settings = job.settings(config, args)
     with job.locked(args.output):
+        job.move_old_layout(args.output)
         start_over = job.check_settings(args.output, job_settings, args.force)
         # Built here for both engines: a bad model or option is one line before anything is
         # written, and ONNX Runtime's model is exported once, before any worker looks for it.
@@ -94,10 +96,10 @@ def main(argv=None) -> int:
 def _run(args, fa, inputs, job_settings, dims, started) -> int:
     found = shards.read_shards(args.output, dims)
     for path in found.foreign:
-        log.warning("warning: %s: not written by a dataset job (left in place; a reader of the folder may fail on "
+        log.warning("%s: not written by a dataset job (left in place; a reader of the folder may fail on "
                     "it: move it away)", path)
     for problem in found.damaged:
-        log.warning("warning: %s; removed, its inputs are done again", problem)
+        log.warning("%s; removed, its inputs are done again", problem)
     plan = shards.plan(inputs, found.records, prune=args.prune, retry_errors=args.retry_errors)
     for unit_id, paths in sorted(plan.drop.items()):
         shards.take_out(args.output, found.records[unit_id], paths)

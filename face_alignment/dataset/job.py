@@ -22,7 +22,10 @@ from .units import FOLDER, PHOTO, shown, utf8
 
 log = logging.getLogger("face_alignment")
 
-ERRORS_TABLE = "errors.parquet"
+ERRORS_TABLE = "_errors.parquet"
+# The names of an earlier version's layout, which pyarrow read as part of the dataset (so
+# pd.read_parquet(OUT_DIR) failed on manifest.json): moved to their new names on resume.
+OLD_LAYOUT = {"errors": ERRORS, "errors.parquet": ERRORS_TABLE, "manifest.json": MANIFEST}
 LOCK = ".lock"  # held (flock) by the job writing the folder; says which job that is
 WORKERS = "_workers"  # Ray: a file per worker process that took part (its pid), for operators
 # What a job's rows depend on besides the model configuration: how videos are tracked and
@@ -64,6 +67,11 @@ class MachineFault(FaceAlignmentError):
 ENTRIES = (MANIFEST, ERRORS_TABLE, LOCK, LANDMARKS, ERRORS, WORKERS)
 
 
+def _has_manifest(out_dir: str) -> bool:
+    names = [MANIFEST] + [old for old, new in OLD_LAYOUT.items() if new == MANIFEST]
+    return any(os.path.exists(os.path.join(out_dir, name)) for name in names)
+
+
 def check_output(out_dir: str) -> None:
     """Refuse, before anything is loaded or written, an ``out_dir`` that is a file, a folder of
     other files, or in a place where it cannot be made or written."""
@@ -72,12 +80,30 @@ def check_output(out_dir: str) -> None:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FaceAlignmentError(f"{out_dir}: --output is a file; expected a folder (made if need be)")
     if os.path.isdir(out_dir):
-        if not os.path.exists(os.path.join(out_dir, MANIFEST)) and set(os.listdir(out_dir)) - set(ENTRIES):
+        if not _has_manifest(out_dir) and set(os.listdir(out_dir)) - set(ENTRIES):
             raise FaceAlignmentError(f"{out_dir}: a folder that holds other files and no {MANIFEST}; expected a new "
                                      f"or empty folder, or a dataset job's output to resume")
         check_outputs([("--output", os.path.join(out_dir, MANIFEST))])
     else:
         check_outputs([], folders=[("--output", out_dir)])
+        if os.path.splitext(out_dir.rstrip(os.sep))[1].lower() in (".parquet", ".pq"):
+            log.info("%s: made a folder (a Parquet dataset: pandas.read_parquet and ray.data.read_parquet read it "
+                     "whole), not one file", out_dir)
+
+
+def move_old_layout(out_dir: str) -> None:
+    """An earlier version's output (manifest.json, errors.parquet, errors/) moved to the
+    names of this one, so that it is resumed (the caller holds the lock). Each entry is one
+    rename: a job stopped in between finishes the move on its next run."""
+    for old, new in OLD_LAYOUT.items():
+        old_path, new_path = os.path.join(out_dir, old), os.path.join(out_dir, new)
+        if not os.path.lexists(old_path):
+            continue
+        if os.path.lexists(new_path):
+            raise FaceAlignmentError(f"{out_dir}: holds both {old} (an earlier version's name) and {new}; "
+                                     f"expected one: move {old_path} away")
+        os.rename(old_path, new_path)
+        log.info("%s: moved to %s (this version's layout, which pandas reads as a Parquet dataset)", old_path, new)
 
 
 @contextmanager
@@ -259,16 +285,16 @@ def _photos(fa, paths: List[str], writer: LandmarkTable, errors: List) -> None:
                                  f"(rename the file)", 0))
     paths = [p for p in paths if utf8(p)]
     try:
-        results = [Faces.of_photo(path, image.shape, predictions[fa.decode])
-                   for path, image, predictions in fa.predict_files(paths, None, (fa.decode,))]
+        results = [Faces.of_photo(path, image.shape, prediction)
+                   for path, image, prediction in fa.predict_files(paths, on_error="raise")]
     except MemoryError:
         raise
     except Exception:
         results = []
         for path in paths:
             try:
-                [(_, image, predictions)] = list(fa.predict_files([path], None, (fa.decode,)))
-                results.append(Faces.of_photo(path, image.shape, predictions[fa.decode]))
+                [(_, image, prediction)] = list(fa.predict_files([path], on_error="raise"))
+                results.append(Faces.of_photo(path, image.shape, prediction))
             except MemoryError:
                 raise
             except Exception as error:

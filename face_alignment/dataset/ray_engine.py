@@ -33,6 +33,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..cli_support import set_verbosity
 from ..errors import FaceAlignmentError
 from .job import LANDMARKS, ERRORS, WORKERS, remove_temporary_files, run_unit
 
@@ -89,11 +90,15 @@ def run_ray(args, config, units: List[Dict], out_dir: str, video_options: Dict) 
         # ray.init puts its own SIGTERM handler in place (exit status 15, a stack dump): keep ours.
         ours = signal.getsignal(signal.SIGTERM)
         if args.ray_address:
-            ray.init(address=args.ray_address, runtime_env=runtime_env, log_to_driver=False)
+            ray.init(address=args.ray_address, runtime_env=runtime_env, log_to_driver=False,
+                     logging_level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-                     runtime_env=runtime_env, log_to_driver=False)
+                     runtime_env=runtime_env, log_to_driver=False,
+                     logging_level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
         signal.signal(signal.SIGTERM, ours)
+    # Ray configures its loggers when imported: quieted again, unless -v (cli_support).
+    set_verbosity(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         sizing = worker_resources(cpus, args.workers, config.context == "cudnn")

@@ -11,7 +11,7 @@ The rule for a re-run (:func:`plan`), per input a shard holds:
 
 - listed, with the same size and modification time: done (kept as it is);
 - listed, with other content: its rows are taken out of the shard and it is done again;
-- failed before and unchanged: kept in ``errors.parquet``; ``--retry-errors`` tries again;
+- failed before and unchanged: kept in ``_errors.parquet``; ``--retry-errors`` tries again;
 - no longer listed: its rows are kept and counted in the summary; ``--prune`` takes them out
   (never those below a folder that could not be listed this time). One that failed with no rows
   has nothing in the output but its errors row, which is dropped.
@@ -36,7 +36,7 @@ from .units import FOLDER, shown
 
 log = logging.getLogger("face_alignment")
 
-ERRORS = "errors"
+ERRORS = "_errors"  # a name pyarrow skips: the folder read as a dataset is the landmark rows
 SHARD_KEY = "face_alignment.dataset"
 ERRORS_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),  # the input, as in the landmark table's video column

@@ -5,7 +5,7 @@ folders skipped), an image or video file (by extension: ``IMAGE_EXTENSIONS``,
 ``VIDEO_EXTENSIONS``), or a list: a ``.txt`` file with one path a line (blank lines and lines
 starting with ``#`` skipped; relative paths are relative to the list's folder). A listed path
 is taken as given, whatever its extension (a video by ``VIDEO_EXTENSIONS``, else a photo): a
-listed file that is missing or unreadable becomes a row of ``errors.parquet``, not a stop. So
+listed file that is missing or unreadable becomes a row of ``_errors.parquet``, not a stop. So
 does a folder that cannot be listed (an input of kind ``folder``).
 
 Paths are made absolute (the ``video`` column holds them, and Ray workers may run elsewhere)

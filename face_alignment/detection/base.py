@@ -12,6 +12,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import FaceAlignmentError
+from ..registry import AUTHORS_REFERENCE_SCALE
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Detector:
 
     name = "detector"
     box_relation: Optional[BoxRelation] = None
-    reference_scale: float = 195.0
+    reference_scale: float = AUTHORS_REFERENCE_SCALE
     thread_safe = False
 
     def detect(self, image: np.ndarray) -> np.ndarray:

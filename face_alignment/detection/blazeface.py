@@ -23,7 +23,7 @@ they are what face-alignment reports (its pixel-edge coordinates, without the ha
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import FaceAlignmentError, WeightsFileError
 from ..home import home_dir
 from ..nets.blazeface import INPUT_SIZES, NUM_COORDS
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .blazeface_backends import blazeface_description
 from .base import BoxRelation, Detector, check_rgb
 from .blazeface_convert import read_blazeface_weights
@@ -72,7 +73,7 @@ def published_model(variant: str):
 
 
 def default_weights(variant: str = DEFAULT_VARIANT) -> str:
-    """Where scripts/setup.sh puts the converted model of ``variant``."""
+    """Where the converted model of ``variant`` is kept (made on first use, or by scripts/setup.sh)."""
     return os.path.join(home_dir(), f"blazeface_{variant}.h5")
 
 
@@ -196,7 +197,7 @@ class BlazeFaceDetector(Detector):
     ``cache_dir``: the export cache's folder, if not the default."""
 
     name = "blazeface"
-    reference_scale = 195.0  # face-alignment's divisor for BlazeFace boxes
+    reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's divisor for BlazeFace boxes
     thread_safe = False  # NNabla: one graph per batch size, reused
 
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
@@ -210,13 +211,11 @@ class BlazeFaceDetector(Detector):
             raise FaceAlignmentError(f"threshold={threshold}: expected a score between 0 and 1")
         self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
         self.backend = self.runtime.backend
-        if weights is None:
-            weights = default_weights(variant or DEFAULT_VARIANT)
-            if not os.path.isfile(weights):
-                model = published_model(variant or DEFAULT_VARIANT).file_name
-                raise WeightsFileError(
-                    f"{weights}: no such file; make it with 'bash scripts/setup.sh' or "
-                    f"'fan-convert-detector --detector blazeface --pretrained-model {model} --save-path {weights}'")
+        if weights is None:  # the home's conversion, made on first use (blazeface_models)
+            from .blazeface_models import converted_default
+
+            chosen = variant or DEFAULT_VARIANT
+            weights = converted_default(chosen, default_weights(chosen), published_model(chosen))
         self.variant, params = read_blazeface_weights(weights)
         if variant is not None and variant != self.variant:
             raise WeightsFileError(f"{weights}: holds BlazeFace {self.variant}, not {variant}")

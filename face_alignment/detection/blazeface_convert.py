@@ -12,6 +12,8 @@ graph's shape, or the file is refused with a one-line error naming it.
 """
 import functools
 import os
+import re
+import struct
 from collections import OrderedDict
 from typing import Dict, List, Tuple
 
@@ -94,8 +96,20 @@ def _tflite_model(path: str):
         model = tflite.Model.GetRootAsModel(data, 0)
         graph = model.Subgraphs(0)
     except Exception as e:  # noqa: BLE001 - a damaged flatbuffer fails in many ways
-        raise WeightsFileError(f"{path}: not a readable TFLite model ({type(e).__name__})") from None
+        raise _damaged(path, e) from None
     return model, graph
+
+
+def _damaged(path: str, error: Exception) -> WeightsFileError:
+    """What is wrong with a .tflite whose flatbuffer could not be read: most often a file cut
+    short (a download or copy broken off), whose offsets point past its end."""
+    size = os.path.getsize(path)
+    if isinstance(error, struct.error):
+        needed = re.search(r"at least (\d+) bytes", str(error))  # struct's words for an offset past the end
+        detail = f"reading it needs {needed.group(1)} bytes, it has {size}" if needed else str(error)
+        return WeightsFileError(f"{path}: a TFLite model cut short or damaged ({detail}); "
+                                "download or extract it again")
+    return WeightsFileError(f"{path}: a TFLite model that cannot be read ({type(error).__name__}: {error})")
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,6 +162,13 @@ def read_tflite(path: str) -> Tuple[str, Params]:
         raise WeightsFileError(not_weights(path, "a TFLite model")
                                or f"{path}: not a TFLite model (no TFL3 identifier)")
     model, graph = _tflite_model(path)
+    try:
+        return _tflite_params(path, model, graph)
+    except struct.error as e:  # an offset past the end, met further in
+        raise _damaged(path, e) from None
+
+
+def _tflite_params(path: str, model, graph) -> Tuple[str, Params]:
     ops = [graph.Operators(i) for i in range(graph.OperatorsLength())]
     names = {_op_name(model, op) for op in ops}
     if "DENSIFY" in names:

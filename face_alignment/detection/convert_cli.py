@@ -4,11 +4,11 @@ Each detector with a converter is one entry of :data:`CONVERTERS`: its name and 
 ``module:function`` that converts, called as ``function(source, destination, force)`` (and
 ``allow_pickle=True`` when asked for) and returning a short description of what it wrote (imported only when that detector is asked for).
 """
-import importlib
 import logging
 
 from ..cli_support import ArgumentParser, command_line
 from ..files import check_outputs
+from ..plugins import load_reference
 
 log = logging.getLogger("face_alignment")
 
@@ -42,8 +42,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     # Before any work, and even with --force: never onto the source itself.
     check_outputs([("--save-path", args.save_path)], [("--pretrained-model", args.pretrained_model)])
-    module, _, function = CONVERTERS[args.detector].partition(":")
-    convert = getattr(importlib.import_module(module), function)
+    convert = load_reference(CONVERTERS[args.detector], "converter", class_only=False)
     extra = {"allow_pickle": True} if args.allow_pickle else {}
     written = convert(args.pretrained_model, args.save_path, force=args.force, **extra)
     log.info("%s -> %s (%s %s)", args.pretrained_model, args.save_path, args.detector, written)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DownloadError, FaceAlignmentError, WeightsFileError
 from ..download import download
 from ..files import atomic_write
+from ..validation import is_whole_number
 from .base import NO_BOXES, BoxRelation, Detector, best_first, check_rgb
 
 CNN_MODEL_NAME = "mmod_human_face_detector.dat"
@@ -90,10 +91,9 @@ class DlibDetector(Detector):
         """``max_side`` defaults per detector (DEFAULT_MAX_SIDE); ``upsample`` is dlib's own
         pyramid upsampling, each step finds faces half as small at four times the cost;
         detections scoring below ``threshold`` are dropped."""
-        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer))
-                                     or max_side < 1):
+        if max_side is not None and not is_whole_number(max_side, 1):
             raise FaceAlignmentError(f"max_side={max_side!r}: expected a positive pixel count")
-        if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 0:
+        if not is_whole_number(upsample, 0):
             raise FaceAlignmentError(f"upsample={upsample!r}: expected 0 or more")
         self.max_side = self.default_max_side if max_side is None else int(max_side)
         self.upsample = int(upsample)

@@ -10,6 +10,11 @@ among all of them would: detectors cut first, then suppress the few boxes left.
 """
 import numpy as np
 
+# Candidates suppressed at most, the best first: RetinaFace's reference code and OpenCV's YuNet
+# (face-alignment's) keep the top 5000 before suppression. Without a bound, random or
+# mistrained weights give tens of thousands of candidates and suppression runs for minutes.
+MAX_CANDIDATES = 5000
+
 
 def nms(boxes: np.ndarray, order: np.ndarray, threshold: float, offset: float = 0.0) -> np.ndarray:
     """Indices into ``boxes`` (N, 4+) of the boxes kept, visiting them in ``order`` (best first)."""

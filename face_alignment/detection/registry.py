@@ -6,7 +6,6 @@ weights come from. Adding a detector is one module with a :class:`~.base.Detecto
 and one entry in :data:`DETECTORS`. A detector of the user's own needs no entry: it is named
 ``"package.module:Class"`` (or passed to FaceAlignment as an object or a callable).
 """
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
@@ -14,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 import numpy as np
 
 from ..errors import FaceAlignmentError
+from ..plugins import FORM, is_reference, load_reference
 from .base import CallableDetector, Detector, reframe
 
 
@@ -117,10 +117,9 @@ def crop_boxes(detector: Detector, found, calibrate: bool = True) -> np.ndarray:
     return found[:, :4] if relation is None else reframe(found, relation, crop_relation())
 
 
-# Chosen by benchmarks/detection.py (README, "Face detectors"): on the shared photos mirrored,
-# scaled over three octaves and rolled by up to 20 degrees, BlazeFace (full range) found 83
-# and 69 of 140 views in 640x480 and 1280x720 frames where HOG found 36 and 29, with no more
-# false positives, in under a tenth of HOG's time (31 against 340 ms, 43 against 793 ms).
+# Chosen by benchmarks/detection.py (docs/detectors.md): on the shared photos mirrored,
+# scaled and rolled, BlazeFace (full range) finds more faces than HOG, with no more false
+# positives, in a fraction of its time.
 DEFAULT_DETECTOR = "blazeface"
 
 
@@ -132,33 +131,17 @@ def default_detector(context: Optional[str] = None) -> str:
 
 def is_detector_name(name: str) -> bool:
     """A registry name, or a ``module:Class`` reference (checked when it is loaded)."""
-    return name in DETECTORS or _is_reference(name)
-
-
-def _is_reference(name: str) -> bool:
-    module, _, attribute = name.partition(":")
-    return bool(module) and bool(attribute) and all(part.isidentifier() for part in module.split(".")) \
-        and attribute.isidentifier()
+    return name in DETECTORS or is_reference(name)
 
 
 def detector_class(name: str):
-    """The class (or factory) a detector name stands for, imported now."""
+    """The class a detector name stands for, imported now."""
     if name in DETECTORS:
-        reference = DETECTORS[name].factory
-    elif _is_reference(name):
-        reference = name
-    else:
+        return load_reference(DETECTORS[name].factory, "detector", class_only=False)
+    if not is_reference(name):
         raise FaceAlignmentError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}, "
-                                 "or a class of your own as 'package.module:Class'")
-    module_name, _, attribute = reference.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise FaceAlignmentError(f"detector {name!r}: cannot import {module_name} ({e})") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise FaceAlignmentError(f"detector {name!r}: {module_name} has no {attribute}") from None
+                                 f"or a class of your own as {FORM}")
+    return load_reference(name, "detector")
 
 
 # What a detector is told of the model's target: given to the detectors that take it (those

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..nets.retinaface import ANCHOR_SIZES, STEPS, retinaface
 from .graph_detector import GraphDetector
-from .nms import nms
+from .nms import MAX_CANDIDATES, nms
 from .registry import DETECTORS
 from .torch_weights import TorchDetector
 
@@ -98,7 +98,7 @@ def faces(outputs: Sequence[np.ndarray], index: int, frame_shape, threshold: flo
     corner = centre - size / np.float32(2)
     boxes = np.concatenate([corner, corner + size], axis=1) * np.array([width, height] * 2, dtype=np.float32)
     dets = np.concatenate([boxes, scores[chosen, None]], axis=1)
-    keep = nms(dets, dets[:, 4].argsort()[::-1], NMS_THRESHOLD)
+    keep = nms(dets, dets[:, 4].argsort()[::-1][:MAX_CANDIDATES], NMS_THRESHOLD)
     return dets[keep].astype(np.float64)
 
 

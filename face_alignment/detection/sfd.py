@@ -23,8 +23,9 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..nets.sfd import STRIDES, s3fd
+from ..registry import AUTHORS_REFERENCE_SCALE
 from .graph_detector import GraphDetector
-from .nms import nms
+from .nms import MAX_CANDIDATES, nms
 from .registry import DETECTORS
 from .torch_weights import TorchDetector
 
@@ -36,7 +37,6 @@ VARIANCES = (0.1, 0.2)  # of the centre and of the log size regressors
 ANCHOR_STRIDES = 4  # an anchor's side, in strides
 NMS_THRESHOLD = 0.3
 DEFAULT_THRESHOLD = 0.5
-REFERENCE_SCALE = 195.0  # face-alignment's crop divisor for SFD boxes
 
 
 def _parameter(key: str, value: np.ndarray):
@@ -108,7 +108,7 @@ def faces(outputs: Sequence[np.ndarray], index: int = 0, threshold: float = DEFA
     scores, heads, cells = candidates(outputs, index)
     # face-alignment's visiting order over all candidates, ties included, cut to those above threshold.
     order = scores.argsort()[::-1]
-    order = order[scores[order] > threshold]
+    order = order[scores[order] > threshold][:MAX_CANDIDATES]
     boxes = np.empty((order.size, 5))
     boxes[:, :4] = decode(outputs, index, heads[order], cells[order])
     boxes[:, 4] = scores[order]
@@ -120,7 +120,7 @@ class SFDDetector(GraphDetector):
 
     weights_spec = SFD_WEIGHTS
     default_threshold = DEFAULT_THRESHOLD
-    reference_scale = REFERENCE_SCALE
+    reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's crop divisor for SFD boxes
 
     def check_threshold(self, threshold: float):
         if not CANDIDATE_SCORE <= threshold <= 1:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CheckpointMismatchError, WeightsFileError
 from ..files import check_not_there, sha256_of
-from ..home import home_dir
+from ..home import home_dir, writable_folder
 from ..weights.h5 import read_h5, write_h5
 from ..weights.layout import IGNORED_SUFFIX
 
@@ -131,7 +131,7 @@ def detector_weights(detector: TorchDetector, weights: Optional[str] = None, all
     published file in the home folder (converted from its ``.pth`` there if need be)."""
     source, target = _conversion(detector, weights)
     if source is not None and not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        writable_folder(os.path.dirname(target), f"the conversion of {source}")
         convert_torch_detector(detector, source, target, force=True, allow_pickle=allow_pickle)
     return target
 

@@ -116,5 +116,5 @@ def load_ground_truth(folder: str) -> GroundTruth:
         raise AnnotationError(f"{folder}: no annotated images (expected images with .pts files of "
                               f"the same stem beside them{unused})")
     for path, reason in unevaluated:
-        log.warning("warning: %s: not evaluated: %s", path, reason)
+        log.warning("%s: not evaluated: %s", path, reason)
     return GroundTruth(images, unevaluated)

@@ -34,15 +34,42 @@ def read_predictions(path: str) -> Dict[str, Any]:
     such a document: :func:`dataset_document`."""
     if os.path.isdir(path):
         return dataset_document(path)
+    if os.path.splitext(path)[1].lower() in PARQUET_EXTENSIONS:
+        return table_document(path)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
+            document = json.load(f)
+        if isinstance(document, dict) and "landmark_dims" in document and "images" not in document:
+            return table_document(path)  # a landmark table written as JSON (--save-landmarks x.json)
+        return document
+    except OSError as e:
         raise AnnotationError(f"{path}: cannot read the predictions file ({e})") from None
+    except UnicodeDecodeError:
+        raise AnnotationError(f"{path}: not a text file; expected {ACCEPTED}") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{path}: not valid JSON ({e})") from None
     except RecursionError:
         raise AnnotationError(f"{path}: JSON nested too deeply; expected a predictions document") from None
+
+
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+ACCEPTED = ("a --save-json document, a landmark table of photos (.parquet, .pq or .json) or a dataset job's "
+            "output folder")
+
+
+def table_document(path: str) -> Dict[str, Any]:
+    """The photos of a landmark table (``--save-landmarks``, a dataset shard) as a predictions
+    document; a table of video frames only is refused, naming what is accepted."""
+    from ..landmark_table import read_landmark_table
+
+    try:
+        document = _photos_document([read_landmark_table(path)])
+    except Exception as e:  # noqa: BLE001 - LandmarkTableError and pyarrow's: one line naming the file
+        raise AnnotationError(f"{str(e).splitlines()[0]}; expected {ACCEPTED}") from None
+    if not document["images"]:
+        raise AnnotationError(f"{path}: a landmark table with no photo rows (video frames?); evaluation scores "
+                              f"annotated photos: expected {ACCEPTED}")
+    return document
 
 
 def dataset_document(folder: str) -> Dict[str, Any]:
@@ -50,16 +77,26 @@ def dataset_document(folder: str) -> Dict[str, Any]:
     of ``IMAGE_EXTENSIONS``), as a predictions document: one image per path, its faces'
     ``box``, ``landmarks`` and ``scores``. Photos without a face have no rows, and are missed."""
     from ..landmark_table import LANDMARKS, MANIFEST, dataset_shards, is_dataset_output, read_landmark_table
-    from ..pipeline.image import IMAGE_EXTENSIONS
 
     if not is_dataset_output(folder):
         raise AnnotationError(f"{folder}: not a dataset job's output (expected {MANIFEST} and {LANDMARKS}/ in it)")
-    images: Dict[str, list] = {}
+    tables = []
     for shard in dataset_shards(folder):
         try:
-            rows = read_landmark_table(shard).to_pydict()
+            tables.append(read_landmark_table(shard))
         except Exception as e:
             raise AnnotationError(str(e)) from None
+    return _photos_document(tables)
+
+
+def _photos_document(tables) -> Dict[str, Any]:
+    """The photo rows (frame 0 of a file with one of ``IMAGE_EXTENSIONS``) of landmark tables,
+    as a predictions document."""
+    from ..pipeline.image import IMAGE_EXTENSIONS
+
+    images: Dict[str, list] = {}
+    for table in tables:
+        rows = table.to_pydict()
         for video, frame, box, landmarks, scores in zip(rows["video"], rows["frame"], rows["box"],
                                                         rows["landmarks"], rows["scores"]):
             if frame == 0 and os.path.splitext(video)[1].lower() in IMAGE_EXTENSIONS:

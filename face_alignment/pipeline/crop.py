@@ -30,10 +30,9 @@ import numpy as np
 
 from ..boxes import as_boxes
 from ..errors import FaceAlignmentError
-from ..registry import CROP_AUTHORS, CROP_CONVENTIONS, CROP_IBUG
+from ..registry import AUTHORS_REFERENCE_SCALE, CROP_AUTHORS, CROP_CONVENTIONS, CROP_IBUG
 from ..shapes import CROP_SIZE, HEATMAP_SIZE
 
-AUTHORS_REFERENCE_SCALE = 195.0
 AUTHORS_CENTER_SHIFT = 0.12  # of the box height, upwards
 AUTHORS_SCALE_UNIT = 200.0  # a face of scale 1 is 200 pixels across
 IBUG_CROP_RATIO = 0.55  # face size over crop size

@@ -49,7 +49,7 @@ def depth_input_from_points(crops: np.ndarray, points_crop: np.ndarray) -> np.nd
     buffer: the Gaussians are drawn straight into its landmark channels. Of a face's 71
     channels of 256 x 256 (18.6 MB), only the crop's and the kernels' pages are ever written:
     the rest stay the zero pages a fresh allocation maps, where drawing into maps of their own
-    and then concatenating writes all of them, and took 9 of every 10 ms of this step."""
+    and then concatenating writes all of them, most of this step's time."""
     crops = np.asarray(crops)
     points = np.asarray(points_crop)
     if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2:] != (CROP_SIZE, CROP_SIZE) \

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceAlignmentError, ImageReadError
+from ..files import not_a_file
 from .image_headers import check_complete, netpbm_maxval, read_header
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,6 +58,14 @@ _READ_FLAGS_OF = {"Sun raster": cv2.IMREAD_COLOR}
 # full-resolution mode; a decompression bomb or a mistaken export does not. Callers pass
 # another limit as read_image's ``max_pixels`` (FaceAlignment's, --max-pixels).
 MAX_IMAGE_PIXELS = 150_000_000
+# A scheme and "://": what a path that is a URL starts with (http, https, s3, gs, ftp...).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+LOCAL_ONLY = "a URL; images are read from local files only (download it first)"
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL rather than a file's name."""
+    return _URL.match(path) is not None
 
 
 def read_image(image_or_path: Union[PathLike, np.ndarray],
@@ -71,10 +80,8 @@ def read_image(image_or_path: Union[PathLike, np.ndarray],
         raise FaceAlignmentError(
             f"{type(image_or_path).__name__}: expected an image path or a numpy array")
     path = os.fspath(image_or_path)
-    if not os.path.isfile(path):
-        if os.path.exists(path):  # e.g. bash's <(...), a pipe: read once, it cannot be checked first
-            raise ImageReadError(f"{path}: not a regular file (a folder, pipe or device); expected an image file")
-        raise ImageReadError(f"{path}: no such image file")
+    if not os.path.isfile(path):  # a pipe (bash's <(...)) is refused: read once, it cannot be checked first
+        raise ImageReadError(f"{path}: {LOCAL_ONLY}" if is_url(path) else not_a_file(path, "image file"))
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with open(path, "rb") as f:

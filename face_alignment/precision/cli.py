@@ -16,8 +16,9 @@ from typing import List, Optional
 import numpy as np
 
 from ..backends.onnx_cache import cached_model_path
-from ..backends.openvino_net import BF16, FP32, INT8, OpenVinoNetwork, int8_model_path
-from ..cli_support import ArgumentParser, command_line
+from ..backends.openvino_net import OpenVinoNetwork, int8_model_path
+from ..backends.registry import BF16, FP32, INT8
+from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import atomic_write, check_not_there, check_outputs
 from ..registry import ARCHITECTURES, FAN
@@ -60,7 +61,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--max-mean-px", type=positive_float, default=gate.DEFAULT_MAX_MEAN_PX, metavar="T",
                    help="the limit on the mean landmark difference from fp32, in image pixels "
                         "(default: %(default)s)")
-    p.add_argument("--max-faces", type=int, default=DEFAULT_MAX_FACES, metavar="N",
+    p.add_argument("--max-faces", type=positive_int, default=DEFAULT_MAX_FACES, metavar="N",
                    help="faces to calibrate on and compare (default: %(default)s, in file order)")
     p.add_argument("--keep-in-float", nargs="*", metavar="SCOPE",
                    help="int8: parameter scopes whose convolutions stay in float (default: the last "
@@ -91,10 +92,8 @@ def calibration_crops(faces: Faces) -> np.ndarray:
 @command_line
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
-    from ..inference_cli import read_boxes
+    from ..boxes import read_boxes
 
-    if args.max_faces < 1:
-        raise FaceAlignmentError(f"--max-faces {args.max_faces}: expected a whole number of at least 1")
     weights = open_weights(args.model, kind=FAN, arch=args.arch)
     inputs = [("--model", args.model)] + ([("--boxes", args.boxes)] if args.boxes else [])
     if args.output:

@@ -34,14 +34,13 @@ def video_landmarks(path: str, landmarker: Landmarker, source: BoxSource,
     breaks off raises VideoReadError after the frames that decoded."""
     from .reader import read_video  # PyAV, imported only for videos
 
-    batch_size, method = landmarker.batch_size, landmarker.decode
+    batch_size = landmarker.batch_size
     frames_per_batch = 1 if isinstance(source, FaceTracker) else batch_size
     pending: list = []  # (VideoFrame, FrameFaces) waiting for their batch
 
     def finish():
         group = [(frame, frame.image, faces.boxes) for frame, faces in pending]
-        for (frame, faces), (_, _, predictions) in zip(pending, landmarker.landmarks(group, (method,))):
-            prediction = predictions[method]
+        for (frame, faces), (_, _, prediction) in zip(pending, landmarker.landmarks(group)):
             source.observe(frame.index, faces, prediction.landmarks, prediction.scores)
             if smoother is not None:
                 prediction = prediction._replace(landmarks=smoother(faces.tracks, prediction.landmarks, frame.time))

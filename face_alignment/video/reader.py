@@ -45,6 +45,7 @@ import av
 import numpy as np
 
 from ..errors import VideoReadError, VideoTruncatedError
+from ..files import not_a_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -169,7 +170,7 @@ _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 
 def _open(path: str) -> Tuple["av.container.InputContainer", "av.video.stream.VideoStream"]:
     if not os.path.isfile(path):
-        raise VideoReadError(f"{path}: no such video file")
+        raise VideoReadError(not_a_file(path, "video file"))
     try:
         container = av.open(path)
     except av.error.FFmpegError as e:

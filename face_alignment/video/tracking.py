@@ -35,6 +35,7 @@ from ..errors import FaceAlignmentError
 from ..detection.base import BoxRelation
 from ..detection.dlib_detectors import DLIB_BOXES
 from ..matching import MISSED, box_iou, match_faces
+from ..validation import is_whole_number
 from .box_sources import DETECTOR, TRACKING, Detect, FrameFaces, check_landmarks
 
 
@@ -158,9 +159,9 @@ class FaceTracker:
                  min_size: float = DEFAULT_MIN_SIZE, min_inside: float = DEFAULT_MIN_INSIDE):
         if not callable(detect):
             raise FaceAlignmentError(f"detect: got {detect!r}; expected a callable image -> (N, 4) boxes")
-        if isinstance(detect_every, bool) or not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
+        if not is_whole_number(detect_every, 1):
             raise FaceAlignmentError(f"detect_every={detect_every!r}: expected a whole number of frames, 1 or more")
-        if isinstance(max_misses, bool) or not isinstance(max_misses, (int, np.integer)) or max_misses < 0:
+        if not is_whole_number(max_misses, 0):
             raise FaceAlignmentError(f"max_misses={max_misses!r}: expected a whole number, 0 or more")
         if not 0 < min_iou <= 1:
             raise FaceAlignmentError(f"min_iou={min_iou!r}: expected an overlap in (0, 1]")

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import CheckpointMismatchError, FaceAlignmentError, WeightsFileError
-from ..files import check_not_there, sha256_of
+from ..files import check_not_there, not_a_file, sha256_of
 from ..registry import FORMAT_TORCH, FORMAT_TORCH_DEPTH, FORMAT_TORCH_LEGACY, FORMAT_TORCHSCRIPT, Architecture
 from .h5 import write_h5
 from .identify import resolve_architecture
@@ -59,10 +59,15 @@ def _container(path: str) -> Optional[str]:
     return None
 
 
+def is_torch_checkpoint(path: str) -> bool:
+    """Whether the file at ``path`` is in one of torch's formats (by its first bytes)."""
+    return os.path.isfile(path) and _container(path) is not None
+
+
 def read_torch_checkpoint(path: str, allow_pickle: bool = False) -> Tuple["OrderedDict[str, np.ndarray]", str]:
     """(state dict as float32 arrays with ``module.`` prefixes removed, format name)."""
     if not os.path.isfile(path):
-        raise WeightsFileError(f"{path}: no such file")
+        raise WeightsFileError(not_a_file(path, "file"))
     # Only a file in one of torch's formats reaches torch.load: anything else would fail its
     # weights-only check and be taken for a checkpoint holding Python objects.
     fmt = _container(path)

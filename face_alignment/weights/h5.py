@@ -12,7 +12,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ..errors import WeightsFileError
-from ..files import atomic_write
+from ..files import atomic_write, not_a_file
 from .sniff import not_weights
 
 
@@ -22,7 +22,7 @@ def _reading(path: str):
     import h5py
 
     if not os.path.isfile(path):
-        raise WeightsFileError(f"{path}: no such file")
+        raise WeightsFileError(not_a_file(path, "file"))
     try:
         with h5py.File(path, "r") as f:
             yield f

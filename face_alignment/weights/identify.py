@@ -38,7 +38,7 @@ def resolve_architecture(path: str, kind: str, num_modules: Optional[int], arch:
         if known is None:
             resolved = default_architecture(kind, num_modules)
             if kind != RESNET_DEPTH:  # one ResNetDepth exists: nothing was assumed
-                log.warning("note: %s: name does not say which FAN; %s its %d-module FAN as %s "
+                log.warning("%s: name does not say which FAN; %s its %d-module FAN as %s "
                             "(use --arch to choose another)", path, doing, num_modules, resolved.name)
             return resolved
         resolved, said_by = known.architecture, " its name says (use --arch to choose another)"

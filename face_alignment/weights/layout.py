@@ -108,6 +108,16 @@ def torch_key(name: str) -> str:
     return f"{scope.replace('/', '.')}.{_TORCH_LEAF[(layer, leaf)]}"
 
 
+def to_torch(name: str, array: np.ndarray) -> np.ndarray:
+    """An nnabla parameter in the layout PyTorch keeps it in (the inverse of to_nnabla)."""
+    layer = name.rsplit("/", 2)[1]
+    if layer == "bn":
+        return array.reshape(-1)
+    if layer == "affine" and name.endswith("/W"):
+        return array.T
+    return array
+
+
 def to_nnabla(name: str, tensor: np.ndarray) -> np.ndarray:
     """A PyTorch tensor in the layout nnabla keeps it in."""
     layer = name.rsplit("/", 2)[1]
