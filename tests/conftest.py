@@ -2,7 +2,6 @@ import atexit
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -24,30 +23,39 @@ _USER_HOME = os.environ.get("FACE_ALIGNMENT_HOME") or os.path.join(os.path.expan
                                                                     "face_alignment")
 
 
-def fresh_home(folder) -> str:
+def fresh_home(folder, shared_exports=False) -> str:
     """``folder`` made a FACE_ALIGNMENT_HOME with nothing in it but the detectors' models that
-    scripts/setup.sh converted into the user's (the default detector needs them)."""
+    scripts/setup.sh converted into the user's (the default detector needs them); with
+    ``shared_exports``, its export cache is the session's (for a test of something else than
+    that cache: FAN-4's and ResNetDepth's exports take a minute, and hundreds of MB, each)."""
     os.makedirs(folder, exist_ok=True)
     for model in glob.glob(os.path.join(glob.escape(_USER_HOME), "blazeface_*.h5")):
         os.symlink(model, os.path.join(folder, os.path.basename(model)))
+    if shared_exports:
+        os.makedirs(SESSION_EXPORTS, exist_ok=True)
+        os.symlink(SESSION_EXPORTS, os.path.join(folder, "exports"))
     return str(folder)
 
 
-os.environ["FACE_ALIGNMENT_HOME"] = fresh_home(tempfile.mkdtemp(prefix="fa-test-home-"))
-atexit.register(shutil.rmtree, os.environ["FACE_ALIGNMENT_HOME"], True)
+SESSION_HOME = fresh_home(tempfile.mkdtemp(prefix="fa-test-home-"))
+# The export cache every test shares unless its subject is that cache (onnx_cache's folder).
+SESSION_EXPORTS = os.path.join(SESSION_HOME, "exports")
+os.environ["FACE_ALIGNMENT_HOME"] = SESSION_HOME
+atexit.register(shutil.rmtree, SESSION_HOME, True)
 
 
 def run_tool(script, *args, cwd=ROOT, env=None):
-    """Run one of the project's command lines as a user would; returns the CompletedProcess.
-    ``script`` is a path from the repository root, or ``-m module``; ``env`` adds variables
-    (its PYTHONPATH goes after the repository's)."""
+    """Run one of the project's command lines as a user would, inside this process (see
+    tests/in_process.py); returns a CompletedProcess. ``script`` is a path from the repository
+    root, or ``-m module``; ``env`` adds variables (its PYTHONPATH goes first on sys.path). A
+    test about the process itself (an exit on a signal, what an import pulls in, two processes
+    at once) starts one with subprocess."""
+    import in_process
+
     command = script.split() if script.startswith("-m ") else [os.path.join(ROOT, script)]
     extra = dict(env or {})
-    # A script in a subfolder (converters/, benchmarks/) would otherwise import the package
-    # the venv has installed, which may be another checkout's: test this one's.
-    path = os.pathsep.join(filter(None, (ROOT, extra.pop("PYTHONPATH", None), os.environ.get("PYTHONPATH"))))
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, **extra, PYTHONPATH=path))
+    path = [p for p in (extra.pop("PYTHONPATH", None) or "").split(os.pathsep) if p]
+    return in_process.run(command, list(map(str, args)), cwd, extra, [ROOT, *path])
 
 
 def peak_memory(call):
@@ -87,30 +95,48 @@ def annotated_box(name):
 
 
 @pytest.fixture(scope="session")
-def fan4():
-    import checkpoints
-    return checkpoints.authors_fan(4, "avg", seed=4)
+def weight_files(tmp_path_factory):
+    """The session's random weight files, each written once (tests/weight_files.py)."""
+    from weight_files import WeightFiles
+
+    return WeightFiles(tmp_path_factory.mktemp("weight_files"))
+
+
+@pytest.fixture
+def one_hourglass_2dfan4(monkeypatch):
+    """The registry's 2DFAN4 made a one-hourglass FAN, as weight_files.STAND_IN_2DFAN4 is."""
+    import dataclasses
+
+    from face_alignment import registry
+    from weight_files import STAND_IN_2DFAN4
+
+    monkeypatch.setitem(registry.ARCHITECTURES, "2DFAN4", dataclasses.replace(
+        registry.ARCHITECTURES["2DFAN4"], num_modules=STAND_IN_2DFAN4.modules))
 
 
 @pytest.fixture(scope="session")
-def depth_net():
-    import checkpoints
-    return checkpoints.authors_depth(seed=7)
+def fan4(weight_files):
+    from weight_files import FAN4
+
+    return weight_files.model(FAN4)
 
 
 @pytest.fixture(scope="session")
-def fan1_h5(tmp_path_factory):
+def depth_net(weight_files):
+    from weight_files import DEPTH
+
+    return weight_files.model(DEPTH)
+
+
+@pytest.fixture(scope="session")
+def fan1_h5(weight_files):
     """A small, fast FAN (one hourglass) with random weights, as an .h5 that records its
     architecture: for tests of the pipeline around the network rather than the network."""
     import dataclasses
 
-    import checkpoints
-    from face_alignment.registry import ARCHITECTURES, FAN
-    from face_alignment.weights.h5 import write_h5
+    from face_alignment.registry import ARCHITECTURES
     from face_alignment.weights.loading import architecture_attrs
+    from weight_files import Net
 
     arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(1, "avg", seed=3), FAN, 1)
-    path = tmp_path_factory.mktemp("fan1") / "fan1.h5"
-    write_h5(str(path), params, architecture_attrs(arch))
-    return str(path)
+    return weight_files.h5(Net("fan", 1, "avg", seed=3), architecture_attrs(arch), "fan1.h5")

@@ -2,14 +2,13 @@
 FaceAlignment and model_inference.py when named as "package.module:Class"."""
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-from conftest import CPU, ROOT, SHARED, assert_one_line_error
+from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import BACKENDS, backend_spec
 from face_alignment.errors import BackendUnavailableError
@@ -71,12 +70,10 @@ def test_a_backend_named_by_module_and_class_runs_through_face_alignment(fan1_h5
 def test_model_inference_takes_the_backend_by_module_and_class(fan1_h5, peak_module, tmp_path):
     boxes, out = tmp_path / "boxes.json", tmp_path / "out.json"
     boxes.write_text(json.dumps([BOX]))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, str(tmp_path / "plugins")]))
 
     def run(*flags):
-        return subprocess.run([sys.executable, os.path.join(ROOT, "model_inference.py"), "--model", fan1_h5,
-                               "--test-image", EINSTEIN, "--boxes", str(boxes), *flags, *CPU], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
+        return run_tool("model_inference.py", "--model", fan1_h5, "--test-image", EINSTEIN, "--boxes", boxes, *flags,
+                        *CPU, env={"PYTHONPATH": str(tmp_path / "plugins")})
 
     result = run("--backend", "peak_backend:PeakNetwork", "--decode", "argmax", "--save-json", str(out))
     assert result.returncode == 0, result.stderr

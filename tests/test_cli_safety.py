@@ -244,7 +244,7 @@ def _folder_state(folder):
 ])
 def test_no_output_overwrites_an_input_or_another_output(tmp_path, fan1, outputs, fragments):
     shutil.copy(EINSTEIN, tmp_path / "face.jpg")
-    shutil.copy(fan1, tmp_path / "fan.h5")
+    os.link(fan1, tmp_path / "fan.h5")  # shared: a hard link, not a copy
     (tmp_path / "boxes.json").write_text(json.dumps([EINSTEIN_BOX]))
     (tmp_path / "sub").mkdir()
     os.symlink("face.jpg", tmp_path / "photo_link.png")
@@ -424,19 +424,18 @@ def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypat
 # --- A 2D-FAN for 3D landmarks -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fans_3d(tmp_path_factory, depth_net):
+def fans_3d(tmp_path_factory, weight_files):
     """ResNetDepth, FANs that say they are 2D or 3D in different ways, and FANs that say nothing."""
-    from face_alignment.registry import RESNET_DEPTH
+    from weight_files import DEPTH, FAN4, link
 
     folder = tmp_path_factory.mktemp("fans_3d")
-    write_h5(str(folder / "depth.h5"), checkpoints.nnabla_params(depth_net, RESNET_DEPTH),
-             architecture_attrs(ARCHITECTURES["ResNetDepth"]))
+    link(weight_files.h5(DEPTH, architecture_attrs(ARCHITECTURES["ResNetDepth"])), folder / "depth.h5")
     fan1_h5(folder / "recorded_2d.h5", "2DFAN4")
     fan1_h5(folder / "recorded_3d.h5", "3DFAN4")
     fan1_h5(folder / "nameless.h5", attrs=False)
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(4, "avg", seed=5), FAN, 4)
-    write_h5(str(folder / "3DFAN4_NNabla_model.h5"), params, {})  # as nnabla-examples publish it
-    os.link(folder / "3DFAN4_NNabla_model.h5", folder / "2DFAN4_NNabla_model.h5")
+    published = weight_files.h5(FAN4)  # as nnabla-examples publish it: no attributes
+    link(published, folder / "3DFAN4_NNabla_model.h5")
+    link(published, folder / "2DFAN4_NNabla_model.h5")
     return folder
 
 

@@ -23,20 +23,21 @@ import torch
 
 import authors_reference
 import checkpoints
-from conftest import ROOT, SHARED, TESTS, annotated_box
+from conftest import ROOT, SHARED, TESTS, annotated_box, fresh_home
+from weight_files import FAN4, SEEING_DEPTH, link
 
 USER_CODE = os.path.join(TESTS, "face_alignment_user.py")
 TOLERANCE = checkpoints.NETWORK_TOLERANCE  # of the largest value, per coordinate
-LANDMARK_CHANNEL_GAIN = 300.0  # makes random ResNetDepth look at its landmark channels (test_pipeline_parity)
 
 
-def write_torch_home(folder, fan, depth):
-    """The checkpoints face-alignment downloads, where it keeps them, with these weights."""
+def write_torch_home(folder, weight_files):
+    """The checkpoints face-alignment downloads, where it keeps them, with random weights:
+    FAN-4's, and ResNetDepth's made to look at its landmark channels (as test_pipeline_parity's)."""
     hub = folder / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    checkpoints.save_legacy(fan, hub / "2DFAN4-11f355bf06.pth.tar")
-    checkpoints.save_legacy(fan, hub / "3DFAN4-7835d9f11d.pth.tar")
-    checkpoints.save_depth_checkpoint(depth, hub / "depth-2a464da4ea.pth.tar")
+    link(weight_files.checkpoint(FAN4), hub / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(FAN4), hub / "3DFAN4-7835d9f11d.pth.tar")
+    link(weight_files.checkpoint(SEEING_DEPTH, "depth"), hub / "depth-2a464da4ea.pth.tar")
 
 
 def write_data(folder):
@@ -58,23 +59,29 @@ def write_data(folder):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, fan4):
-    return run_both(tmp_path_factory.mktemp("compat"), fan4)
+def runs(tmp_path_factory, weight_files):
+    root = tmp_path_factory.mktemp("compat")
+    results = run_both(root, weight_files)
+    # What ours converted (FAN-4 twice and ResNetDepth, 430 MB) is read by no test: it would
+    # stay on disk for the rest of the session. (The exports in it are the session's: only
+    # the link to them goes.)
+    shutil.rmtree(root / "home")
+    return results
 
 
-def run_both(root, fan4):
+def run_both(root, weight_files):
     """{"theirs": results, "ours": results} of the user code, run in two processes at once
-    (and their output as "theirs_log", "ours_log")."""
-    depth = checkpoints.authors_depth(seed=7)
-    with torch.no_grad():
-        depth.conv1.weight[:, 3:] *= LANDMARK_CHANNEL_GAIN
-    write_torch_home(root / "torch", fan4, depth)
+    (and their output as "theirs_log", "ours_log"). Ours converts the checkpoints into a home
+    of its own, whose export cache is the session's (the converted files are those
+    test_pipeline_parity exports, byte for byte)."""
+    write_torch_home(root / "torch", weight_files)
     write_data(root / "data")
     theirs = authors_reference.package_root(root / "theirs")
+    home = fresh_home(root / "home", shared_exports=True)
     processes = {}
     for name, path in (("theirs", theirs), ("ours", ROOT)):
         env = dict(os.environ, PYTHONPATH=path, TORCH_HOME=str(root / "torch"),
-                   FACE_ALIGNMENT_HOME=str(root / "home"), XDG_CACHE_HOME=str(root / "xdg"),
+                   FACE_ALIGNMENT_HOME=home, XDG_CACHE_HOME=str(root / "xdg"),
                    FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")  # never the internet
         out = root / f"{name}.pkl"
         log = open(root / f"{name}.log", "w")
@@ -217,13 +224,13 @@ def readme_example():
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_runs_as_pasted(tmp_path, fan4):
+def test_the_readme_example_runs_as_pasted(tmp_path, weight_files):
     """With face-alignment's files in TORCH_HOME the README's example runs from the
     repository. Random weights: 2DFAN4's, and S3FD's with every face score pushed to zero,
     since a random S3FD finds hundreds of "faces", each costing a FAN run: it prints None."""
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    checkpoints.save_legacy(fan4, hub / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(FAN4), hub / "2DFAN4-11f355bf06.pth.tar")
     net_s3fd = authors_reference._load("face_alignment/detection/sfd/net_s3fd.py", "authors_net_s3fd")
     torch.manual_seed(0)
     s3fd = net_s3fd.s3fd()

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import SHARED
 from face_alignment.api import FaceAlignment
+from face_alignment.backends import context
 from face_alignment.backends.registry import PRECISIONS
 from face_alignment.cli_flags import add_model_arguments, config_from_args
 from face_alignment.config import ModelConfig
@@ -24,6 +25,13 @@ DOCUMENTED_DEFAULTS = dict(decode="centroid", detector="blazeface", calibrate_bo
                            context="cpu", flip=False,
                            integer_landmarks=False, reference_scale=195.0, device_id=0, type_config="float",
                            precision="fp32", batch_size=8, max_pixels=150_000_000)
+
+
+@pytest.fixture(autouse=True)
+def without_cuda(monkeypatch):
+    """The documented defaults are a machine's without CUDA (with nnabla-ext-cuda installed,
+    cudnn is the default context): these tests pretend to be on one wherever they run."""
+    monkeypatch.setattr(context, "cuda_available", lambda: False)
 
 
 def parse(*flags):

@@ -11,6 +11,7 @@ import torch
 
 import checkpoints
 from conftest import SHARED, assert_one_line_error, run_tool
+from weight_files import DEPTH, FAN4, link
 from face_alignment.backends import NNablaNetwork
 from face_alignment.registry import ARCHITECTURES
 from face_alignment.weights import load_weights
@@ -74,13 +75,9 @@ def sha256(path):
 
 
 @pytest.fixture(scope="module")
-def fan4_files(tmp_path_factory, fan4):
-    folder = tmp_path_factory.mktemp("fan4")
-    legacy = folder / "2DFAN4-11f355bf06.pth.tar"
-    scripted = folder / "2DFAN4-cd938726ad.zip"
-    checkpoints.save_legacy(fan4, legacy)
-    checkpoints.save_torchscript(fan4, scripted)
-    return legacy, scripted
+def fan4_files(weight_files):
+    return (weight_files.checkpoint(FAN4, "legacy", "2DFAN4-11f355bf06.pth.tar"),
+            weight_files.checkpoint(FAN4, "torchscript", "2DFAN4-cd938726ad.zip"))
 
 
 def test_our_layout_is_the_published_layout():
@@ -131,13 +128,11 @@ def test_published_layout_loads_unchanged_with_nn_load_parameters(tmp_path, fan4
     assert list(after) == list(before) and all(after[k] is before[k] for k in before)
 
 
-def test_depth_checkpoint_and_its_torchscript_twin(tmp_path, depth_net):
-    legacy = tmp_path / "depth-2a464da4ea.pth.tar"
-    scripted = tmp_path / "depth-6c4283c0e0.zip"
-    checkpoints.save_depth_checkpoint(depth_net, legacy)
-    checkpoints.save_torchscript(depth_net, scripted, channels=71)
+def test_depth_checkpoint_and_its_torchscript_twin(tmp_path, depth_net, weight_files):
+    legacy = weight_files.checkpoint(DEPTH, "depth", "depth-2a464da4ea.pth.tar")
+    scripted = weight_files.checkpoint(DEPTH, "torchscript", "depth-6c4283c0e0.zip")
     for source in (legacy, scripted):
-        out = tmp_path / (source.name + ".h5")
+        out = tmp_path / (os.path.basename(source) + ".h5")
         result = run_tool(CONVERT_DEPTH, "--pretrained-model", source, "--save-path", out)
         assert result.returncode == 0, result.stderr
         assert_same_values(str(out), depth_net)
@@ -183,11 +178,11 @@ def notes(result):
 
 @pytest.mark.parametrize("file_name, says_which", [("my-model.pth.tar", False), ("2DFAN4-rand.pth.tar", True),
                                                    ("2DFAN4.pth.tar", True)])
-def test_any_name_converts_an_authors_fan4_exactly_as_nnabla_examples(tmp_path, fan4, file_name, says_which):
+def test_any_name_converts_an_authors_fan4_exactly_as_nnabla_examples(tmp_path, fan4, weight_files, file_name,
+                                                                     says_which):
     """nnabla-examples' converter takes a checkpoint of any name: names, shapes and order are
     those of its published files, values the source tensors renamed and reshaped by hand."""
-    source = tmp_path / file_name
-    checkpoints.save_legacy(fan4, source)
+    source = link(weight_files.checkpoint(FAN4), tmp_path / file_name)
     out = tmp_path / "out.h5"
     result = run_tool(CONVERT, "--pretrained-model", source, "--save-path", out)
     assert result.returncode == 0, result.stderr

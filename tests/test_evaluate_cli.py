@@ -1,14 +1,13 @@
-"""``python -m face_alignment.evaluate`` run as users run it: in a subprocess, on folders of
+"""``python -m face_alignment.evaluate`` run as users run it (tests/in_process.py), on folders of
 annotated images and prediction files written to a temporary directory."""
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import run_tool
 from face_alignment.evaluation import read_pts, write_pts
 from face_alignment.pipeline.image import IMAGE_EXTENSIONS
 
@@ -30,8 +29,7 @@ def synthetic_face(seed=0):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "face_alignment.evaluate", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True)
+    return run_tool("-m face_alignment.evaluate", *args)
 
 
 def assert_one_line_error(completed, *fragments):

@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
-import checkpoints
 from conftest import assert_one_line_error, run_tool
 from face_alignment.errors import DownloadError
 from face_alignment.weights import load_weights
 from face_alignment.weights.fetch import fetch
 from face_alignment.weights.layout import expected_parameters
+from weight_files import STAND_IN_2DFAN4, link
 
 FETCH = "converters/fetch_weights.py"
 
@@ -25,7 +25,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, weight_files):
     """Serves: a good published-layout .h5, an authors'-named checkpoint whose sha256 does
     not start with the hash in its name, and nothing else (so other names are 404)."""
     root = tmp_path_factory.mktemp("served")
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
             f[k] = rng.rand(*shape).astype(np.float32)
             f[k].attrs["need_grad"] = True
             f[k].attrs["index"] = i
-    checkpoints.save_legacy(checkpoints.authors_fan(4, "avg", seed=9), root / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), root / "2DFAN4-11f355bf06.pth.tar")
     handler = functools.partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -54,7 +54,7 @@ def test_good_file_is_fetched_and_validated(tmp_path, server):
     assert sorted(os.listdir(tmp_path)) == ["Resnet_Depth_NNabla_model.h5"]
 
 
-def test_hash_mismatch_stops_and_the_flag_skips_the_check(tmp_path, server):
+def test_hash_mismatch_stops_and_the_flag_skips_the_check(tmp_path, server, one_hourglass_2dfan4):
     url, _ = server
     line = assert_one_line_error(run_tool(FETCH, "2DFAN4", "--dest", tmp_path, "--mirror", url),
                                  "2DFAN4-11f355bf06.pth.tar", "11f355bf06", "--no-check-hash")
@@ -62,7 +62,7 @@ def test_hash_mismatch_stops_and_the_flag_skips_the_check(tmp_path, server):
     result = run_tool(FETCH, "2DFAN4", "--dest", tmp_path, "--mirror", url, "--no-check-hash")
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ["2DFAN4.h5"]
-    loaded = load_weights(str(tmp_path / "2DFAN4.h5"), kind="fan", num_modules=4)
+    loaded = load_weights(str(tmp_path / "2DFAN4.h5"), kind="fan", num_modules=STAND_IN_2DFAN4.modules)
     assert loaded.arch.name == "2DFAN4"
     with h5py.File(tmp_path / "2DFAN4.h5", "r") as f:
         assert f.attrs["source_file"] == "2DFAN4-11f355bf06.pth.tar"

@@ -5,7 +5,6 @@ import functools
 import http.server
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,24 +12,29 @@ import threading
 import pytest
 import torch
 
-import checkpoints
 from conftest import ROOT
 from face_alignment import hub, registry
 from face_alignment.errors import DownloadError, FaceAlignmentError, WeightsNotFoundError
 from face_alignment.files import sha256_of
 from face_alignment.hub import find_model
 from face_alignment.weights import load_weights
+from weight_files import STAND_IN_2DFAN4, link
 
 PUBLISHED = "2DFAN4-11f355bf06.pth.tar"
 CLOSED = "http://127.0.0.1:9/"  # the discard port: connections are refused
+# What is tested here is where weights are looked for, converted and kept, not the network:
+# 2DFAN4 is a one-hourglass FAN in these tests (weight_files.STAND_IN_2DFAN4).
+MODULES = STAND_IN_2DFAN4.modules
+ONE_HOURGLASS_2DFAN4 = ("import dataclasses; from face_alignment import registry; "
+                        "registry.ARCHITECTURES['2DFAN4'] = dataclasses.replace("
+                        f"registry.ARCHITECTURES['2DFAN4'], num_modules={MODULES})")
+pytestmark = pytest.mark.usefixtures("one_hourglass_2dfan4")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, fan4):
+def checkpoint(weight_files):
     """Random 2DFAN4 weights in the authors' format (not the published file: its own sha256)."""
-    path = tmp_path_factory.mktemp("checkpoint") / PUBLISHED
-    checkpoints.save_legacy(fan4, path)
-    return path
+    return weight_files.checkpoint(STAND_IN_2DFAN4, "legacy", PUBLISHED)
 
 
 @pytest.fixture
@@ -73,15 +77,16 @@ def server(tmp_path):
 
 
 def test_torch_home_default_is_torchs():
+    assert torch.hub._hub_dir is None  # else get_dir() would not read the environment
     env = {k: v for k, v in os.environ.items() if k not in ("TORCH_HOME", "XDG_CACHE_HOME")}
     for extra in ({}, {"XDG_CACHE_HOME": "/x/cache"}, {"TORCH_HOME": "/t", "XDG_CACHE_HOME": "/x/cache"}):
-        code = "import torch.hub, sys; sys.stdout.write(torch.hub.get_dir())"
-        torchs = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True,
-                                text=True, check=True).stdout
         old = dict(os.environ)
         try:
             os.environ.clear()
             os.environ.update({**env, **extra})
+            # torch's own answer, read from the environment as a new process would (no
+            # torch.hub.set_dir in this one).
+            torchs = torch.hub.get_dir()
             assert hub.torch_checkpoints_dir() == os.path.join(torchs, "checkpoints")
         finally:
             os.environ.clear()
@@ -94,19 +99,19 @@ def test_cache_hit_comes_first_and_needs_no_network(places, checkpoint):
     cached = cache / "2DFAN4-11f355bf06c0ffee.h5"  # a converted published file
     cached.write_bytes(b"")  # its content is not read here
     assert hub.weights_path("2DFAN4") == str(cached)
-    shutil.copy(checkpoint, theirs / PUBLISHED)  # face-alignment's file is looked at only after
+    link(checkpoint, theirs / PUBLISHED)  # face-alignment's file is looked at only after
     assert hub.weights_path("2DFAN4") == str(cached)
     assert os.listdir(cache) == [cached.name]
 
 
 def test_torch_home_checkpoint_is_converted_once_then_reused(places, checkpoint, monkeypatch, caplog):
     cache, theirs = places
-    shutil.copy(checkpoint, theirs / PUBLISHED)
+    link(checkpoint, theirs / PUBLISHED)
     with caplog.at_level(logging.WARNING, logger="face_alignment"):
         first = hub.weights_path("2DFAN4")
     sha = sha256_of(str(checkpoint))
     assert first == str(cache / f"2DFAN4-{sha[:16]}.h5")
-    assert load_weights(first, kind="fan", num_modules=4).arch.name == "2DFAN4"
+    assert load_weights(first, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
     # Not the published file: used, with one warning line that names it.
     warned = [r.getMessage() for r in caplog.records if str(theirs / PUBLISHED) in r.getMessage()]
     assert len(warned) == 1 and "sha256" in warned[0] and "11f355bf06" in warned[0], caplog.text
@@ -120,7 +125,7 @@ def test_torch_home_checkpoint_is_converted_once_then_reused(places, checkpoint,
 
 def test_a_checkpoint_with_the_published_hash_gets_no_warning(places, checkpoint, monkeypatch, caplog):
     _, theirs = places
-    shutil.copy(checkpoint, theirs / published_as(monkeypatch, checkpoint))
+    link(checkpoint, theirs / published_as(monkeypatch, checkpoint))
     with caplog.at_level(logging.WARNING, logger="face_alignment"):
         hub.weights_path("2DFAN4")
     assert not caplog.records, caplog.text
@@ -142,7 +147,7 @@ def test_a_file_that_is_no_fan_checkpoint_is_refused(places, content):
 def test_download_with_a_wrong_sha256_is_refused_naming_the_file(places, checkpoint, server, monkeypatch):
     cache, _ = places
     served, url = server
-    shutil.copy(checkpoint, served / PUBLISHED)
+    link(checkpoint, served / PUBLISHED)
     monkeypatch.setenv(hub.MIRROR_VARIABLE, url)
     with pytest.raises(DownloadError, match=rf"{PUBLISHED}: .*11f355bf06") as caught:
         hub.weights_path("2DFAN4")
@@ -154,11 +159,11 @@ def test_download_with_the_published_sha256_is_converted_then_found_in_the_cache
         places, checkpoint, server, monkeypatch):
     cache, _ = places
     served, url = server
-    shutil.copy(checkpoint, served / published_as(monkeypatch, checkpoint))
+    link(checkpoint, served / published_as(monkeypatch, checkpoint))
     monkeypatch.setenv(hub.MIRROR_VARIABLE, url)
     path = hub.weights_path("2DFAN4")
     assert os.listdir(cache) == [os.path.basename(path)]
-    assert load_weights(path, kind="fan", num_modules=4).arch.name == "2DFAN4"
+    assert load_weights(path, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
     monkeypatch.setenv(hub.MIRROR_VARIABLE, CLOSED)
     assert hub.weights_path("2DFAN4") == path
 
@@ -194,7 +199,7 @@ def test_the_command_lines_fall_back_to_the_same_lookup(places, checkpoint, tmp_
     monkeypatch.chdir(tmp_path)  # none of the published .h5 names here
     with pytest.raises(WeightsNotFoundError, match="2DFAN4_NNabla_model.h5.*2DFAN4-11f355bf06.pth.tar"):
         find_model(None, "2D")
-    shutil.copy(checkpoint, theirs / PUBLISHED)
+    link(checkpoint, theirs / PUBLISHED)
     assert find_model(None, "2D") == hub.weights_path("2DFAN4")
     (tmp_path / "2DFAN4_NNabla_model.h5").write_bytes(b"")
     assert find_model(None, "2D") == "2DFAN4_NNabla_model.h5"  # nnabla-examples' name comes first
@@ -202,8 +207,8 @@ def test_the_command_lines_fall_back_to_the_same_lookup(places, checkpoint, tmp_
 
 def test_two_first_uses_at_once_do_not_collide(places, checkpoint):
     cache, theirs = places
-    shutil.copy(checkpoint, theirs / PUBLISHED)
-    code = "from face_alignment.hub import weights_path; print(weights_path('2DFAN4'))"
+    link(checkpoint, theirs / PUBLISHED)
+    code = ONE_HOURGLASS_2DFAN4 + "; from face_alignment.hub import weights_path; print(weights_path('2DFAN4'))"
     env = dict(os.environ, PYTHONPATH=ROOT)
     processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -213,7 +218,7 @@ def test_two_first_uses_at_once_do_not_collide(places, checkpoint):
     assert len(paths) == 1
     path = paths.pop()
     assert sorted(os.listdir(cache)) == [os.path.basename(path)]  # no temporary file left behind
-    assert load_weights(path, kind="fan", num_modules=4).arch.name == "2DFAN4"
+    assert load_weights(path, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
 
 
 def test_a_home_that_cannot_be_made_is_named_with_what_was_being_written(places, tmp_path, monkeypatch):

@@ -2,12 +2,16 @@
 the user's, say) never stands in for the published weights: only a name that starts with the
 published sha256 prefix is the published file's conversion."""
 import os
-import shutil
 
-from test_hub import PUBLISHED, checkpoint, places  # noqa: F401 (fixtures)
+import pytest
+
+from test_hub import MODULES, PUBLISHED, checkpoint, places  # noqa: F401 (fixtures)
 from face_alignment import hub
 from face_alignment.files import sha256_of
 from face_alignment.weights import load_weights
+from weight_files import link
+
+pytestmark = pytest.mark.usefixtures("one_hourglass_2dfan4")
 
 
 def test_a_stale_conversion_of_an_unpublished_file_does_not_win(places, checkpoint):
@@ -15,8 +19,8 @@ def test_a_stale_conversion_of_an_unpublished_file_does_not_win(places, checkpoi
     cache.mkdir()
     stale = cache / "2DFAN4-0123456789abcdef.h5"  # this machine's home held two such files
     stale.write_bytes(b"stale")
-    shutil.copy(checkpoint, theirs / PUBLISHED)
+    link(checkpoint, theirs / PUBLISHED)
     found = hub.weights_path("2DFAN4")
     assert found == str(cache / f"2DFAN4-{sha256_of(str(checkpoint))[:16]}.h5")  # converted from $TORCH_HOME
-    assert load_weights(found, kind="fan", num_modules=4).arch.name == "2DFAN4"
+    assert load_weights(found, kind="fan", num_modules=MODULES).arch.name == "2DFAN4"
     assert stale.read_bytes() == b"stale" and sorted(os.listdir(cache)) == sorted([stale.name, os.path.basename(found)])

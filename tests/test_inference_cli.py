@@ -12,6 +12,7 @@ from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.backends import cuda_available
 from face_alignment.weights.convert import convert_checkpoint
 from face_alignment.weights.h5 import read_h5, write_h5
+from weight_files import DEPTH
 
 TOOL = "model_inference.py"
 FACES = os.path.join(SHARED, "data", "faces")
@@ -19,17 +20,16 @@ BOXES = {"breakingbad.jpg": [[1180.0, 230.0, 1420.0, 520.0]], "einstein.jpg": [[
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, depth_net):
+def models(tmp_path_factory, weight_files):
     """A 2-module FAN (fast), a ResNetDepth and the same FAN recorded as a 3D one (3D needs a
     3D-FAN), random weights, converted from checkpoints."""
     folder = tmp_path_factory.mktemp("cli_models")
     checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=3), folder / "2dfan2.pth")
     convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
-    checkpoints.save_depth_checkpoint(depth_net, folder / "depth-2a464da4ea.pth.tar")
-    convert_checkpoint(str(folder / "depth-2a464da4ea.pth.tar"), str(folder / "depth.h5"))
+    depth = weight_files.converted(DEPTH, "depth-2a464da4ea.pth.tar", "depth")
     params, attrs = read_h5(str(folder / "fan.h5"))
     write_h5(str(folder / "fan_3d.h5"), params, dict(attrs, arch="3DFAN2", landmarks="3D"))
-    return str(folder / "fan.h5"), str(folder / "depth.h5"), str(folder / "fan_3d.h5")
+    return str(folder / "fan.h5"), depth, str(folder / "fan_3d.h5")
 
 
 @pytest.fixture

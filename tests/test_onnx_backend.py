@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from engine_fixtures import FAN1, crops, fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
+from engine_fixtures import FAN1, crops, isolated_fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, ROOT, SHARED, assert_one_line_error, run_tool
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, available_backends, default_backend,
@@ -43,9 +43,9 @@ def exports_folder():
     return os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports")
 
 
-def test_exports_once_into_the_cache_not_beside_the_weights_and_matches_nnabla(fan1_h5, crops, fan1_reference):
-    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
-    assert os.listdir(os.path.dirname(fan1_h5)) == ["fan1.h5"]
+def test_exports_once_into_the_cache_not_beside_the_weights_and_matches_nnabla(isolated_fan1_h5, crops, fan1_reference):
+    net = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
+    assert os.listdir(os.path.dirname(isolated_fan1_h5)) == ["fan1.h5"]
     cached = os.listdir(exports_folder())
     assert len(cached) == 1 and cached[0].startswith(FAN1.name) and cached[0].endswith(".onnx")
     assert net.model_path == os.path.join(exports_folder(), cached[0])
@@ -70,11 +70,11 @@ print(json.dumps({"model": net.model_path, "imported": [m for m in exporters if 
 """
 
 
-def test_second_run_uses_the_cache_with_onnxruntime_alone(fan1_h5, crops, fan1_reference, tmp_path):
-    first = OnnxRuntimeNetwork(open_weights(fan1_h5))
+def test_second_run_uses_the_cache_with_onnxruntime_alone(isolated_fan1_h5, crops, fan1_reference, tmp_path):
+    first = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
     before = os.stat(first.model_path)
     np.save(tmp_path / "crops.npy", crops[:2])
-    result = subprocess.run([sys.executable, "-c", _SECOND_RUN, fan1_h5, str(tmp_path / "crops.npy"),
+    result = subprocess.run([sys.executable, "-c", _SECOND_RUN, isolated_fan1_h5, str(tmp_path / "crops.npy"),
                              str(tmp_path / "out.npy")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -86,24 +86,24 @@ def test_second_run_uses_the_cache_with_onnxruntime_alone(fan1_h5, crops, fan1_r
     assert checkpoints.relative_error(np.load(tmp_path / "out.npy"), fan1_reference[:2]) <= TOLERANCE
 
 
-def test_cache_key_follows_the_weights_and_the_graph(fan1_h5, fan1_params, tmp_path):
+def test_cache_key_follows_the_weights_and_the_graph(isolated_fan1_h5, fan1_params, tmp_path):
     changed = OrderedDict(fan1_params)
     changed["conv1/conv/W"] = changed["conv1/conv/W"].copy()
     changed["conv1/conv/W"][0, 0, 0, 0] += 1e-3
     other = tmp_path / "other"
     other.mkdir()
     write_h5(str(other / "fan1.h5"), changed, architecture_attrs(FAN1))
-    with open(fan1_h5, "rb") as f:
+    with open(isolated_fan1_h5, "rb") as f:
         (other / "copy.h5").write_bytes(f.read())
 
     def path(weights_path, arch=FAN1, cache_dir=None):
         return onnx_cache.cached_model_path(Weights(arch, path=str(weights_path)), cache_dir)
 
-    assert path(fan1_h5) != path(other / "fan1.h5")  # changed weights
-    assert path(fan1_h5) == path(other / "copy.h5")  # the same bytes under another name: one export
-    assert path(fan1_h5) != path(fan1_h5, Architecture(FAN1.name, FAN, 1, "max"))  # another graph
-    assert os.path.dirname(path(fan1_h5)) == exports_folder()  # FACE_ALIGNMENT_HOME's
-    assert os.path.dirname(path(fan1_h5, cache_dir=str(tmp_path / "given"))) == str(tmp_path / "given")
+    assert path(isolated_fan1_h5) != path(other / "fan1.h5")  # changed weights
+    assert path(isolated_fan1_h5) == path(other / "copy.h5")  # the same bytes under another name: one export
+    assert path(isolated_fan1_h5) != path(isolated_fan1_h5, Architecture(FAN1.name, FAN, 1, "max"))  # another graph
+    assert os.path.dirname(path(isolated_fan1_h5)) == exports_folder()  # FACE_ALIGNMENT_HOME's
+    assert os.path.dirname(path(isolated_fan1_h5, cache_dir=str(tmp_path / "given"))) == str(tmp_path / "given")
 
 
 def test_weights_without_a_file_are_keyed_by_their_values(fan1_params, tmp_path):
@@ -115,32 +115,32 @@ def test_weights_without_a_file_are_keyed_by_their_values(fan1_params, tmp_path)
     assert os.path.dirname(same) == str(tmp_path) and os.path.basename(same).startswith(FAN1.name + "-")
 
 
-def test_a_cache_hit_reads_no_weight_values(fan1_h5, crops, fan1_reference, monkeypatch):
-    first = OnnxRuntimeNetwork(open_weights(fan1_h5))
+def test_a_cache_hit_reads_no_weight_values(isolated_fan1_h5, crops, fan1_reference, monkeypatch):
+    first = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
 
     def unexpected_read(path):
         raise AssertionError(f"read {path}")
 
     monkeypatch.setattr(loading, "read_h5", unexpected_read)
-    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
+    net = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
     assert net.model_path == first.model_path
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
 
 
-def test_corrupt_cache_is_rebuilt(fan1_h5, crops, fan1_reference, caplog):
-    path = OnnxRuntimeNetwork(open_weights(fan1_h5)).model_path
+def test_corrupt_cache_is_rebuilt(isolated_fan1_h5, crops, fan1_reference, caplog):
+    path = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5)).model_path
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     with caplog.at_level(logging.WARNING):
-        net = OnnxRuntimeNetwork(open_weights(fan1_h5))
+        net = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
     assert net.model_path == path
     assert any("unreadable cached ONNX model" in r.getMessage() for r in caplog.records)
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
 
 
-def test_cache_dir_replaces_the_home_folder(fan1_h5, crops, fan1_reference, tmp_path):
+def test_cache_dir_replaces_the_home_folder(isolated_fan1_h5, crops, fan1_reference, tmp_path):
     given = tmp_path / "given"
-    net = make_network(open_weights(fan1_h5), "onnxruntime", cache_dir=str(given))
+    net = make_network(open_weights(isolated_fan1_h5), "onnxruntime", cache_dir=str(given))
     assert os.path.dirname(net.model_path) == str(given) and os.listdir(given) == [os.path.basename(net.model_path)]
     assert not os.path.exists(exports_folder())
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
@@ -156,8 +156,8 @@ def _planted(folder, name, size, age):
     return path
 
 
-def test_the_cache_keeps_its_bound_by_removing_the_least_recently_used(fan1_h5, monkeypatch):
-    weights = open_weights(fan1_h5)
+def test_the_cache_keeps_its_bound_by_removing_the_least_recently_used(isolated_fan1_h5, monkeypatch):
+    weights = open_weights(isolated_fan1_h5)
     model = onnx_cache.onnx_model_path(weights)
     folder, size = os.path.dirname(model), os.path.getsize(model)
     os.utime(model, (time.time() - 3000,) * 2)  # the oldest of all...
@@ -194,15 +194,15 @@ print(onnx_model_path(open_weights(sys.argv[1])))
 """
 
 
-def test_concurrent_exports_of_one_model_leave_one_whole_file(fan1_h5, crops, fan1_reference):
+def test_concurrent_exports_of_one_model_leave_one_whole_file(isolated_fan1_h5, crops, fan1_reference):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    runs = [subprocess.Popen([sys.executable, "-c", _EXPORT, fan1_h5], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    runs = [subprocess.Popen([sys.executable, "-c", _EXPORT, isolated_fan1_h5], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=ROOT, env=env) for _ in range(2)]
     outputs = [run.communicate() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     [path] = {out.strip() for out, _ in outputs}
     assert os.listdir(exports_folder()) == [os.path.basename(path)]  # no temporary file left
-    net = OnnxRuntimeNetwork(open_weights(fan1_h5))
+    net = OnnxRuntimeNetwork(open_weights(isolated_fan1_h5))
     assert net.model_path == path
     assert checkpoints.relative_error(net(crops[:1]), fan1_reference[:1]) <= TOLERANCE
 
@@ -277,13 +277,13 @@ def test_asking_for_onnxruntime_picks_the_cpu_context_on_a_cuda_machine(fan2_h5,
     assert fa.backend == "onnxruntime" and fa.context == "cpu"
 
 
-def test_cache_dir_holds_the_detectors_exports_too(fan1_h5, tmp_path):
+def test_cache_dir_holds_the_detectors_exports_too(isolated_fan1_h5, tmp_path):
     """``cache_dir`` is where every export goes, the face detector's too: nothing lands in
     FACE_ALIGNMENT_HOME's cache."""
     from face_alignment.pipeline.image import read_image
 
     cache = tmp_path / "elsewhere"
-    fa = FaceAlignment(fan1_h5, backend="onnxruntime", cache_dir=str(cache))
+    fa = FaceAlignment(isolated_fan1_h5, backend="onnxruntime", cache_dir=str(cache))
     assert len(fa.detect_faces(read_image(EINSTEIN))) == 1
     exported = sorted(name.rsplit("-", 1)[0] for name in os.listdir(cache) if name.endswith(".onnx"))
     assert exported == ["blazeface_full_range", FAN1.name]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from engine_fixtures import FAN1, crops, fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
+from engine_fixtures import FAN1, crops, isolated_fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from hardware import BF16_UNITS, NO_BF16_REASON, needs_bf16
 from face_alignment.api import FaceAlignment
@@ -27,12 +27,12 @@ EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 EINSTEIN_BOX = np.array([[250.0, 260.0, 600.0, 640.0]])
 
 
-def test_fp32_is_fp32_and_matches_nnabla(fan1_h5, crops, fan1_reference):
-    net = OpenVinoNetwork(open_weights(fan1_h5))
+def test_fp32_is_fp32_and_matches_nnabla(isolated_fan1_h5, crops, fan1_reference):
+    net = OpenVinoNetwork(open_weights(isolated_fan1_h5))
     # The shared ONNX export, which ONNX Runtime uses too, in the export cache of FACE_ALIGNMENT_HOME.
-    assert net.model_path == OnnxRuntimeNetwork(open_weights(fan1_h5)).model_path
+    assert net.model_path == OnnxRuntimeNetwork(open_weights(isolated_fan1_h5)).model_path
     assert os.path.dirname(net.model_path) == os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports")
-    assert (net.arch, net.source, net.input_channels, net.precision) == (FAN1, fan1_h5, 3, "fp32")
+    assert (net.arch, net.source, net.input_channels, net.precision) == (FAN1, isolated_fan1_h5, 3, "fp32")
     assert net.inference_precision == "f32"
     for batch in (1, 3, 2):  # one model, any batch size
         ours = net(crops[:batch])
@@ -41,54 +41,54 @@ def test_fp32_is_fp32_and_matches_nnabla(fan1_h5, crops, fan1_reference):
 
 
 @needs_bf16
-def test_bf16_is_bf16_within_its_bound(fan1_h5, crops, fan1_reference):
-    net = OpenVinoNetwork(open_weights(fan1_h5), "bf16")
+def test_bf16_is_bf16_within_its_bound(isolated_fan1_h5, crops, fan1_reference):
+    net = OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
     assert net.inference_precision == "bf16"
     error = checkpoints.relative_error(net(crops), fan1_reference)
     # Really lower precision (fp32 agrees to 1e-6), and no worse than measured.
     assert 100 * TOLERANCE < error <= BF16_TOLERANCE
 
 
-def test_bf16_refused_on_a_cpu_without_it(fan1_h5, monkeypatch):
+def test_bf16_refused_on_a_cpu_without_it(isolated_fan1_h5, monkeypatch):
     monkeypatch.setattr(openvino_net, "cpu_capabilities", lambda core: ["FP32", "INT8", "BIN", "EXPORT_IMPORT"])
     with pytest.raises(PrecisionUnavailableError) as caught:
-        OpenVinoNetwork(open_weights(fan1_h5), "bf16")
+        OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
     message = str(caught.value)
     assert "'bf16'" in message and "AVX512_BF16" in message and "FP32, INT8" in message and "'fp32'" in message
     assert "\n" not in message
-    OpenVinoNetwork(open_weights(fan1_h5), "fp32")  # fp32 still runs there
+    OpenVinoNetwork(open_weights(isolated_fan1_h5), "fp32")  # fp32 still runs there
 
 
 @pytest.mark.skipif(BF16_UNITS, reason="this CPU has bfloat16 units: test_bf16_is_bf16_within_its_bound runs")
-def test_bf16_is_refused_on_this_cpu(fan1_h5):
+def test_bf16_is_refused_on_this_cpu(isolated_fan1_h5):
     """Without bfloat16 units, what OpenVINO itself reports (no stand-in) is refused."""
     with pytest.raises(PrecisionUnavailableError) as caught:
-        OpenVinoNetwork(open_weights(fan1_h5), "bf16")
+        OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
     assert "'bf16'" in str(caught.value) and "BF16" not in str(caught.value).split("finds only")[1]
 
 
-def test_int8_refused_without_a_calibrated_model(fan1_h5, tmp_path):
-    weights = open_weights(fan1_h5)
+def test_int8_refused_without_a_calibrated_model(isolated_fan1_h5, tmp_path):
+    weights = open_weights(isolated_fan1_h5)
     with pytest.raises(PrecisionUnavailableError) as caught:
         OpenVinoNetwork(weights, "int8")
     message = str(caught.value)
-    assert "'int8'" in message and fan1_h5 in message and "python -m face_alignment.precision" in message
+    assert "'int8'" in message and isolated_fan1_h5 in message and "python -m face_alignment.precision" in message
     assert "--precision int8" in message and "\n" not in message
     missing = str(tmp_path / "nowhere.int8.xml")
     with pytest.raises(PrecisionUnavailableError, match="nowhere.int8.xml does not exist"):
         OpenVinoNetwork(weights, "int8", int8_model=missing)
     # Nothing was exported or compiled for a refusal.
-    assert not [n for n in os.listdir(os.path.dirname(fan1_h5)) if not n.endswith(".h5")]
+    assert not [n for n in os.listdir(os.path.dirname(isolated_fan1_h5)) if not n.endswith(".h5")]
 
 
-def test_an_int8_model_of_other_weights_is_refused(fan1_h5, fan1_params, tmp_path):
+def test_an_int8_model_of_other_weights_is_refused(isolated_fan1_h5, fan1_params, tmp_path):
     """A model file placed where the int8 model of these weights is looked for, but recorded
     as made from other weights (here: the fp32 model, converted, with another sha256)."""
     import openvino as ov
 
     from face_alignment.precision.quantize import record, save_ir
 
-    weights = open_weights(fan1_h5)
+    weights = open_weights(isolated_fan1_h5)
     model = ov.Core().read_model(OpenVinoNetwork(weights).model_path)
     record(model, "0" * 64)
     target = int8_model_path(weights)
@@ -110,8 +110,8 @@ def test_unknown_precision_and_missing_package(fan1_params, monkeypatch):
         OpenVinoNetwork(Weights(FAN1, fan1_params))
 
 
-def test_threads_like_onnxruntime_and_a_compiled_cache_keyed_like_the_onnx_one(fan1_h5, monkeypatch):
-    weights = open_weights(fan1_h5)
+def test_threads_like_onnxruntime_and_a_compiled_cache_keyed_like_the_onnx_one(isolated_fan1_h5, monkeypatch):
+    weights = open_weights(isolated_fan1_h5)
     monkeypatch.setenv(onnx_net.THREADS_VARIABLE, "1")
     net = OpenVinoNetwork(weights)
     assert net._compiled.get_property("INFERENCE_NUM_THREADS") == 1
@@ -151,11 +151,11 @@ def test_end_to_end_landmarks_agree_with_nnabla(fan2_h5, caplog):
         assert np.max(np.abs(ours - reference)) <= 0.01
 
 
-def test_precision_on_the_command_line(fan1_h5, tmp_path):
+def test_precision_on_the_command_line(isolated_fan1_h5, tmp_path):
     photo = os.path.join(SHARED, "data", "faces", "breakingbad.jpg")
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([[600.0, 100.0, 900.0, 400.0]]))
-    common = ("--model", fan1_h5, "--test-image", photo, "--boxes", boxes)
+    common = ("--model", isolated_fan1_h5, "--test-image", photo, "--boxes", boxes)
     # A lower precision on another backend is refused, naming the backend it needs.
     result = run_tool("model_inference.py", *common, "--precision", "bf16", "--backend", "onnxruntime",
                       "--save-json", tmp_path / "no.json")

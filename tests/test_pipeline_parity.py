@@ -17,15 +17,13 @@ import pytest
 import torch
 
 import authors_reference
-import checkpoints
 from conftest import SHARED, annotated_box
 from face_alignment.api import FaceAlignment
 from face_alignment.pipeline.image import read_image
-from face_alignment.weights.convert import convert_checkpoint
+from weight_files import FAN4, SEEING_DEPTH
 
 PHOTOS = ("breakingbad", "einstein")
 BACKENDS = ("nnabla", "onnxruntime")
-LANDMARK_CHANNEL_GAIN = 300.0  # on conv1's weights for the 68 landmark channels of ResNetDepth
 Z_TOLERANCE = 1e-5  # of max |z|
 
 
@@ -60,22 +58,16 @@ def authors_pipeline(image, box, fan, depth=None, flip=False):
 
 
 @pytest.fixture(scope="module")
-def seeing_depth(depth_net):
-    """The random ResNetDepth, made to look at its landmark channels."""
-    model = checkpoints.authors_depth(seed=7)
-    with torch.no_grad():
-        model.conv1.weight[:, 3:] *= LANDMARK_CHANNEL_GAIN
-    return model
+def seeing_depth(weight_files):
+    """The random ResNetDepth, made to look at its landmark channels (conv1's weights for
+    them scaled up, SEEING_DEPTH in tests/weight_files.py)."""
+    return weight_files.model(SEEING_DEPTH)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, fan4, seeing_depth):
-    folder = tmp_path_factory.mktemp("models")
-    checkpoints.save_legacy(fan4, folder / "3DFAN4-7835d9f11d.pth.tar")
-    checkpoints.save_depth_checkpoint(seeing_depth, folder / "depth-2a464da4ea.pth.tar")
-    convert_checkpoint(str(folder / "3DFAN4-7835d9f11d.pth.tar"), str(folder / "3DFAN4.h5"))
-    convert_checkpoint(str(folder / "depth-2a464da4ea.pth.tar"), str(folder / "depth.h5"))
-    return str(folder / "3DFAN4.h5"), str(folder / "depth.h5")
+def models(weight_files):
+    return (weight_files.converted(FAN4, "3DFAN4-7835d9f11d.pth.tar"),
+            weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth"))
 
 
 def _image(name):
@@ -121,8 +113,7 @@ class RecordingNetwork:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_3d_equals_the_authors_for_argmax_and_centroid(models, reference, backend, tmp_path, monkeypatch):
-    monkeypatch.setenv("FACE_ALIGNMENT_HOME", str(tmp_path))
+def test_3d_equals_the_authors_for_argmax_and_centroid(models, reference, backend):
     flip, expected = reference
     fa = FaceAlignment(models[0], models[1], decode="argmax", integer_landmarks=True, flip=flip,
                        backend=backend, context="cpu")
