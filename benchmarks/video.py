@@ -216,7 +216,7 @@ def run_ours(fan_h5: str, clip: str, warmup_clip: str, detect_every: int, scratc
     """``model_inference.py --test-video clip --output annotated.mp4 --save-landmarks
     landmarks.parquet --detect-every N``, run by its own function (video_cli.run_video) in
     this process, with each stage's calls wrapped in a stopwatch. With random weights a
-    track cannot hold, so the tracker is set up to give the steady state of a trained model
+    track's scores say nothing about the face, so the tracker is set up to give the steady state of a trained model
     on a face in view: a detection every ``detect_every`` frames, one box per face between."""
     from face_alignment import video_cli
     from face_alignment.api import FaceAlignment
@@ -530,7 +530,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "detector": args.detector + (" (FaceAlignment's default)" if args.detector == DEFAULT_DETECTOR
                                                 else ""),
                    "tracker": "FaceTracker as FaceAlignment builds it, but min_score=-inf and max_misses=0: "
-                              "with random weights a track cannot hold",
+                              "with random weights a track's scores say nothing about the face",
                    "outputs": "annotated .mp4 and .parquet landmark table, as model_inference.py --test-video",
                    "clip_from": os.path.abspath(PHOTO)},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
