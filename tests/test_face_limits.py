@@ -11,7 +11,8 @@ import pytest
 from conftest import SHARED
 from face_alignment import landmarker
 from face_alignment.api import FaceAlignment
-from face_alignment.config import DEFAULT_MAX_FACES, ModelConfig, add_model_arguments, config_from_args
+from face_alignment.cli_flags import add_model_arguments, config_from_args
+from face_alignment.config import DEFAULT_MAX_FACES, ModelConfig
 from face_alignment.detection import sfd
 from face_alignment.detection.nms import MAX_CANDIDATES
 from face_alignment.errors import FaceAlignmentError
