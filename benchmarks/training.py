@@ -1,8 +1,13 @@
-"""Training speed. Data half: samples per second of our training data pipeline
-(face_alignment.training.data) against ibug's LandmarkDataset with its augmentation, at the
-same worker count.
+"""Training speed, ours against ibug's trainer (../shared/reference/ibug-fan-training, run as it is).
+
+Data: samples per second of our training data pipeline (face_alignment.training.data) against
+ibug's LandmarkDataset with its augmentation, at the same worker count.
+Step: seconds per training step (forward, backward, RMSprop update) of FAN-2 (ibug-2dfan2, 256 px)
+at batch 4 with both losses, ours in NNabla against ibug's in PyTorch, on random weights and a
+random batch; the sides alternate, each in a fresh process, and the median of each is reported.
 
     .venv/bin/python benchmarks/training.py [--samples 96] [--workers 2] [--scales 1 0.45] [--json out.json]
+    .venv/bin/python benchmarks/training.py --only step [--steps 3] [--rounds 2] [--batch-size 4]
 
 Both sides make the same samples from the same index: an ibug .tsv over the shared annotated
 photos (``--images``), each also rescaled by every ``--scales`` factor (the shared photos are
@@ -102,6 +107,100 @@ def make_batches(tsv, samples, workers, batch_size):
 """ + TIMED
 
 
+# One training step, each side: make(batch_size) builds the model, its optimiser and a random
+# batch, and returns a function that runs one step; STEP_TIMED times steps after a warm-up one.
+STEP_TIMED = r"""
+def main():
+    batch_size, steps = int(sys.argv[2]), int(sys.argv[3])
+    step = make(batch_size)
+    step()  # warm-up: graph building, allocation
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": times}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+STEP_OURS = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from face_alignment.registry import ARCHITECTURES
+from face_alignment.training.graph import TrainingGraph, new_parameters
+from face_alignment.training.solvers import make_solver
+
+def make(batch_size):
+    arch = ARCHITECTURES["ibug-2dfan2"]
+    graph = TrainingGraph(arch, new_parameters(arch, 0), batch_size, heatmap_weight=1.0, distance_weight=0.01)
+    solver = make_solver("rmsprop", 5e-4, 0.9)
+    solver.set_parameters(graph.learnable)
+    rng = np.random.RandomState(0)
+    size, n = arch.input_size, arch.num_landmarks
+    corners = np.tile(np.array([[60, 60], [200, 60], [200, 200], [60, 200]], np.float32), (batch_size, 1, 1))
+    graph.feed({"crop": rng.rand(batch_size, 3, size, size).astype(np.float32),
+                "heatmaps": rng.rand(batch_size, n, size // 4, size // 4).astype(np.float32),
+                "landmarks": (rng.rand(batch_size, n, 2) * size).astype(np.float32),
+                "landmark_box_corners": corners, "weight": np.ones(batch_size, np.float32)})
+
+    def step():
+        graph.forward_backward()
+        solver.update()
+    return step
+""" + STEP_TIMED
+
+STEP_IBUG = r"""
+import json, os, sys, time
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+sys.path.insert(0, sys.argv[1])
+import torch
+from models import FAN
+from train import compute_losses
+
+def make(batch_size):
+    torch.manual_seed(0)
+    model = FAN(FAN.create_config(num_modules=2)).train()
+    optimiser = torch.optim.RMSprop(model.parameters(), lr=5e-4, momentum=0.9)
+    images = torch.rand(batch_size, 3, 256, 256)
+    heatmaps = torch.rand(batch_size, 68, 64, 64)
+    landmarks = torch.rand(batch_size, 68, 2) * 256
+    corners = torch.tensor([[60, 60], [200, 60], [200, 200], [60, 200]], dtype=torch.float32).repeat(batch_size, 1, 1)
+
+    def step():
+        predicted = model(images)
+        total, _, _ = compute_losses(predicted, heatmaps, landmarks, images.shape, corners, None, 1.0, 0.01)
+        optimiser.zero_grad()
+        total.backward()
+        optimiser.step()
+    return step
+""" + STEP_TIMED
+
+
+def step_benchmark(args) -> dict:
+    """Seconds per training step of each side, sides alternating over ``args.rounds``."""
+    import statistics
+
+    times = {"ours": [], "ibug": []}
+    for _ in range(args.rounds):
+        for side, script, first in (("ours", STEP_OURS, ROOT), ("ibug", STEP_IBUG, IBUG_TRAINING)):
+            done = subprocess.run([sys.executable, "-c", script, first, str(args.batch_size), str(args.steps)],
+                                  capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                raise SystemExit(f"error: the {side} training step failed:\n{done.stderr[-3000:]}")
+            times[side] += json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    result = {side: statistics.median(seconds) for side, seconds in times.items()}
+    result["all_seconds"] = times
+    result["ours_over_ibug"] = result["ours"] / result["ibug"]
+    print(f"one training step, FAN-2 (ibug-2dfan2, 256 px), batch {args.batch_size}, RMSprop, both losses, "
+          f"median of {len(times['ours'])} per side:")
+    print(f"  ours (NNabla) {result['ours']:.1f} s, ibug's (PyTorch) {result['ibug']:.1f} s: "
+          f"ours takes {result['ours_over_ibug']:.2f}x ibug's time")
+    return result
+
+
 def read_points(path: str) -> np.ndarray:
     with open(path) as f:
         body = f.read().split("{", 1)[1].split("}", 1)[0]
@@ -156,9 +255,29 @@ def main() -> int:
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.45], help="each photo also rescaled by these")
     p.add_argument("--samples", type=int, default=96, help="samples per side (the first batch is not timed)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, help="samples per batch (default: 8 for data, 4 for a step)")
+    p.add_argument("--only", choices=("data", "step"), help="run one half only")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per process (after a warm-up one)")
+    p.add_argument("--rounds", type=int, default=2, help="processes per side for the step, alternating")
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args()
+    results = {"load_average_before": loadavg()}
+    if args.only != "data":
+        step_args = argparse.Namespace(**vars(args))
+        step_args.batch_size = args.batch_size or 4
+        results["step"] = step_benchmark(step_args)
+    if args.only != "step":
+        args.batch_size = args.batch_size or 8
+        results["data"] = data_benchmark(args)
+    results["load_average_after"] = loadavg()
+    print(f"load average {results['load_average_before']} before, {results['load_average_after']} after")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def data_benchmark(args) -> dict:
     results = {"load_average_before": loadavg(), "workers": args.workers, "batch_size": args.batch_size,
                "scales": args.scales}
     with tempfile.TemporaryDirectory(prefix="training-bench-") as folder:
@@ -187,10 +306,7 @@ def main() -> int:
     print(f"  of which decoding the photos (cv2.imread, alike on both sides): {decoding:.1f} ms/sample")
     print(f"  ours / ibug: {wall:.2f}x samples/s with {args.workers} workers, {cpu:.2f}x less CPU per sample, "
           f"{beyond:.2f}x less beyond decoding")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    return 0
+    return results
 
 
 if __name__ == "__main__":
