@@ -30,7 +30,7 @@ def _reference_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _detector_name(text: str) -> str:
+def detector_name(text: str) -> str:
     """argparse type: a face detector's registry name, or a class of the user's as
     ``package.module:Class`` (imported when the detector is built)."""
     from .detection.registry import DETECTORS, is_detector_name
@@ -87,7 +87,7 @@ def _model_flags(decode_choices: Sequence[str]):
             metavar="PATH", help="dlib's mmod_human_face_detector.dat; given alone, it selects dlib's cnn detector "
             "(default: looked for here and in weights/)")),
         ("detector", ("--detector",), dict(
-            type=_detector_name, metavar="NAME",
+            type=detector_name, metavar="NAME",
             help=f"face detector: {', '.join(DETECTORS)}, or package.module:Class of your own "
             f"(default: {DEFAULT_DETECTOR}; cnn with --cnn-face-detection-model)")),
         ("detector_model", ("--detector-model",), dict(

@@ -8,7 +8,8 @@ import os
 import sys
 
 from .backends.context import CONTEXTS, TYPE_CONFIGS, make_context
-from .cli_support import ArgumentParser, command_line, detector_name, non_negative_int, positive_int
+from .cli_flags import detector_name
+from .cli_support import ArgumentParser, command_line, non_negative_int, positive_int
 from .errors import FaceAlignmentError
 from .registry import ARCHITECTURES, FAN, POOLINGS, architecture
 from .training.graph import new_parameters
@@ -64,7 +65,6 @@ def parser() -> ArgumentParser:
     p.add_argument("--type-config", choices=TYPE_CONFIGS, default="float")
     p.add_argument("--output", required=True, help="the run's folder")
     p.add_argument("--resume", action="store_true", help="carry on the run in --output from its checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         val_data=os.path.abspath(args.val_data) if args.val_data else "", val_every=args.val_every,
         top_k=args.top_k, rank_by=args.rank_by, checkpoint_every=args.checkpoint_every)
     trainer = Trainer(settings, arch, training_set, data.batches, args.output, init, validation_set, args.workers,
-                      context, resume=args.resume, progress=not args.quiet)
+                      context, resume=args.resume, progress=not args.quiet)  # -q: no progress bar either
     result = trainer.run()
     print(f"{args.output}: {result['step']} steps; weights in {os.path.join(args.output, 'last.h5')}")
     return 0

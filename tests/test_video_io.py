@@ -160,10 +160,10 @@ def test_files_that_are_not_videos_are_refused_in_one_line(tmp_path):
                 read(path)
             assert not isinstance(caught.value, VideoTruncatedError)
             _assert_one_line(caught.value, path, says)
-    for missing in (str(tmp_path / "nowhere.mp4"), str(tmp_path)):
+    for missing, says in ((str(tmp_path / "nowhere.mp4"), "no such video file"), (str(tmp_path), "a folder")):
         with pytest.raises(VideoReadError) as caught:
             read_video(missing)
-        _assert_one_line(caught.value, missing, "no such video file")
+        _assert_one_line(caught.value, missing, says)
     assert issubclass(VideoReadError, FaceAlignmentError)
 
 
