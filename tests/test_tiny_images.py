@@ -19,6 +19,9 @@ EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 # (height, width): the issue's 1x1, 2x2, 640x1, 640x2 and 20000x20 (width x height), and the
 # tall ones (dlib's CNN crashed on 640 tall by 9 wide where 9 tall by 640 wide ran).
 SIZES = ((1, 1), (2, 2), (1, 640), (2, 640), (20, 20000), (640, 1), (640, 2))
+# SFD and RetinaFace take every size whole (no shrinking to a limit): 20000x20 costs their graphs
+# a minute and proves nothing the thin 640-px strips do not.
+GRAPH_SIZES = tuple(size for size in SIZES if max(size) <= 640)
 
 # Detects on a grey image of each size in SIZES; prints {"HxW": number of boxes}.
 _DETECT_EACH_SIZE = """
@@ -63,11 +66,12 @@ def _detector_cases():
 def test_every_detector_takes_images_a_few_pixels_wide(name, weights, options, random_detector_weights):
     if weights is not None and not os.path.isabs(weights):
         weights = str(random_detector_weights / weights)
-    result = subprocess.run([sys.executable, "-c", _DETECT_EACH_SIZE, json.dumps([name, weights, options, SIZES])],
+    sizes = GRAPH_SIZES if name in ("sfd", "retinaface") else SIZES
+    result = subprocess.run([sys.executable, "-c", _DETECT_EACH_SIZE, json.dumps([name, weights, options, sizes])],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(found) == sorted(f"{h}x{w}" for h, w in SIZES)
+    assert sorted(found) == sorted(f"{h}x{w}" for h, w in sizes)
     if name not in ("sfd", "retinaface"):  # trained models: no face in a flat grey image
         assert set(found.values()) == {0}, found
 
