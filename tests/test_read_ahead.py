@@ -59,9 +59,9 @@ def test_stopping_early_reads_no_more_than_the_depth_ahead_and_leaves_no_thread(
 def _detecting_threads(fa, monkeypatch):
     detect, threads = fa.detect_faces, []
 
-    def detect_and_note_the_thread(image):
+    def detect_and_note_the_thread(image, *name):
         threads.append(threading.current_thread())
-        return detect(image)
+        return detect(image, *name)
 
     monkeypatch.setattr(fa, "detect_faces", detect_and_note_the_thread)
     return threads
@@ -95,5 +95,5 @@ def test_detection_ahead_gives_the_landmarks_of_detection_in_turn(fan1_h5, tmp_p
     list(ahead.get_landmarks_from_images(iter(paths)))
     assert threads == [threading.current_thread()] * 3
     with pytest.raises(FaceAlignmentError, match="missing.jpg"):
-        list(ahead.get_landmarks_from_images(paths[:1] + [str(tmp_path / "missing.jpg")]))
+        list(ahead.get_landmarks_from_images(paths[:1] + [str(tmp_path / "missing.jpg")], on_error="raise"))
     assert not _workers()

@@ -152,7 +152,11 @@ def saturated(tmp_path_factory):
 
 @pytest.mark.parametrize("saturate", (False, True))
 @pytest.mark.parametrize("threshold", (0.5, 0.06))
-def test_vectorised_decoding_equals_their_loop_on_the_same_maps(theirs, their_runs, saturated, saturate, threshold):
+def test_vectorised_decoding_equals_their_loop_on_the_same_maps(theirs, their_runs, saturated, saturate, threshold,
+                                                                monkeypatch):
+    # Their loop suppresses every candidate; ours the best MAX_CANDIDATES (tests/test_face_limits.py),
+    # which random weights at a low threshold exceed: the decoding is compared uncapped.
+    monkeypatch.setattr(sfd, "MAX_CANDIDATES", 10 ** 9)
     theirs, maps = saturated if saturate else (theirs, their_runs("image", SIZES[1])[1])
     expected = their_faces(theirs, maps, threshold)[0]
     if saturate:
