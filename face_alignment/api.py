@@ -223,12 +223,18 @@ class FaceAlignment:
         yield from self._predictions(images, boxes, (self.decode,) if decodes is None else decodes, on_error)
 
     def _predictions(self, images, boxes, decodes, on_error: str):
-        """``_predict``'s results alone, an unreadable file's handled as ``on_error`` says."""
-        for _, _, predictions in self._predict(images, boxes, decodes, _keeps_going(on_error)):
-            if isinstance(predictions, ImageReadError) and on_error == "warn":
+        """``_predict``'s results alone, an unreadable file's as ``on_error`` says (None when warned)."""
+        for _, _, predictions in self._handled(images, boxes, decodes, on_error):
+            yield predictions
+
+    def _handled(self, images, boxes, decodes, on_error: str):
+        """``_predict``'s (item, image, result) with an unreadable file handled as ``on_error``
+        says: "warn" warns naming it, and gives (item, None, None) in its place."""
+        for item, image, predictions in self._predict(images, boxes, decodes, _keeps_going(on_error)):
+            if image is None and on_error == "warn":
                 _warn_unreadable(predictions)
                 predictions = None
-            yield predictions
+            yield item, image, predictions
 
     def predict_files(self, paths: Iterable[str], boxes: Optional[Sequence[Optional[np.ndarray]]] = None,
                       decodes: Optional[Sequence[str]] = None, *, on_error: str = "warn",
@@ -241,11 +247,9 @@ class FaceAlignment:
         ``on_error="warn"`` (the default) a warning names it and it is left out, and the
         other files go on; "yield" yields ``(path, None, the ImageReadError)`` in its place
         instead (for callers that report failures themselves); "raise" raises it."""
-        for path, image, predictions in self._predict(paths, boxes, decodes, _keeps_going(on_error)):
-            if image is None and on_error == "warn":
-                _warn_unreadable(predictions)
-                continue
-            yield path, image, predictions
+        for path, image, predictions in self._handled(paths, boxes, decodes, on_error):
+            if predictions is not None:  # None: warned about, left out
+                yield path, image, predictions
 
     def _predict(self, images: Iterable[ImageInput], boxes: Optional[Sequence[Optional[np.ndarray]]],
                  decodes: Optional[Sequence[str]] = None, keep_going: bool = False,
