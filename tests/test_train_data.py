@@ -339,11 +339,25 @@ def test_each_augmentation_switches_off(index, switch):
     assert all(np.array_equal(none_set.sample(0, s)["crop"], plain.sample(0, s)["crop"]) for s in seeds)
 
 
+
+def test_a_sample_depends_on_its_seed_alone(index):
+    """With every augmentation on, sample (index, seed) is the same whether the set made other
+    samples first or is a fresh one (as each worker's is), and another seed changes it."""
+    config = DataConfig(image_size=128, heatmap_size=32)
+    used = open_training_set(index, config)
+    for seed in range(5):
+        used.sample(1, seed)
+    for seed in (3, 7):
+        fresh = open_training_set(index, config).sample(0, seed)
+        again = used.sample(0, seed)
+        for key in fresh:
+            np.testing.assert_array_equal(again[key], fresh[key])
+    assert not np.array_equal(used.sample(0, 3)["crop"], used.sample(0, 7)["crop"])
+
 # -- batches -----------------------------------------------------------------------------
 
 # Batches from worker processes and from the process itself, in a fresh process as a training
-# run makes them (in this session's process, an earlier test's state made them differ once:
-# left to find, see the session note).
+# run makes them (the script needs the __main__ guard the workers' fork server asks for).
 _WORKERS_AND_PROCESS = r"""
 import pickle, sys
 from face_alignment.training.data import DataConfig, batches, open_training_set

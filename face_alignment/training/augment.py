@@ -3,8 +3,9 @@
 Geometry (a random shift, scale and rotation, as albumentations' ``ShiftScaleRotate`` draws
 them, and the left-right flip) is composed with the crop into one affine warp, so each sample
 is resampled once; the appearance changes (blur, colour jitter, JPEG compression, dropout) are
-albumentations transforms on the finished crop. All draws use Python's ``random`` and numpy's
-global generator, which the caller seeds per sample.
+albumentations transforms on the finished crop. The geometry draws use Python's ``random``,
+which the caller seeds per sample; albumentations (1.4.24 on) draws from generators of its
+own, which ``apply_content`` seeds from that same ``random``.
 """
 import os
 import random
@@ -57,3 +58,12 @@ def content_transform(config) -> Optional[albumentations.Compose]:
     if config.coarse_dropout:
         steps.append(albumentations.CoarseDropout(num_holes_range=(1, config.coarse_dropout_holes)))
     return albumentations.Compose(steps) if steps else None
+
+
+def apply_content(transform: albumentations.Compose, crop: np.ndarray) -> np.ndarray:
+    """``transform`` on ``crop``, its draws seeded from Python's ``random``: a Compose seeds
+    its own generators from the OS when built, so without this a sample would depend on the
+    process and on how many samples that process made before."""
+    seed = random.getrandbits(32)
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return transform(image=crop)["image"]

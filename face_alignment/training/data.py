@@ -158,7 +158,7 @@ class TrainingSet:
             if self._content is None:
                 self._content = augment.content_transform(config)
             if self._content is not None:
-                crop = self._content(image=crop)["image"]
+                crop = augment.apply_content(self._content, crop)
 
         if geometry is None:
             points = crops.window_points(landmarks, window)
