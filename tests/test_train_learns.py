@@ -1,8 +1,8 @@
 """It learns: a small FAN (1 hourglass of depth 2, 64 features, 64-px crops) trained from random
 weights on the shared annotated photos, augmentation on (ibug's defaults), through the real data
 pipeline. Its NME on their un-augmented crops falls by more than half: measured 0.883 at
-initialisation and 0.350 after 150 RMSprop steps (about 12 minutes on a loaded 2-core machine,
-a few when it is idle)."""
+initialisation and 0.346 after 150 RMSprop steps (under a minute on an idle 2-core machine,
+several when it is loaded)."""
 import dataclasses
 import os
 
