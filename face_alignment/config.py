@@ -26,6 +26,7 @@ from .files import sha256_of
 from .pipeline.decode import DECODE_METHODS
 from .pipeline.image import MAX_IMAGE_PIXELS
 from .registry import AUTHORS_REFERENCE_SCALE, CROP_AUTHORS, FAN, MODULE_COUNTS, RESNET_DEPTH
+from .shapes import CROP_SIZE, HEATMAP_SIZE
 from .validation import check_positive_int, check_reference_scale, check_whole_number
 
 DEFAULT_BATCH_SIZE = 8
@@ -265,6 +266,11 @@ def build_config(model: str, depth_model: Optional[str] = None, *, arch: Optiona
     fan_weights = _hashed(fan_weights)
     depth_weights = None if depth_model is None else _hashed(open_weights(depth_model, kind=RESNET_DEPTH))
     resolved = fan_weights.arch
+    if (resolved.input_size, resolved.heatmap_size) != (CROP_SIZE, HEATMAP_SIZE):
+        raise FaceAlignmentError(
+            f"{model}: a FAN of {resolved.input_size}-px input and {resolved.heatmap_size}-px heatmaps; the "
+            f"pipeline crops faces to {CROP_SIZE} px and reads {HEATMAP_SIZE}-px heatmaps (train with "
+            f"--input-size {CROP_SIZE}); it runs on its own through export_model.py or NNablaNetwork")
     if depth_weights is not None:
         check_3d_fan(model, arch, resolved)
     decode = decode or resolved.decode

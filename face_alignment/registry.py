@@ -50,6 +50,11 @@ class Architecture:
     stem_pool: int = 2  # the stem's pooling kernel (1: none)
     num_landmarks: int = 68  # heatmaps the network predicts
 
+    @property
+    def heatmap_size(self) -> int:
+        """Side of the heatmaps: the input over the stem's stride and pooling."""
+        return self.input_size // (self.stem_stride * max(self.stem_pool, 1))
+
     def graph_options(self) -> dict:
         """What face_alignment.nets.build_graph takes, besides the kind, to build this network."""
         if self.kind != FAN:

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     init = new_parameters(arch, args.seed) if args.resume else initial_parameters(args.init, arch, args.seed)
     from .training import data
 
-    heatmap_size = arch.input_size // (arch.stem_stride * max(arch.stem_pool, 1))
+    heatmap_size = arch.heatmap_size
     config = data.DataConfig(image_size=arch.input_size, heatmap_size=heatmap_size, augment=not args.no_augment,
                              flip=not args.no_flip, num_landmarks=arch.num_landmarks, symmetry=args.symmetry)
     training_set = data.open_training_set(args.data, config, args.partition, args.boxes_from,
@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     trainer = Trainer(settings, arch, training_set, data.batches, args.output, init, validation_set, args.workers,
                       context, resume=args.resume, progress=not args.quiet)  # -q: no progress bar either
     result = trainer.run()
-    print(f"{args.output}: {result['step']} steps; weights in {os.path.join(args.output, 'last.h5')}")
+    steps = result['step']
+    print(f"{args.output}: {steps} step{'' if steps == 1 else 's'}; weights in {os.path.join(args.output, 'last.h5')}")
     return 0
 
 
