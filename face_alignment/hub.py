@@ -93,11 +93,28 @@ def converted_checkpoint(path: str, kind: str) -> str:
         return _converted(path, known, cache, published=False)
     stem = os.path.basename(path).split(".", 1)[0]
     target = os.path.join(cache, f"{stem}-{sha256_of(path)[:KEY_DIGITS]}.h5")
-    if not os.path.isfile(target):
+    if not _whole(target):
         os.makedirs(cache, exist_ok=True)
         log.info("converting %s into %s", path, target)
         convert_checkpoint(path, target, force=True, expect_kind=kind)  # force: see _converted
     return target
+
+
+def _whole(target: str) -> bool:
+    """Whether a cached conversion is there and readable. One cut short outside this package
+    (our own writes are atomic), by a full disk or an interrupted copy, is converted again
+    rather than failing every run."""
+    from .errors import WeightsFileError
+    from .weights.h5 import read_h5_names
+
+    if not os.path.isfile(target):
+        return False
+    try:
+        read_h5_names(target)
+    except WeightsFileError:
+        log.warning("%s: a damaged cached conversion; converting it again", target)
+        return False
+    return True
 
 
 def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256: Optional[str] = None) -> str:
@@ -109,7 +126,7 @@ def _converted(source: str, w: KnownWeights, cache: str, published: bool, sha256
         log.warning("%s: sha256 starts %s, not %s as published; using it as face-alignment would",
                     source, sha256[:len(w.sha256_prefix)], w.sha256_prefix)
     target = os.path.join(cache, converted_name(w, sha256))
-    if os.path.isfile(target):
+    if _whole(target):
         return target
     writable_folder(cache, f"the conversion of {source}")
     log.info("converting %s into %s", source, target)
