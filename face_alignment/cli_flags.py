@@ -163,3 +163,10 @@ def check_model_options(args) -> None:
     if args.resnet_depth_model and not args.landmarks_3d:
         raise FaceAlignmentError(f"--resnet-depth-model {args.resnet_depth_model}: ResNetDepth gives 3D landmarks' z; "
                                  "expected --landmarks-type-3D with it (or leave it out for 2D)")
+    if args.detector_threshold is not None:
+        from .detection.registry import default_detector, detector_class
+
+        detector = args.detector or default_detector(args.context)
+        check = getattr(detector_class(detector), "check_threshold", None)
+        if check is not None:
+            check(args.detector_threshold, "--detector-threshold")

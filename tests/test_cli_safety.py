@@ -303,6 +303,9 @@ def test_an_output_that_cannot_be_written_is_found_before_the_model_is_loaded(
     (["--batch-size", "-1"], "argument --batch-size: '-1': expected a whole number, 1 or more"),
     (["--device-id", "-5"], "argument --device-id/-d: '-5': expected a whole number, 0 or more"),
     (["--test-image", ""], "--test-image '': an empty path; expected an image file or folder"),
+    # Each detector's own range, checked before FAN is loaded (issue 25, item 19).
+    (["--detector-threshold", "-1"], "--detector-threshold -1.0: expected a score between 0 and 1"),
+    (["--detector", "sfd", "--detector-threshold", "0.01"], "--detector-threshold 0.01: expected a probability from 0.05"),
 ])
 def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_loaded(
         monkeypatch, capsys, fan1, boxes, option, fragment):
@@ -313,6 +316,13 @@ def test_bad_counts_and_empty_paths_are_named_by_their_flag_before_the_model_is_
                                    "--boxes", boxes, *option)
     assert status == 2
     assert error.startswith("error: ") and fragment in error, error
+
+
+def test_a_negative_threshold_is_dlibs_own_adjustment():
+    """dlib's HOG takes a negative threshold (its adjust_threshold: weaker faces too)."""
+    from face_alignment.detection.registry import detector_class
+
+    detector_class("hog").check_threshold(-0.5, "--detector-threshold")
 
 
 def test_a_url_given_as_an_image_is_called_a_url(monkeypatch, capsys, fan1):

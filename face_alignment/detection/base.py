@@ -74,6 +74,11 @@ class Detector:
     reference_scale: float = AUTHORS_REFERENCE_SCALE
     thread_safe = False
 
+    @classmethod
+    def check_threshold(cls, threshold: float, given_as: str = "threshold") -> None:
+        """Refuse a score threshold this detector cannot use, in one line that names it as
+        ``given_as`` (the keyword, or the command line's flag). Any value by default."""
+
     def detect(self, image: np.ndarray) -> np.ndarray:
         """(N, 5) float64 ``[left, top, right, bottom, score]`` of the faces in an RGB uint8
         (H, W, 3) image, in its pixels, best score first."""

@@ -200,6 +200,11 @@ class BlazeFaceDetector(Detector):
     reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's divisor for BlazeFace boxes
     thread_safe = False  # NNabla: one graph per batch size, reused
 
+    @classmethod
+    def check_threshold(cls, threshold: float, given_as: str = "threshold") -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise FaceAlignmentError(f"{given_as} {threshold}: expected a score between 0 and 1")
+
     def __init__(self, weights: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD,
                  crop: str = "letterbox", variant: Optional[str] = None, backend: Optional[str] = None,
                  context=None, cache_dir: Optional[str] = None, precision: Optional[str] = None):
@@ -207,8 +212,7 @@ class BlazeFaceDetector(Detector):
             raise FaceAlignmentError(f"crop={crop!r}: expected one of {', '.join(CROPS)}")
         if variant is not None and variant not in INPUT_SIZES:
             raise FaceAlignmentError(f"variant={variant!r}: expected one of {', '.join(INPUT_SIZES)}")
-        if not 0.0 <= threshold <= 1.0:
-            raise FaceAlignmentError(f"threshold={threshold}: expected a score between 0 and 1")
+        self.check_threshold(threshold)
         self.runtime = GraphRuntime(self.name, backend, context, precision, cache_dir)
         self.backend = self.runtime.backend
         if weights is None:  # the home's conversion, made on first use (blazeface_models)

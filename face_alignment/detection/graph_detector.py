@@ -49,9 +49,10 @@ class GraphDetector(Detector):
     def name(self) -> str:
         return self.weights_spec.name
 
-    def check_threshold(self, threshold: float):
+    @classmethod
+    def check_threshold(cls, threshold: float, given_as: str = "threshold") -> None:
         if not 0 <= threshold <= 1:
-            raise FaceAlignmentError(f"threshold={threshold}: expected a probability from 0 to 1")
+            raise FaceAlignmentError(f"{given_as} {threshold}: expected a probability from 0 to 1")
 
     @property
     def description(self) -> NetworkDescription:

@@ -122,9 +122,10 @@ class SFDDetector(GraphDetector):
     default_threshold = DEFAULT_THRESHOLD
     reference_scale = AUTHORS_REFERENCE_SCALE  # face-alignment's crop divisor for SFD boxes
 
-    def check_threshold(self, threshold: float):
+    @classmethod
+    def check_threshold(cls, threshold: float, given_as: str = "threshold") -> None:
         if not CANDIDATE_SCORE <= threshold <= 1:
-            raise FaceAlignmentError(f"threshold={threshold}: expected a probability from {CANDIDATE_SCORE} to 1 "
+            raise FaceAlignmentError(f"{given_as} {threshold}: expected a probability from {CANDIDATE_SCORE} to 1 "
                                      "(SFD decodes only candidates above it)")
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
