@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Sequence, Tuple
 
+from . import interrupts
 from .errors import FaceAlignmentError
 from .validation import is_whole_number, whole_number_expected
 
@@ -167,9 +168,13 @@ def command_line(main):
         logging.basicConfig(level=logging.INFO, force=True)
         logging.getLogger().handlers[0].setFormatter(_LevelPrefix("%(message)s"))
         set_verbosity(0)
+        # torch (through NNCF, in the gate) logs its caches' statistics at exit, at INFO.
+        logging.getLogger("torch").setLevel(logging.WARNING)
         try:
-            with _sigterm_raises():
-                return main(argv)
+            with _sigterm_raises(), interrupts.remembered():
+                status = main(argv)
+                interrupts.check()  # a Ctrl-C some library swallowed on the way
+                return status
         except Terminated:
             print("error: terminated", file=sys.stderr)
             return EXIT_TERMINATED

@@ -18,6 +18,7 @@ import numpy as np
 from ..backends.onnx_cache import cached_model_path
 from ..backends.openvino_net import OpenVinoNetwork, int8_model_path
 from ..backends.registry import BF16, FP32, INT8
+from .. import interrupts
 from ..cli_support import ArgumentParser, command_line, positive_int
 from ..errors import FaceAlignmentError
 from ..files import atomic_write, check_not_there, check_outputs
@@ -120,6 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _judge(comparison, args)
         facts = dict(comparison.as_dict(), precision=BF16, weights_sha256=weights.sha256,
                      max_mean_px=args.max_mean_px, decode=weights.arch.decode, images=os.path.abspath(args.images))
+        interrupts.check()
         with atomic_write(output, force=True) as tmp:
             with open(tmp, "w") as f:
                 json.dump(facts, f, indent=1)
@@ -141,6 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _judge(comparison, args)
             record(model, weights.sha256, dict(comparison.as_dict(), max_mean_px=args.max_mean_px,
                                                kept_in_float=" ".join(keep)))
+            interrupts.check()  # Ctrl-C that torch or NNCF swallowed: nothing written
             save_ir(model, output)
         finally:
             for path in (candidate_path, os.path.splitext(candidate_path)[0] + ".bin"):
