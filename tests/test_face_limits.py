@@ -35,6 +35,25 @@ def test_sfd_suppresses_only_the_best_candidates():
     np.testing.assert_array_equal(found[:, 4], np.sort(scores.ravel())[::-1][:MAX_CANDIDATES])
 
 
+def test_retinaface_suppresses_only_the_best_candidates():
+    """The same cap in RetinaFace: 6,400 faces on the smallest anchors of the stride-8 level,
+    8 px apart (16-px boxes: IoU 1/3, under its 0.4), all kept without the cap."""
+    from face_alignment.detection import retinaface
+
+    side = 640
+    outputs = []
+    for step, sizes in zip(retinaface.STEPS, retinaface.ANCHOR_SIZES):
+        cells, count = -(-side // step), len(sizes)
+        outputs += [np.zeros((1, 2 * count, cells, cells), np.float32), np.zeros((1, 4 * count, cells, cells), np.float32)]
+    outputs[0][0, 0::2] = 20.0  # background wins everywhere ...
+    scores = np.random.default_rng(0).uniform(0.6, 1.0, (side // 8, side // 8))
+    outputs[0][0, 0] = 0.0  # ... but on the first anchor of each stride-8 cell, a face of these scores
+    outputs[0][0, 1] = np.log(scores / (1 - scores))
+    found = retinaface.faces(outputs, 0, (side, side), threshold=0.5)
+    assert scores.size > MAX_CANDIDATES and len(found) == MAX_CANDIDATES
+    np.testing.assert_allclose(found[:, 4], np.sort(scores.ravel())[::-1][:MAX_CANDIDATES], rtol=1e-5)
+
+
 def many_boxes(image):
     """A detector of 30 boxes, best first: a grid over the image."""
     corners = np.stack(np.meshgrid(np.arange(6) * 120.0, np.arange(5) * 150.0), axis=-1).reshape(-1, 2)
