@@ -1,4 +1,4 @@
-"""The training pieces against PyTorch on given values: RMSprop's update, BatchNorm's training
+"""The training pieces against PyTorch on given values: the solvers' updates (RMSprop, Adam, SGD), BatchNorm's training
 mode (statistics, gradient, running averages), and the distance loss's gradient (ibug's loss,
 autograd, in a process of its own)."""
 import nnabla as nn
@@ -9,29 +9,41 @@ import torch
 from train_reference import run_reference
 
 
-def test_rmsprop_update_equals_torchs():
+# Each optimizer and torch's own, as ibug's trainer would build it with those settings.
+SOLVERS = {"rmsprop": (0.9, lambda p, lr, m, wd: torch.optim.RMSprop(p, lr=lr, momentum=m, weight_decay=wd)),
+           "adam": (0.0, lambda p, lr, m, wd: torch.optim.Adam(p, lr=lr, weight_decay=wd)),
+           "sgd": (0.9, lambda p, lr, m, wd: torch.optim.SGD(p, lr=lr, momentum=m, weight_decay=wd))}
+
+
+@pytest.mark.parametrize("optimizer", sorted(SOLVERS))
+def test_solver_update_equals_torchs(optimizer):
     from face_alignment.training.solvers import load_solver_state, make_solver, solver_state
 
+    momentum, torch_optimizer = SOLVERS[optimizer]
     rng = np.random.RandomState(0)
     start = rng.randn(4, 5).astype(np.float32)
     grads = [rng.randn(4, 5).astype(np.float32) * 10 ** rng.uniform(-4, 1) for _ in range(6)]
     variable = nn.Variable.from_numpy_array(start.copy(), need_grad=True)
-    solver = make_solver("rmsprop", lr=5e-3, momentum=0.9)
+    solver = make_solver(optimizer, lr=5e-3, momentum=momentum)
     solver.set_parameters({"w": variable})
     weight = torch.nn.Parameter(torch.from_numpy(start.copy()))
-    reference = torch.optim.RMSprop([weight], lr=5e-3, momentum=0.9, weight_decay=1e-3)
+    reference = torch_optimizer([weight], 5e-3, momentum, 1e-3)
     for i, grad in enumerate(grads):
         if i == 3:  # a solver restored from the state of another continues identically
-            restored = make_solver("rmsprop", lr=5e-3, momentum=0.9)
+            restored = make_solver(optimizer, lr=5e-3, momentum=momentum)
             restored.set_parameters({"w": variable})
             load_solver_state(restored, solver_state(solver))
             solver = restored
+        if i == 4:  # the schedule's step: a new rate applies from this update on
+            solver.set_learning_rate(2e-3)
+            for group in reference.param_groups:
+                group["lr"] = 2e-3
         variable.g = grad
         solver.weight_decay(1e-3)
         solver.update()
         weight.grad = torch.from_numpy(grad.copy())
         reference.step()
-        np.testing.assert_allclose(variable.d, weight.detach().numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(variable.d, weight.detach().numpy(), rtol=0, atol=1e-6, err_msg=f"step {i}")
     assert np.abs(variable.d - start).max() > 0.01
 
 
