@@ -140,3 +140,17 @@ def fan1_h5(weight_files):
 
     arch = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="FAN1", num_modules=1)
     return weight_files.h5(Net("fan", 1, "avg", seed=3), architecture_attrs(arch), "fan1.h5")
+
+
+@pytest.fixture(scope="session")
+def fan2_h5(tmp_path_factory):
+    """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
+    import checkpoints
+    from face_alignment.registry import ARCHITECTURES, FAN
+    from face_alignment.weights.h5 import write_h5
+    from face_alignment.weights.loading import architecture_attrs
+
+    path = tmp_path_factory.mktemp("fan2") / "2dfan2.h5"
+    params = checkpoints.nnabla_params(checkpoints.authors_fan(2, "max", seed=32), FAN, 2)
+    write_h5(str(path), params, architecture_attrs(ARCHITECTURES["ibug-2dfan2"]))
+    return str(path)

@@ -21,7 +21,7 @@ from face_alignment.backends import (NNablaNetwork, OnnxRuntimeNetwork, availabl
                                      make_network)
 from face_alignment.backends import onnx_cache
 from face_alignment.errors import BackendUnavailableError, FaceAlignmentError
-from face_alignment.registry import ARCHITECTURES, FAN, Architecture
+from face_alignment.registry import FAN, Architecture
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights import loading
 from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
@@ -219,16 +219,6 @@ def test_backend_errors_are_one_line(fan1_params, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime"):
         make_network(Weights(FAN1, fan1_params), "onnxruntime")
-
-
-@pytest.fixture(scope="module")
-def fan2_h5(tmp_path_factory):
-    """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
-    path = tmp_path_factory.mktemp("fan2") / "2dfan2.h5"
-    arch = ARCHITECTURES["ibug-2dfan2"]
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(2, "max", seed=32), FAN, 2)
-    write_h5(str(path), params, architecture_attrs(arch))
-    return str(path)
 
 
 def test_face_alignment_landmarks_agree_across_backends(fan2_h5, caplog):

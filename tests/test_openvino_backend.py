@@ -14,9 +14,7 @@ from face_alignment.api import FaceAlignment
 from face_alignment.backends import OnnxRuntimeNetwork, onnx_cache, onnx_net, openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_path
 from face_alignment.errors import BackendUnavailableError, PrecisionUnavailableError
-from face_alignment.registry import ARCHITECTURES, FAN
-from face_alignment.weights.h5 import write_h5
-from face_alignment.weights.loading import Weights, architecture_attrs, open_weights
+from face_alignment.weights.loading import Weights, open_weights
 
 TOLERANCE = checkpoints.NETWORK_TOLERANCE
 # bf16 against fp32, max abs difference / max abs fp32 heatmap value: measured 1.2e-2 on this
@@ -123,16 +121,6 @@ def test_threads_like_onnxruntime_and_a_compiled_cache_keyed_like_the_onnx_one(i
     key = onnx_cache.cache_key(FAN1, weights.sha256)
     assert folder == os.path.join(os.environ["FACE_ALIGNMENT_HOME"], "exports", "openvino", f"{FAN1.name}-{key}")
     assert [n for n in os.listdir(folder) if n.endswith(".blob")]
-
-
-@pytest.fixture(scope="module")
-def fan2_h5(tmp_path_factory):
-    """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
-    path = tmp_path_factory.mktemp("fan2") / "2dfan2.h5"
-    arch = ARCHITECTURES["ibug-2dfan2"]
-    params = checkpoints.nnabla_params(checkpoints.authors_fan(2, "max", seed=32), FAN, 2)
-    write_h5(str(path), params, architecture_attrs(arch))
-    return str(path)
 
 
 def test_end_to_end_landmarks_agree_with_nnabla(fan2_h5, caplog):
