@@ -53,6 +53,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--steps", type=non_negative_int, default=0)
     p.add_argument("--epochs", type=non_negative_int, default=0)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--reduced-decode", action="store_true",
+                   help="decode large JPEGs at 1/2, 1/4 or 1/8 size when the crop is that much smaller: faster, "
+                   "crops resampled from fewer pixels")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -133,7 +136,8 @@ def main(argv=None) -> int:
 
     heatmap_size = arch.heatmap_size
     config = data.DataConfig(image_size=arch.input_size, heatmap_size=heatmap_size, augment=not args.no_augment,
-                             flip=not args.no_flip, num_landmarks=arch.num_landmarks, symmetry=args.symmetry)
+                             flip=not args.no_flip, num_landmarks=arch.num_landmarks, symmetry=args.symmetry,
+                             reduced_decode=args.reduced_decode)
     training_set = data.open_training_set(args.data, config, args.partition, args.boxes_from,
                                           calibrate_boxes=not args.raw_detector_boxes)
     validation_set = None
@@ -148,6 +152,7 @@ def main(argv=None) -> int:
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         lr_step_epochs=args.lr_step_epochs, lr_gamma=args.lr_gamma, batch_size=args.batch_size, steps=args.steps,
         epochs=args.epochs, shuffle=not args.no_shuffle, augment=not args.no_augment, flip=not args.no_flip,
+        reduced_decode=args.reduced_decode,
         seed=args.seed, heatmap_loss_weight=args.heatmap_loss_weight,
         distance_loss_weight=args.distance_loss_weight, freeze=freeze,
         val_data=os.path.abspath(args.val_data) if args.val_data else "", val_every=args.val_every,

@@ -354,6 +354,40 @@ def test_a_sample_depends_on_its_seed_alone(index):
             np.testing.assert_array_equal(again[key], fresh[key])
     assert not np.array_equal(used.sample(0, 3)["crop"], used.sample(0, 7)["crop"])
 
+
+def test_decode_factor_keeps_a_decoded_pixel_per_crop_pixel():
+    from face_alignment.training.crops import decode_factor
+
+    assert [decode_factor(r) for r in (0.5, 1.0, 1.99, 2.0, 3.99, 4.0, 7.9, 8.0, 40.0)] == [1, 1, 1, 2, 2, 4, 4, 8, 8]
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_reduced_decode_crops_the_same_face_from_fewer_pixels(index, monkeypatch, flip):
+    """breakingbad.jpg's face spans ~3 photo pixels per crop pixel: decoded at half size, its
+    crop lies where the full decode's does (phase correlation under 0.05 px), with the same
+    landmarks and heatmaps, and differs only by the resampling."""
+    import cv2
+
+    config = DataConfig(augment=False, flip=flip, flip_probability=1.0)
+    full = open_training_set(index, config)
+    reduced = open_training_set(index, dataclasses.replace(config, reduced_decode=True))
+    breakingbad = [r.image.endswith("breakingbad.jpg") for r in full.records].index(True)
+    flags = []
+    imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda path, flag=cv2.IMREAD_COLOR: flags.append(flag) or imread(path, flag))
+    theirs, ours = full.sample(breakingbad, 0), reduced.sample(breakingbad, 0)
+    assert flags == [cv2.IMREAD_COLOR, cv2.IMREAD_REDUCED_COLOR_2]
+    for key in ("landmarks", "heatmaps", "landmark_box_corners"):
+        np.testing.assert_array_equal(ours[key], theirs[key])
+    (dx, dy), _ = cv2.phaseCorrelate(theirs["crop"].mean(0).astype(np.float64), ours["crop"].mean(0).astype(np.float64))
+    assert abs(dx) < 0.05 and abs(dy) < 0.05
+    assert np.abs(ours["crop"] - theirs["crop"]).mean() < 4 / 255
+    # einstein.jpg's face is not large enough to reduce: its sample is the full decode's.
+    einstein = 1 - breakingbad
+    theirs, ours = full.sample(einstein, 0), reduced.sample(einstein, 0)
+    for key in theirs:
+        np.testing.assert_array_equal(ours[key], theirs[key])
+
 # -- batches -----------------------------------------------------------------------------
 
 # Batches from worker processes and from the process itself, in a fresh process as a training

@@ -81,6 +81,23 @@ def warped_crop(image: np.ndarray, to_crop: np.ndarray, size: int) -> np.ndarray
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+# cv2.imread's flags for a colour image decoded at 1/factor of its size.
+REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decodes_reduced(path: str) -> bool:
+    """Whether OpenCV decodes ``path`` at a reduced size itself (JPEG's scaled DCT), rather
+    than decoding it whole and resizing."""
+    return path.lower().endswith((".jpg", ".jpeg"))
+
+
+def decode_factor(photo_per_crop: float) -> int:
+    """The largest reduction (1, 2, 4 or 8) that leaves at least one decoded pixel per crop
+    pixel, when the crop takes ``photo_per_crop`` photo pixels per crop pixel."""
+    return max(f for f in REDUCED_FLAGS if f <= max(photo_per_crop, 1.0))
+
+
 def mirror_matrix(width: int) -> np.ndarray:
     """3x3 left-right mirror of an image ``width`` pixels wide: x to width - x."""
     return np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])

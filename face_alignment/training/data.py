@@ -54,6 +54,10 @@ class DataConfig:
     jpeg_quality_min: int = 30
     coarse_dropout: bool = True
     coarse_dropout_holes: int = 8
+    # Decode a JPEG at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding) when the crop
+    # samples it at least that coarsely: large photos decode several times faster, and the
+    # crop is resampled from fewer pixels, so it is no longer ibug's to the pixel.
+    reduced_decode: bool = False
 
 
 def read_symmetry(path: str, num_landmarks: int) -> np.ndarray:
@@ -114,6 +118,24 @@ class TrainingSet:
     def __getstate__(self):
         return dict(self.__dict__, _content=None)
 
+    @staticmethod
+    def _read(record: sources.Record, factor: int) -> np.ndarray:
+        image = cv2.imread(record.image, crops.REDUCED_FLAGS[factor])
+        if image is None:
+            raise ImageReadError(f"{record.image}: not a readable image ({record.origin})")
+        return image
+
+    @staticmethod
+    def _width(record: sources.Record) -> int:
+        """The photo's width from its header (a reduced decode rounds it)."""
+        from PIL import Image
+
+        try:
+            with Image.open(record.image) as image:
+                return image.size[0]
+        except (OSError, ValueError):
+            raise ImageReadError(f"{record.image}: not a readable image ({record.origin})") from None
+
     def sample(self, index: int, seed: int) -> Dict[str, np.ndarray]:
         saved = random.getstate(), np.random.get_state()
         state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(index)]).generate_state(2)
@@ -127,10 +149,12 @@ class TrainingSet:
 
     def _make(self, index: int) -> Dict[str, np.ndarray]:
         config, record = self.config, self.records[index]
-        image = cv2.imread(record.image, cv2.IMREAD_COLOR)
-        if image is None:
-            raise ImageReadError(f"{record.image}: not a readable image ({record.origin})")
-        width = image.shape[1]
+        image = None
+        if config.reduced_decode and crops.decodes_reduced(record.image):
+            width = self._width(record)  # decoded once the sample's geometry says how coarsely
+        else:
+            image = self._read(record, 1)
+            width = image.shape[1]
         landmarks, box = record.landmarks, record.box
         landmark_box = np.concatenate((landmarks.min(axis=0), landmarks.max(axis=0)))
         mirrored = self._mirror is not None and random.random() < config.flip_probability
@@ -148,11 +172,17 @@ class TrainingSet:
         if geometry is not None:
             to_crop = augment.geometry_matrix(geometry, window.canvas) @ to_crop
         to_crop = np.array([[1.0, 0, -window.margin], [0, 1.0, -window.margin], [0, 0, 1.0]]) @ to_crop
-        if geometry is None:
+        factor = 1
+        if image is None:
+            zoom = 1.0 if geometry is None else geometry[1]
+            factor = crops.decode_factor(window.side / (window.canvas * zoom))
+            image = self._read(record, factor)
+        if geometry is None and factor == 1:
             crop = crops.resized_crop(image, window, config.image_size, mirrored)
         else:
             from_image = to_crop @ crops.mirror_matrix(width) if mirrored else to_crop
-            crop = crops.warped_crop(image, from_image, config.image_size)
+            # A pixel of the reduced image covers factor x factor pixels of the photo.
+            crop = crops.warped_crop(image, from_image @ np.diag([factor, factor, 1.0]), config.image_size)
         crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         if config.augment:
             if self._content is None:

@@ -62,6 +62,7 @@ class Settings:
     shuffle: bool = True
     augment: bool = True
     flip: bool = True
+    reduced_decode: bool = False
     seed: int = 0
     heatmap_loss_weight: float = 1.0
     distance_loss_weight: float = 0.0
