@@ -48,23 +48,41 @@ def small_dataset(tmp_path_factory):
     return str(root)
 
 
+class RayHolder:
+    """The process holding the module's local Ray (RAY_HOLDER), started at once; :meth:`join`
+    waits for its Ray, so that it starts while the local engine's run is made."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", RAY_HOLDER], cwd=ROOT,
+                                        env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self._joined = None
+
+    def join(self):
+        """(address, environment) for a command to join the module's local Ray."""
+        if self._joined is None:
+            line = self.process.stdout.readline().split()
+            assert line, "the Ray holder ended before it started Ray"
+            address, mode = (line + [""])[:2]
+            self._joined = address, dict(os.environ, PYTHONPATH=ROOT, **({"RAY_AUTH_MODE": mode} if mode else {}))
+        return self._joined
+
+    def stop(self):
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """(address, environment) for a command to join the module's local Ray."""
-    holder = subprocess.Popen([sys.executable, "-c", RAY_HOLDER], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = RayHolder()
     try:
-        line = holder.stdout.readline().split()
-        assert line, "the Ray holder ended before it started Ray"
-        address, mode = (line + [""])[:2]
-        yield address, dict(os.environ, PYTHONPATH=ROOT, **({"RAY_AUTH_MODE": mode} if mode else {}))
+        yield holder
     finally:
-        holder.stdin.close()
-        try:
-            holder.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            holder.kill()
-            holder.wait()
+        holder.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +99,10 @@ def _ray_command(data, out, model, workers, address):
             "--no-progress", *CPU]
 
 
-def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_dataset, fan1_h5, local_output,
-                                                                           ray_cluster, tmp_path):
+def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(ray_cluster, small_dataset, fan1_h5,
+                                                                           local_output, tmp_path):
     out = str(tmp_path / "out")
-    address, env = ray_cluster
+    address, env = ray_cluster.join()
     result = subprocess.run(_ray_command(small_dataset, out, fan1_h5, 2, address), cwd=ROOT, capture_output=True,
                             text=True, env=env, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -104,10 +122,10 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     assert os.path.join(small_dataset, "caf\\xe9.jpg") in failed
 
 
-def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_h5, local_output, ray_cluster,
+def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster, small_dataset, fan1_h5, local_output,
                                                            tmp_path):
     out = str(tmp_path / "out")
-    address, env = ray_cluster
+    address, env = ray_cluster.join()
     process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1, address), cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     workers, shards = os.path.join(out, "_workers"), os.path.join(out, "landmarks")
@@ -136,7 +154,7 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_
 def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, ray_cluster,
                                                                                tmp_path):
     out = str(tmp_path / "out")
-    address, env = ray_cluster
+    address, env = ray_cluster.join()
     process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1, address), cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     workers = os.path.join(out, "_workers")
