@@ -13,11 +13,10 @@ a wrong depth input would hardly move z. The depth model here has the weights of
 for those channels scaled up until it does (checked below), and the exact tensor our pipeline
 feeds ResNetDepth is compared with the authors' ``torch.cat((inp, heatmaps), 1)``.
 """
+import dataclasses
 import os
 
 import numpy as np
-import dataclasses
-
 import pytest
 import torch
 
