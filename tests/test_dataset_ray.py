@@ -20,16 +20,19 @@ from conftest import CPU, ROOT
 from test_dataset import assert_same_rows, clip_frames, make_photos, run_dataset, sorted_rows, write_clip
 
 TIMEOUT = 600  # seconds: a bound on a hang, not a speed claim
-# A process holding a local Ray started as run_ray starts one: prints the address to join and
-# the authentication mode Ray chose for it (drivers that join need the same), then keeps Ray
-# up until its stdin closes.
-RAY_HOLDER = """
+# A process holding a local Ray started as run_ray starts one: prints a line of the address to
+# join and the authentication mode Ray chose for it (drivers that join need the same), then
+# sends its output nowhere (nobody reads it after that line) and keeps Ray up until its stdin
+# closes.
+HOLDER_LINE = "ray holder:"
+RAY_HOLDER = f"""
 import os, sys
 import ray
 from face_alignment.dataset.ray_engine import OBJECT_STORE_BYTES
 ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
          log_to_driver=False)
-print(ray.get_runtime_context().gcs_address, os.environ.get("RAY_AUTH_MODE", ""), flush=True)
+print({HOLDER_LINE!r}, ray.get_runtime_context().gcs_address, os.environ.get("RAY_AUTH_MODE", ""), flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 sys.stdin.read()
 ray.shutdown()
 """
@@ -61,9 +64,11 @@ class RayHolder:
     def join(self):
         """(address, environment) for a command to join the module's local Ray."""
         if self._joined is None:
-            line = self.process.stdout.readline().split()
-            assert line, "the Ray holder ended before it started Ray"
-            address, mode = (line + [""])[:2]
+            line = ""
+            while not line.startswith(HOLDER_LINE):
+                line = self.process.stdout.readline()
+                assert line, "the Ray holder ended before it started Ray"
+            address, mode = (line[len(HOLDER_LINE):].split() + [""])[:2]
             self._joined = address, dict(os.environ, PYTHONPATH=ROOT, **({"RAY_AUTH_MODE": mode} if mode else {}))
         return self._joined
 
