@@ -1,10 +1,9 @@
-"""``python -m face_alignment.dataset --engine ray``: the commands join one local Ray on this
-machine's cores (``--ray-address``), started once for the module as the command starts its
-own (its ``ray.init`` arguments), instead of each starting and stopping one (seconds each; the
-command's own start is what docs/datasets.md's ``--engine ray`` run does). Checked against
-the local engine's output on the same inputs: the same rows, and a Ray worker killed mid-job
-retried with nothing lost. Two workers on this 2-core machine also show that the job's sizing
-lets it progress.
+"""``python -m face_alignment.dataset --engine ray`` on a local Ray on this machine's cores.
+The SIGTERM test's command starts its own (and shuts it down), as a user's does; the others
+join one started once for the module as the command starts its own (its ``ray.init``
+arguments), through ``--ray-address``: a start is seconds. Checked against the local engine's
+output on the same inputs: the same rows, and a Ray worker killed mid-job retried with nothing
+lost. Two workers on this 2-core machine also show that the job's sizing lets it progress.
 """
 import os
 import shutil
@@ -98,10 +97,11 @@ def local_output(small_dataset, fan1_h5, tmp_path_factory):
     return out
 
 
-def _ray_command(data, out, model, workers, address):
+def _ray_command(data, out, model, workers, address=None):
+    """The command line; with ``address``, joining that Ray instead of starting one."""
     return [sys.executable, "-m", "face_alignment.dataset", "--input", data, "--output", out, "--model", model,
-            "--photos-per-unit", "2", "--engine", "ray", "--workers", str(workers), "--ray-address", address,
-            "--no-progress", *CPU]
+            "--photos-per-unit", "2", "--engine", "ray", "--workers", str(workers),
+            *(["--ray-address", address] if address else []), "--no-progress", *CPU]
 
 
 def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(ray_cluster, small_dataset, fan1_h5,
@@ -156,12 +156,13 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster, small_d
         pd.read_parquet(os.path.join(local_output, "_errors.parquet")))
 
 
-def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, ray_cluster,
-                                                                               tmp_path):
+def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, tmp_path):
+    """The command starts its own Ray here (the only test where it does): ray.init puts its own
+    SIGTERM handler in place, which the command replaces with ours."""
     out = str(tmp_path / "out")
-    address, env = ray_cluster.join()
-    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1, address), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1), cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     workers = os.path.join(out, "_workers")
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline and process.poll() is None and not (os.path.isdir(workers)
