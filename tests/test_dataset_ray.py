@@ -1,7 +1,9 @@
-"""``python -m face_alignment.dataset --engine ray``: each test starts a local Ray (the command
-does, and shuts it down) on this machine's cores. Checked against the local engine's output
-on the same inputs: the same rows, and a Ray worker killed mid-job retried with nothing lost.
-Two workers on this 2-core machine also show that the job's sizing lets it progress.
+"""``python -m face_alignment.dataset --engine ray`` on a local Ray on this machine's cores.
+The SIGTERM test's command starts its own (and shuts it down), as a user's does; the others
+join one started once for the module as the command starts its own (its ``ray.init``
+arguments), through ``--ray-address``: a start is seconds. Checked against the local engine's
+output on the same inputs: the same rows, and a Ray worker killed mid-job retried with nothing
+lost. Two workers on this 2-core machine also show that the job's sizing lets it progress.
 """
 import os
 import shutil
@@ -17,6 +19,22 @@ from conftest import CPU, ROOT
 from test_dataset import assert_same_rows, clip_frames, make_photos, run_dataset, sorted_rows, write_clip
 
 TIMEOUT = 600  # seconds: a bound on a hang, not a speed claim
+# A process holding a local Ray started as run_ray starts one: prints a line of the address to
+# join and the authentication mode Ray chose for it (drivers that join need the same), then
+# sends its output nowhere (nobody reads it after that line) and keeps Ray up until its stdin
+# closes.
+HOLDER_LINE = "ray holder:"
+RAY_HOLDER = f"""
+import os, sys
+import ray
+from face_alignment.dataset.ray_engine import OBJECT_STORE_BYTES
+ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+         log_to_driver=False)
+print({HOLDER_LINE!r}, ray.get_runtime_context().gcs_address, os.environ.get("RAY_AUTH_MODE", ""), flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+sys.stdin.read()
+ray.shutdown()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +50,45 @@ def small_dataset(tmp_path_factory):
     return str(root)
 
 
+class RayHolder:
+    """The process holding the module's local Ray (RAY_HOLDER), started at once; :meth:`join`
+    waits for its Ray, so that it starts while the local engine's run is made."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", RAY_HOLDER], cwd=ROOT,
+                                        env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self._joined = None
+
+    def join(self):
+        """(address, environment) for a command to join the module's local Ray."""
+        if self._joined is None:
+            line = ""
+            while not line.startswith(HOLDER_LINE):
+                line = self.process.stdout.readline()
+                assert line, "the Ray holder ended before it started Ray"
+            address, mode = (line[len(HOLDER_LINE):].split() + [""])[:2]
+            self._joined = address, dict(os.environ, PYTHONPATH=ROOT, **({"RAY_AUTH_MODE": mode} if mode else {}))
+        return self._joined
+
+    def stop(self):
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    holder = RayHolder()
+    try:
+        yield holder
+    finally:
+        holder.stop()
+
+
 @pytest.fixture(scope="module")
 def local_output(small_dataset, fan1_h5, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("local") / "out")
@@ -40,16 +97,19 @@ def local_output(small_dataset, fan1_h5, tmp_path_factory):
     return out
 
 
-def _ray_command(data, out, model, workers):
+def _ray_command(data, out, model, workers, address=None):
+    """The command line; with ``address``, joining that Ray instead of starting one."""
     return [sys.executable, "-m", "face_alignment.dataset", "--input", data, "--output", out, "--model", model,
-            "--photos-per-unit", "2", "--engine", "ray", "--workers", str(workers), "--no-progress", *CPU]
+            "--photos-per-unit", "2", "--engine", "ray", "--workers", str(workers),
+            *(["--ray-address", address] if address else []), "--no-progress", *CPU]
 
 
-def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_dataset, fan1_h5, local_output,
-                                                                           tmp_path):
+def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(ray_cluster, small_dataset, fan1_h5,
+                                                                           local_output, tmp_path):
     out = str(tmp_path / "out")
-    result = subprocess.run(_ray_command(small_dataset, out, fan1_h5, 2), cwd=ROOT, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT), timeout=TIMEOUT)
+    address, env = ray_cluster.join()
+    result = subprocess.run(_ray_command(small_dataset, out, fan1_h5, 2, address), cwd=ROOT, capture_output=True,
+                            text=True, env=env, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     # Our call uses Ray Data's current API: no RayDeprecationWarning (ray_remote_args such as
     # max_restarts) nor deprecation of concurrency=.
@@ -67,9 +127,11 @@ def test_ray_with_two_workers_on_two_cores_writes_the_local_engines_rows(small_d
     assert os.path.join(small_dataset, "caf\\xe9.jpg") in failed
 
 
-def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_h5, local_output, tmp_path):
+def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster, small_dataset, fan1_h5, local_output,
+                                                           tmp_path):
     out = str(tmp_path / "out")
-    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1), cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+    address, env = ray_cluster.join()
+    process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1, address), cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     workers, shards = os.path.join(out, "_workers"), os.path.join(out, "landmarks")
     total = len(os.listdir(os.path.join(local_output, "landmarks")))
@@ -95,6 +157,8 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(small_dataset, fan1_
 
 
 def test_sigterm_under_ray_exits_143_with_one_line_and_leaves_no_temporary_file(small_dataset, fan1_h5, tmp_path):
+    """The command starts its own Ray here (the only test where it does): ray.init puts its own
+    SIGTERM handler in place, which the command replaces with ours."""
     out = str(tmp_path / "out")
     process = subprocess.Popen(_ray_command(small_dataset, out, fan1_h5, 1), cwd=ROOT,
                                env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,

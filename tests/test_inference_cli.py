@@ -1,4 +1,5 @@
 """model_inference.py as a user runs it: JSON output, given boxes, folders, 3D, bad input."""
+import dataclasses
 import json
 import os
 import shutil
@@ -10,9 +11,10 @@ import pytest
 import checkpoints
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.backends import cuda_available
+from face_alignment.registry import ARCHITECTURES
 from face_alignment.weights.convert import convert_checkpoint
-from face_alignment.weights.h5 import read_h5, write_h5
-from weight_files import DEPTH
+from face_alignment.weights.loading import architecture_attrs
+from weight_files import SEEING_DEPTH, STAND_IN_2DFAN4
 
 TOOL = "model_inference.py"
 FACES = os.path.join(SHARED, "data", "faces")
@@ -21,15 +23,16 @@ BOXES = {"breakingbad.jpg": [[1180.0, 230.0, 1420.0, 520.0]], "einstein.jpg": [[
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, weight_files):
-    """A 2-module FAN (fast), a ResNetDepth and the same FAN recorded as a 3D one (3D needs a
-    3D-FAN), random weights, converted from checkpoints."""
+    """A 2-module FAN (fast), converted from ibug's checkpoint; a ResNetDepth, converted from
+    the authors'; a one-hourglass FAN recorded as a 3D one (3D needs a 3D-FAN). Random
+    weights. The last two are test_pipeline_parity.py's (the same files, so one ONNX export
+    of each in a session: ResNetDepth's takes seconds)."""
     folder = tmp_path_factory.mktemp("cli_models")
     checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=3), folder / "2dfan2.pth")
     convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
-    depth = weight_files.converted(DEPTH, "depth-2a464da4ea.pth.tar", "depth")
-    params, attrs = read_h5(str(folder / "fan.h5"))
-    write_h5(str(folder / "fan_3d.h5"), params, dict(attrs, arch="3DFAN2", landmarks="3D"))
-    return str(folder / "fan.h5"), depth, str(folder / "fan_3d.h5")
+    depth = weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
+    fan_3d = dataclasses.replace(ARCHITECTURES["3DFAN4"], name="3DFAN1", num_modules=1)
+    return str(folder / "fan.h5"), depth, weight_files.h5(STAND_IN_2DFAN4, architecture_attrs(fan_3d), "3dfan1.h5")
 
 
 @pytest.fixture

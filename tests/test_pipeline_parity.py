@@ -4,12 +4,16 @@ on both backends.
 The authors' pipeline is composed from their own functions (``crop``, ``get_preds_fromhm``,
 ``draw_gaussian`` from face-alignment 1.5.0's utils.py, with their FAN and ResNetDepth), the
 same way their ``FaceAlignment.get_landmarks_from_image`` composes them, on the same boxes.
+What is compared is the pipeline around the networks (crop, flip, decoding, the depth input),
+so the FAN is the authors' FAN with one hourglass (STAND_IN_2DFAN4) recorded as a 3D-FAN:
+FAN-4 only made it slower (tests/test_parity.py compares FAN-4 itself).
 
 With torch's default initialisation ResNetDepth barely looks at its 68 landmark channels, so
 a wrong depth input would hardly move z. The depth model here has the weights of ``conv1``
 for those channels scaled up until it does (checked below), and the exact tensor our pipeline
 feeds ResNetDepth is compared with the authors' ``torch.cat((inp, heatmaps), 1)``.
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -20,7 +24,9 @@ import authors_reference
 from conftest import SHARED, annotated_box
 from face_alignment.api import FaceAlignment
 from face_alignment.pipeline.image import read_image
-from weight_files import FAN4, SEEING_DEPTH
+from face_alignment.registry import ARCHITECTURES
+from face_alignment.weights.loading import architecture_attrs
+from weight_files import SEEING_DEPTH, STAND_IN_2DFAN4
 
 PHOTOS = ("breakingbad", "einstein")
 BACKENDS = ("nnabla", "onnxruntime")
@@ -65,8 +71,16 @@ def seeing_depth(weight_files):
 
 
 @pytest.fixture(scope="module")
+def fan(weight_files):
+    """The authors' FAN with one hourglass, random weights."""
+    return weight_files.model(STAND_IN_2DFAN4)
+
+
+@pytest.fixture(scope="module")
 def models(weight_files):
-    return (weight_files.converted(FAN4, "3DFAN4-7835d9f11d.pth.tar"),
+    """Our .h5 of ``fan``, recorded as a one-hourglass 3D-FAN, and of ResNetDepth."""
+    fan_3d = dataclasses.replace(ARCHITECTURES["3DFAN4"], name="3DFAN1", num_modules=1)
+    return (weight_files.h5(STAND_IN_2DFAN4, architecture_attrs(fan_3d), "3dfan1.h5"),
             weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth"))
 
 
@@ -75,11 +89,11 @@ def _image(name):
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "flip"])
-def reference(request, fan4, seeing_depth):
+def reference(request, fan, seeing_depth):
     """The authors' 3D landmarks (x, y from 3D-FAN, z from ResNetDepth), scores and depth
     input for each photo, without and with flip augmentation."""
     flip = request.param
-    return flip, {name: authors_pipeline(_image(name), annotated_box(name), fan4, seeing_depth, flip)
+    return flip, {name: authors_pipeline(_image(name), annotated_box(name), fan, seeing_depth, flip)
                   for name in PHOTOS}
 
 

@@ -4,6 +4,7 @@ broken int8 model and writes nothing then, and that what it writes is what infer
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -40,10 +41,28 @@ def peaked(tmp_path_factory):
     return h5, photos, boxes, crops, targets
 
 
+@pytest.fixture(scope="module")
+def peaked_export(peaked, tmp_path_factory):
+    """An export cache holding the peaked FAN-2's ONNX export and its compiled fp32 model,
+    made once: every gate run needs them, and none of these tests is about making them."""
+    folder = str(tmp_path_factory.mktemp("peaked_exports"))
+    OpenVinoNetwork(open_weights(peaked[0]), cache_dir=folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
-def export_cache(tmp_path, monkeypatch):
-    """An export cache of each test's own: the int8 models the gate writes go there."""
-    monkeypatch.setenv("FACE_ALIGNMENT_HOME", fresh_home(tmp_path / "home"))
+def export_cache(request, tmp_path, monkeypatch):
+    """For a test of the peaked FAN-2, which runs the gate, an export cache of its own: the
+    int8 models the gate writes go there. It starts with that network's export (hard links to
+    peaked_export's files, which nothing changes in place: the cache renames new files in).
+    Other tests, which write no int8 model, share the session's export cache."""
+    if "peaked" in request.fixturenames:
+        home = fresh_home(tmp_path / "home")
+        shutil.copytree(request.getfixturevalue("peaked_export"), os.path.join(home, "exports"),
+                        copy_function=os.link)
+    else:
+        home = fresh_home(tmp_path / "home", shared_exports=True)
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", home)
 
 
 def _gaussian_maps(points_hm, sigma=1.5):
@@ -131,10 +150,12 @@ def test_gate_refuses_a_broken_int8_model_and_writes_nothing(peaked, tmp_path, m
 
 def test_an_int8_model_the_gate_passes_is_what_inference_runs(peaked, tmp_path, capsys):
     """With a limit it meets, the gate writes the int8 model where inference looks for it
-    (beside the weights' export in the cache), recording the weights and its numbers; precision='int8' runs it."""
+    (beside the weights' export in the cache), recording the weights and its numbers; precision='int8' runs it.
+    Two faces are enough for that (calibration and comparison take time per face; the gate's
+    numbers on all eight are the refusal's test)."""
     h5, photos, boxes, crops, _ = peaked
     status = cli.main(["--model", h5, "--images", photos, "--boxes", boxes, "--precision", "int8",
-                       "--max-mean-px", "1000"])
+                       "--max-mean-px", "1000", "--max-faces", "2"])
     assert status == 0, capsys.readouterr().err
     weights = open_weights(h5)
     written = int8_model_path(weights)
@@ -171,8 +192,6 @@ def test_gate_refusals_are_one_line(peaked, tmp_path, monkeypatch, capsys):
 def test_without_boxes_the_gate_crops_the_faces_inference_finds(fan1_h5, tmp_path):
     """No --boxes: the faces are found as FaceAlignment finds them (the default detector, its
     boxes mapped onto the crop's), so the gate measures the crops inference will run on."""
-    import shutil
-
     from face_alignment.api import FaceAlignment
     from face_alignment.backends import default_backend
     from face_alignment.pipeline.image import read_image
