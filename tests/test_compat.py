@@ -5,7 +5,10 @@ random weights in a temporary TORCH_HOME, gives the same answers.
 Both packages get the checkpoints the way face-alignment users have them:
 ``$TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar`` and the 3D pair, in the authors'
 formats. Ours converts them on first use (with a warning: random weights are not the
-published file). Landmarks are compared as the project's parity tests do: x and y exactly
+published file). What is compared is the API around the networks (detection, crops, flip,
+decoding, scores, boxes, batches, folders, depth), so 2DFAN4 and 3DFAN4 are one-hourglass FANs
+in both packages (tests/one_hourglass_user.py); FAN-4's parity is test_parity's and
+test_pipeline_parity's. Landmarks are compared as the project's parity tests do: x and y exactly
 (both truncate argmax points to whole pixels), z and scores to 1e-5 of their largest value.
 """
 import json
@@ -24,19 +27,21 @@ import torch
 import authors_reference
 import checkpoints
 from conftest import ROOT, SHARED, TESTS, annotated_box, fresh_home
-from weight_files import FAN4, SEEING_DEPTH, link
+from weight_files import FAN4, SEEING_DEPTH, STAND_IN_2DFAN4, link
 
 USER_CODE = os.path.join(TESTS, "face_alignment_user.py")
+ONE_HOURGLASS = os.path.join(TESTS, "one_hourglass_user.py")  # runs USER_CODE with FAN-1s
 TOLERANCE = checkpoints.NETWORK_TOLERANCE  # of the largest value, per coordinate
 
 
 def write_torch_home(folder, weight_files):
-    """The checkpoints face-alignment downloads, where it keeps them, with random weights:
-    FAN-4's, and ResNetDepth's made to look at its landmark channels (as test_pipeline_parity's)."""
+    """The checkpoints face-alignment downloads, where it keeps them, with random weights: a
+    one-hourglass FAN's (see the module's docstring), and ResNetDepth's made to look at its
+    landmark channels (as test_pipeline_parity's)."""
     hub = folder / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    link(weight_files.checkpoint(FAN4), hub / "2DFAN4-11f355bf06.pth.tar")
-    link(weight_files.checkpoint(FAN4), hub / "3DFAN4-7835d9f11d.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), hub / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), hub / "3DFAN4-7835d9f11d.pth.tar")
     link(weight_files.checkpoint(SEEING_DEPTH, "depth"), hub / "depth-2a464da4ea.pth.tar")
 
 
@@ -62,7 +67,7 @@ def write_data(folder):
 def runs(tmp_path_factory, weight_files):
     root = tmp_path_factory.mktemp("compat")
     results = run_both(root, weight_files)
-    # What ours converted (FAN-4 twice and ResNetDepth, 430 MB) is read by no test: it would
+    # What ours converted (a FAN twice and ResNetDepth, 260 MB) is read by no test: it would
     # stay on disk for the rest of the session. (The exports in it are the session's: only
     # the link to them goes.)
     shutil.rmtree(root / "home")
@@ -72,7 +77,7 @@ def runs(tmp_path_factory, weight_files):
 def run_both(root, weight_files):
     """{"theirs": results, "ours": results} of the user code, run in two processes at once
     (and their output as "theirs_log", "ours_log"). Ours converts the checkpoints into a home
-    of its own, whose export cache is the session's (the converted files are those
+    of its own, whose export cache is the session's (its converted ResNetDepth is the one
     test_pipeline_parity exports, byte for byte)."""
     write_torch_home(root / "torch", weight_files)
     write_data(root / "data")
@@ -85,7 +90,7 @@ def run_both(root, weight_files):
                    FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")  # never the internet
         out = root / f"{name}.pkl"
         log = open(root / f"{name}.log", "w")
-        processes[name] = (subprocess.Popen([sys.executable, USER_CODE, str(root / "data"), str(out)],
+        processes[name] = (subprocess.Popen([sys.executable, ONE_HOURGLASS, USER_CODE, str(root / "data"), str(out)],
                                             cwd=str(root), env=env, stdout=log, stderr=subprocess.STDOUT),
                            out, log, time.time())
     results = {}
