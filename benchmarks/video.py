@@ -382,7 +382,7 @@ def size_arg(text: str) -> Tuple[int, int]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Video landmarking speed: tracking against detecting every frame, "
                                 "and against the authors' face-alignment 1.5.0 frame by frame.")
-    p.add_argument("--frames", type=int, default=300, help="frames in the clip (default: %(default)s)")
+    p.add_argument("--frames", type=int, help="frames in the clip (default: 300; 12 with --quick)")
     p.add_argument("--size", type=size_arg, default=(1280, 720), metavar="WxH",
                    help="frame size (default: 1280x720)")
     p.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default: %(default)s)")
@@ -399,15 +399,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="frames of the untimed run each process starts with (default: %(default)s)")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "results"), help=f"where {RESULT_NAME} goes, replacing any there (default: the "
                    "committed results/, whose file a run overwrites; give another folder to keep it)")
-    p.add_argument("--quick", action="store_true", help="a tiny case for the tests: 12 frames of 480x270, "
-                   "FAN with 1 module, detection every 5 frames, 1 round; its numbers mean nothing")
+    p.add_argument("--quick", action="store_true", help="a tiny case for the tests: 12 frames (or --frames) of "
+                   "480x270, FAN with 1 module, detection every 5 frames, 1 round; its numbers mean nothing")
     p.add_argument("--write-clip", metavar="PATH", help="measure nothing: write the clip (--frames, --size, "
                    "--fps) to PATH and stop")
     p.add_argument("--report", metavar="JSON", help="measure nothing: print the table of a saved result")
     args = p.parse_args(argv)
     if args.quick:
-        args.frames, args.size, args.detect_every, args.rounds, args.warmup_frames = 12, (480, 270), 5, 1, 2
+        args.size, args.detect_every, args.rounds, args.warmup_frames = (480, 270), 5, 1, 2
         args.authors_frames = 0
+    if args.frames is None:  # --frames is the one setting --quick leaves to be given
+        args.frames = 12 if args.quick else 300
     if min(args.frames, args.fps, args.detect_every, args.rounds, args.warmup_frames) < 1 or args.authors_frames < 0:
         p.error("--frames, --fps, --detect-every, --rounds and --warmup-frames must be 1 or more, "
                 "--authors-frames 0 or more")

@@ -5,7 +5,10 @@ random weights in a temporary TORCH_HOME, gives the same answers.
 Both packages get the checkpoints the way face-alignment users have them:
 ``$TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar`` and the 3D pair, in the authors'
 formats. Ours converts them on first use (with a warning: random weights are not the
-published file). Landmarks are compared as the project's parity tests do: x and y exactly
+published file). What is compared is the API around the networks (detection, crops, flip,
+decoding, scores, boxes, batches, folders, depth), so 2DFAN4 and 3DFAN4 are one-hourglass FANs
+in both packages (tests/one_hourglass_user.py); FAN-4's parity is test_parity's and
+test_pipeline_parity's. Landmarks are compared as the project's parity tests do: x and y exactly
 (both truncate argmax points to whole pixels), z and scores to 1e-5 of their largest value.
 """
 import json
@@ -23,20 +26,22 @@ import torch
 
 import authors_reference
 import checkpoints
-from conftest import ROOT, SHARED, TESTS, annotated_box, fresh_home
-from weight_files import FAN4, SEEING_DEPTH, link
+from conftest import ROOT, SHARED, TESTS, annotated_box, fresh_home, run_tool
+from weight_files import SEEING_DEPTH, STAND_IN_2DFAN4, link
 
 USER_CODE = os.path.join(TESTS, "face_alignment_user.py")
+ONE_HOURGLASS = os.path.join(TESTS, "one_hourglass_user.py")  # runs USER_CODE with FAN-1s
 TOLERANCE = checkpoints.NETWORK_TOLERANCE  # of the largest value, per coordinate
 
 
 def write_torch_home(folder, weight_files):
-    """The checkpoints face-alignment downloads, where it keeps them, with random weights:
-    FAN-4's, and ResNetDepth's made to look at its landmark channels (as test_pipeline_parity's)."""
+    """The checkpoints face-alignment downloads, where it keeps them, with random weights: a
+    one-hourglass FAN's (see the module's docstring), and ResNetDepth's made to look at its
+    landmark channels (as test_pipeline_parity's)."""
     hub = folder / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    link(weight_files.checkpoint(FAN4), hub / "2DFAN4-11f355bf06.pth.tar")
-    link(weight_files.checkpoint(FAN4), hub / "3DFAN4-7835d9f11d.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), hub / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), hub / "3DFAN4-7835d9f11d.pth.tar")
     link(weight_files.checkpoint(SEEING_DEPTH, "depth"), hub / "depth-2a464da4ea.pth.tar")
 
 
@@ -62,7 +67,7 @@ def write_data(folder):
 def runs(tmp_path_factory, weight_files):
     root = tmp_path_factory.mktemp("compat")
     results = run_both(root, weight_files)
-    # What ours converted (FAN-4 twice and ResNetDepth, 430 MB) is read by no test: it would
+    # What ours converted (a FAN twice and ResNetDepth, 260 MB) is read by no test: it would
     # stay on disk for the rest of the session. (The exports in it are the session's: only
     # the link to them goes.)
     shutil.rmtree(root / "home")
@@ -72,7 +77,7 @@ def runs(tmp_path_factory, weight_files):
 def run_both(root, weight_files):
     """{"theirs": results, "ours": results} of the user code, run in two processes at once
     (and their output as "theirs_log", "ours_log"). Ours converts the checkpoints into a home
-    of its own, whose export cache is the session's (the converted files are those
+    of its own, whose export cache is the session's (its converted ResNetDepth is the one
     test_pipeline_parity exports, byte for byte)."""
     write_torch_home(root / "torch", weight_files)
     write_data(root / "data")
@@ -85,7 +90,7 @@ def run_both(root, weight_files):
                    FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")  # never the internet
         out = root / f"{name}.pkl"
         log = open(root / f"{name}.log", "w")
-        processes[name] = (subprocess.Popen([sys.executable, USER_CODE, str(root / "data"), str(out)],
+        processes[name] = (subprocess.Popen([sys.executable, ONE_HOURGLASS, USER_CODE, str(root / "data"), str(out)],
                                             cwd=str(root), env=env, stdout=log, stderr=subprocess.STDOUT),
                            out, log, time.time())
     results = {}
@@ -224,13 +229,16 @@ def readme_example():
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_runs_as_pasted(tmp_path, weight_files):
+def test_the_readme_example_runs_as_pasted(tmp_path, weight_files, one_hourglass_2dfan4):
     """With face-alignment's files in TORCH_HOME the README's example runs from the
-    repository. Random weights: 2DFAN4's, and S3FD's with every face score pushed to zero,
-    since a random S3FD finds hundreds of "faces", each costing a FAN run: it prints None."""
+    repository. Random weights: 2DFAN4's (a one-hourglass FAN, which one_hourglass_2dfan4 makes
+    the registry's 2DFAN4: the example loads it but finds no face to run it on), and S3FD's
+    with every face score pushed to zero, since a random S3FD finds hundreds of "faces", each
+    costing a FAN run: it prints None. Run in this process (tests/in_process.py), so that the
+    registry's stand-in holds."""
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    link(weight_files.checkpoint(FAN4), hub / "2DFAN4-11f355bf06.pth.tar")
+    link(weight_files.checkpoint(STAND_IN_2DFAN4), hub / "2DFAN4-11f355bf06.pth.tar")
     net_s3fd = authors_reference._load("face_alignment/detection/sfd/net_s3fd.py", "authors_net_s3fd")
     torch.manual_seed(0)
     s3fd = net_s3fd.s3fd()
@@ -239,11 +247,11 @@ def test_the_readme_example_runs_as_pasted(tmp_path, weight_files):
             if name.endswith("_mbox_conf"):
                 layer.bias[-1] = -30.0  # the face channel (the last) of every classifier
     torch.save(s3fd.state_dict(), hub / "s3fd-619a316812.pth")
-    env = dict(os.environ, PYTHONPATH=ROOT, TORCH_HOME=str(tmp_path / "torch"),
-               FACE_ALIGNMENT_HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
-               FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")
-    result = subprocess.run([sys.executable, "-c", readme_example()], cwd=ROOT, env=env, capture_output=True,
-                            text=True)
+    example = tmp_path / "readme_example.py"
+    example.write_text(readme_example())
+    env = {"PYTHONPATH": ROOT, "TORCH_HOME": str(tmp_path / "torch"), "FACE_ALIGNMENT_HOME": str(tmp_path / "home"),
+           "XDG_CACHE_HOME": str(tmp_path / "xdg"), "FACE_ALIGNMENT_WEIGHTS_MIRROR": "http://127.0.0.1:9/"}
+    result = run_tool(str(example), cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "None", result.stdout
 
