@@ -21,27 +21,28 @@ from face_alignment.registry import ARCHITECTURES, FAN, Architecture
 from face_alignment.weights import load_weights
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
-from weight_files import FAN4, SEEING_DEPTH
+from weight_files import SEEING_DEPTH
 
 TOLERANCE = checkpoints.NETWORK_TOLERANCE
 TOOL = "export_model.py"
 NETWORKS = ("fan1-avg", "fan2-max", "fan4-avg", "depth")
 
 
-# The full-size networks are the session's random FAN-4 and ResNetDepth, converted as
-# test_compat's run of face-alignment's API converts the published files (and
-# test_pipeline_parity its depth model), byte for byte: their ONNX exports (a minute or more
-# of a slow machine each) are then those tests' exports, in the session's cache (conftest's
-# SESSION_EXPORTS), made once for all of them.
-FULL_SIZE = {"fan4-avg": (FAN4, "2DFAN4-11f355bf06.pth.tar", "legacy"),
-             "depth": (SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")}
+# The full-size networks' ONNX exports (a minute or more each on a slow machine) are the
+# session's (conftest's SESSION_EXPORTS), made once for every test that exports the same file:
+# FAN-4 is the random 2DFAN4 the docs' pages write (scripts/random_weights.py, seed 0, whose
+# export test_docs.py makes), ResNetDepth the depth model of test_pipeline_parity and
+# test_compat (SEEING_DEPTH), converted from the published file name as they convert it.
+DEPTH_FILE = (SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
 
 
 @pytest.fixture(scope="module")
-def full_size(weight_files):
-    """name -> the Weights of a full-size network, as converted .h5 files."""
-    return {name: load_weights(weight_files.converted(net, file_name, form))
-            for name, (net, file_name, form) in FULL_SIZE.items()}
+def full_size(weight_files, tmp_path_factory):
+    """name -> the Weights of a full-size network, from .h5 files."""
+    fan4 = tmp_path_factory.mktemp("fan4") / "2DFAN4.h5"
+    result = run_tool("scripts/random_weights.py", "2DFAN4", fan4)
+    assert result.returncode == 0, result.stderr
+    return {"fan4-avg": load_weights(str(fan4)), "depth": load_weights(weight_files.converted(*DEPTH_FILE))}
 
 
 @pytest.fixture(scope="module")
