@@ -28,8 +28,8 @@ TOOL = "export_model.py"
 NETWORKS = ("fan1-avg", "fan2-max", "fan4-avg", "depth")
 
 
-# The full-size networks' ONNX exports (a minute or more each on a slow machine) are the
-# session's (conftest's SESSION_EXPORTS), made once for every test that exports the same file:
+# The full-size networks' ONNX exports (4 s and 9 s on an idle 2-core machine, several times
+# that on a busy one) are the session's (conftest's SESSION_EXPORTS), made once for every test that exports the same file:
 # FAN-4 is the random 2DFAN4 the docs' pages write (scripts/random_weights.py, seed 0, whose
 # export test_docs.py makes), ResNetDepth the depth model of test_pipeline_parity and
 # test_compat (SEEING_DEPTH), converted from the published file name as they convert it.
