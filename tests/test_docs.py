@@ -1,7 +1,7 @@
-"""The README and docs/ work as pasted. Every ``bash`` and ``python`` block runs, page by page
-in the page's order, in a folder laid out like the repository (the project's .venv, scripts and
-commands; empty weights/ and results/; ../shared beside it), or carries a marker on the line
-just before it saying why it cannot:
+"""The README and docs/ work as pasted. Every ``bash`` and ``python`` block runs, a page's
+blocks in the page's order (two pages at a time), in a folder laid out like the repository
+(the project's .venv, scripts and commands; empty weights/ and results/; ../shared beside
+it), or carries a marker on the line just before it saying why it cannot:
 
     <!-- not-run: download: fetches the published checkpoints -->
     <!-- run-by: .ci/run -->
@@ -124,22 +124,65 @@ def sandbox(tmp_path):
 
 
 RUNNABLE = [page for page in PAGES if any(b.lang in RUN and not b.marker for b in blocks(page))]
+# The pages' runs are independent of each other (each its own folders, processes and
+# TORCH_HOME; the export cache is made for processes that share it), and mostly one-core work
+# (starting Python, writing random weights, exporting): they run two at a time, which the
+# 2-core machines this suite runs on finish in less time than one after another. README.md
+# goes first: the random FAN-4 it writes (scripts/random_weights.py 2DFAN4, the same bytes on
+# every page) is exported into the session's cache by its model_inference.py, and the pages
+# that write the same file start after it, to find that export there, not make it again at
+# the same time.
+LANES = 2
+FIRST = "README.md"
+SAME_FAN4 = "scripts/random_weights.py 2DFAN4 weights/2DFAN4.h5"
 
 
-@pytest.mark.parametrize("page", RUNNABLE)
-def test_the_page_runs_as_pasted(tmp_path, page):
-    """One process per page runs its blocks in order, as a reader would. The export cache is
-    the test session's (conftest's FACE_ALIGNMENT_HOME), so the random FAN-4 the pages make
-    is exported once a session; nothing is downloaded (the mirror is a closed port)."""
-    repo = sandbox(tmp_path)
+def run_page(folder, page):
+    """Run ``page``'s blocks as a reader would, in one process (tests/docs_runner.py), in a
+    sandbox in ``folder``: (the blocks run, the CompletedProcess)."""
+    repo = sandbox(folder)
     todo = [vars(b) for b in blocks(page) if b.lang in RUN and not b.marker]
-    listing = tmp_path / "blocks.json"
+    listing = folder / "blocks.json"
     listing.write_text(json.dumps(todo))
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
                PATH=os.pathsep.join((os.path.join(ROOT, ".venv", "bin"), os.environ["PATH"])),
-               TORCH_HOME=str(tmp_path / "torch"), FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "docs_runner.py"), str(listing)],
-                            cwd=repo, env=env, capture_output=True, text=True)
+               TORCH_HOME=str(folder / "torch"), FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")
+    return todo, subprocess.run([sys.executable, os.path.join(ROOT, "tests", "docs_runner.py"), str(listing)],
+                                cwd=repo, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def page_runs(request, tmp_path_factory):
+    """page -> the future of :func:`run_page` for each page this session selected, started at
+    once in LANES threads (see LANES)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [item.callspec.params["page"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_the_page_runs_as_pasted"]
+    after_first = {page for page in selected
+                   if page != FIRST and FIRST in selected and any(SAME_FAN4 in b.code for b in blocks(page))}
+    order = sorted(selected, key=lambda page: (page != FIRST, page in after_first))
+    lanes = ThreadPoolExecutor(LANES, thread_name_prefix="docs-page")
+    futures = {}
+
+    def run(page):
+        if page in after_first:
+            futures[FIRST].exception()  # waits for README.md's run (whatever its outcome)
+        return run_page(tmp_path_factory.mktemp("page"), page)
+
+    for page in order:
+        futures[page] = lanes.submit(run, page)
+    yield futures
+    lanes.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("page", RUNNABLE)
+def test_the_page_runs_as_pasted(page_runs, page):
+    """One process per page runs its blocks in order, as a reader would. The export cache is
+    the test session's (conftest's FACE_ALIGNMENT_HOME), so the random FAN-4 the pages make
+    is exported once a session; nothing is downloaded (the mirror is a closed port). Pages
+    run two at a time (see LANES)."""
+    todo, result = page_runs[page].result()
     assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-6000:])
     assert result.stdout.count("--- ") == len(todo)  # each block ran
 

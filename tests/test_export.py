@@ -15,37 +15,63 @@ import checkpoints
 from conftest import assert_one_line_error, run_tool
 from face_alignment.backends import NNablaNetwork, export_nnp, export_onnx
 from face_alignment.backends.export import BATCH_DIM, ONNX_OPSET, _make_batch_symbolic
+from face_alignment.backends.onnx_cache import onnx_model_path
 from face_alignment.errors import FaceAlignmentError
-from face_alignment.registry import ARCHITECTURES, FAN, RESNET_DEPTH, Architecture
+from face_alignment.registry import ARCHITECTURES, FAN, Architecture
+from face_alignment.weights import load_weights
 from face_alignment.weights.h5 import write_h5
 from face_alignment.weights.loading import architecture_attrs
+from weight_files import SEEING_DEPTH
 
 TOLERANCE = checkpoints.NETWORK_TOLERANCE
 TOOL = "export_model.py"
 NETWORKS = ("fan1-avg", "fan2-max", "fan4-avg", "depth")
 
 
+# The full-size networks' ONNX exports (4 s and 9 s on an idle 2-core machine, several times
+# that on a busy one) are the session's (conftest's SESSION_EXPORTS), made once for every test that exports the same file:
+# FAN-4 is the random 2DFAN4 the docs' pages write (scripts/random_weights.py, seed 0, whose
+# export test_docs.py makes), ResNetDepth the depth model of test_pipeline_parity and
+# test_compat (SEEING_DEPTH), converted from the published file name as they convert it.
+DEPTH_FILE = (SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
+
+
 @pytest.fixture(scope="module")
-def networks(fan4, depth_net):
+def full_size(weight_files, tmp_path_factory):
+    """name -> the Weights of a full-size network, from .h5 files."""
+    fan4 = tmp_path_factory.mktemp("fan4") / "2DFAN4.h5"
+    result = run_tool("scripts/random_weights.py", "2DFAN4", fan4)
+    assert result.returncode == 0, result.stderr
+    return {"fan4-avg": load_weights(str(fan4)), "depth": load_weights(weight_files.converted(*DEPTH_FILE))}
+
+
+@pytest.fixture(scope="module")
+def networks(full_size):
     """name -> (architecture, parameters) for random-weight networks of every shape we export."""
     fan1 = checkpoints.authors_fan(1, "avg", seed=21)
     fan2 = checkpoints.authors_fan(2, "max", seed=22)
+    assert full_size["fan4-avg"].arch == ARCHITECTURES["2DFAN4"]
+    assert full_size["depth"].arch == ARCHITECTURES["ResNetDepth"]
     return {
         "fan1-avg": (Architecture("test-fan1-avg", FAN, 1, "avg"), checkpoints.nnabla_params(fan1, FAN, 1)),
         "fan2-max": (Architecture("test-fan2-max", FAN, 2, "max"), checkpoints.nnabla_params(fan2, FAN, 2)),
-        "fan4-avg": (ARCHITECTURES["2DFAN4"], checkpoints.nnabla_params(fan4, FAN, 4)),
-        "depth": (ARCHITECTURES["ResNetDepth"], checkpoints.nnabla_params(depth_net, RESNET_DEPTH)),
+        **{name: (weights.arch, weights.params) for name, weights in full_size.items()},
     }
 
 
 @pytest.fixture(scope="module")
-def exported(networks, tmp_path_factory):
+def exported(networks, full_size, tmp_path_factory):
     """Each network exported once, as ONNX and .nnp (the ONNX of FAN-4 only: its .nnp would
-    run at NNabla's cpu speed and test nothing the smaller FANs do not)."""
+    run at NNabla's cpu speed and test nothing the smaller FANs do not). The full-size
+    networks' ONNX is the session cache's: the same exporter (:func:`export_onnx` and the
+    cache both write :func:`write_onnx` of the network's description)."""
     folder = tmp_path_factory.mktemp("exported")
     files = {}
     for name, (arch, params) in networks.items():
-        files[name, ".onnx"] = export_onnx(arch, params, str(folder / f"{name}.onnx"))
+        if name in full_size:
+            files[name, ".onnx"] = onnx_model_path(full_size[name])
+        else:
+            files[name, ".onnx"] = export_onnx(arch, params, str(folder / f"{name}.onnx"))
         if name != "fan4-avg":
             files[name, ".nnp"] = export_nnp(arch, params, str(folder / f"{name}.nnp"))
     return files
