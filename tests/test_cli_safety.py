@@ -446,7 +446,9 @@ def fans_3d(tmp_path_factory, weight_files):
     published = weight_files.h5(FAN4)  # as nnabla-examples publish it: no attributes
     link(published, folder / "3DFAN4_NNabla_model.h5")
     link(published, folder / "2DFAN4_NNabla_model.h5")
-    return folder
+    yield folder
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("model, fragments", [

@@ -14,6 +14,7 @@ from the nav fails."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -163,17 +164,21 @@ def page_runs(request, tmp_path_factory):
                    if page != FIRST and FIRST in selected and any(SAME_FAN4 in b.code for b in blocks(page))}
     order = sorted(selected, key=lambda page: (page != FIRST, page in after_first))
     lanes = ThreadPoolExecutor(LANES, thread_name_prefix="docs-page")
-    futures = {}
+    futures, folders = {}, []
 
     def run(page):
         if page in after_first:
             futures[FIRST].exception()  # waits for README.md's run (whatever its outcome)
-        return run_page(tmp_path_factory.mktemp("page"), page)
+        folders.append(tmp_path_factory.mktemp("page"))
+        return run_page(folders[-1], page)
 
     for page in order:
         futures[page] = lanes.submit(run, page)
     yield futures
     lanes.shutdown(wait=True, cancel_futures=True)
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("page", RUNNABLE)

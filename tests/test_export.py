@@ -74,7 +74,9 @@ def exported(networks, full_size, tmp_path_factory):
             files[name, ".onnx"] = export_onnx(arch, params, str(folder / f"{name}.onnx"))
         if name != "fan4-avg":
             files[name, ".nnp"] = export_nnp(arch, params, str(folder / f"{name}.nnp"))
-    return files
+    yield files
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

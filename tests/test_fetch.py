@@ -2,6 +2,7 @@
 import functools
 import http.server
 import os
+import shutil
 import socket
 import threading
 
@@ -43,6 +44,8 @@ def server(tmp_path_factory, weight_files):
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", root
     httpd.shutdown()
     httpd.server_close()
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_good_file_is_fetched_and_validated(tmp_path, server):

@@ -8,6 +8,7 @@ the image are each held to their code rather than to a transcription of it.
 """
 import functools
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -65,7 +66,9 @@ def weights(tmp_path_factory):
         assert convert_checkpoint(str(pth), str(h5)).name == "ibug-" + name
         return str(pth), str(h5)
 
-    return files
+    yield files
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ authors' formats, so that face-alignment's API can be tried offline. The authors
 networks (face-alignment 1.5.0, from its wheel) load each file strictly, and the README's
 face-alignment snippet then runs with no download."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ def torch_home(tmp_path_factory):
     result = run_tool("scripts/random_checkpoints.py", "--folder", home / "hub" / "checkpoints")
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(home / "hub" / "checkpoints")) == sorted(FILES)
-    return home
+    yield home
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_authors_networks_load_each_file_strictly(torch_home):
