@@ -71,7 +71,9 @@ def runs(tmp_path_factory, weight_files):
     # stay on disk for the rest of the session. (The exports in it are the session's: only
     # the link to them goes.)
     shutil.rmtree(root / "home")
-    return results
+    yield results
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_both(root, weight_files):

@@ -48,7 +48,9 @@ def random_detector_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_detectors")
     torch.save(test_sfd.random_state_dict(), folder / "s3fd-random.pth")
     torch.save(test_retinaface.random_state_dict(), folder / "retinaface-random.pth")
-    return folder
+    yield folder
+    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _detector_cases():
