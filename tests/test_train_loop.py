@@ -221,3 +221,18 @@ def test_freeze_keeps_the_named_parts_fixed(tiny, tmp_path):
     for name in stem:
         np.testing.assert_array_equal(trained[name], params[name], err_msg=name)
     assert any(np.abs(trained[k] - params[k]).max() > 0 for k in trained if k.startswith("m0/"))
+
+
+def test_the_last_step_is_validated_once_whether_or_not_its_snapshot_is_kept(tiny, tmp_path, monkeypatch):
+    """val_every dividing the steps: the last step's validation is the run's last one, also when
+    its snapshot ranks below the kept ones (validation.csv has no row twice)."""
+    from face_alignment.training.loop import Trainer
+
+    scores = iter([0.9, 0.5, 0.1])  # AUC falling: only step 1's snapshot is kept
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, dataset: {"nme": 0.1, "auc": next(scores), "macc": 0.5})
+    run = trainer(tiny, tmp_path / "RUN", steps=3, val_every=1, top_k=1)
+    run.validation_set = StandIn()
+    run.run()
+    assert [r[0] for r in rows(tmp_path / "RUN" / "validation.csv")] == ["step", "1", "2", "3"]
+    assert [s["step"] for s in run.snapshots] == [1]
+    assert (tmp_path / "RUN" / "best.h5").read_bytes() == (tmp_path / "RUN" / "snapshot-step1.h5").read_bytes()

@@ -127,6 +127,7 @@ class Trainer:
         self.solver.set_parameters(self.graph.learnable)
         self._epoch_batches = None  # [(epoch, next position), iterator of its batches]
         self.step, self.snapshots = 0, []  # snapshots: [{"step", "file", metric: value}], best first
+        self._validated_step = None  # the step last validated in this process
         os.makedirs(output, exist_ok=True)
         if resume:
             self._resume()
@@ -236,8 +237,8 @@ class Trainer:
             raise
         bar.close()
         self._close_batches()
-        if self.validation_set is not None and (not self.snapshots or self.snapshots[0]["step"] != self.step) \
-                and not any(s["step"] == self.step for s in self.snapshots):
+        if self.validation_set is not None and self._validated_step != self.step \
+                and not any(s["step"] == self.step for s in self.snapshots):  # validated before a resume
             self.validate(tensorboard)
         self.save_checkpoint()
         self._write_best()
@@ -276,6 +277,7 @@ class Trainer:
 
     def validate(self, tensorboard):
         results = self.evaluate(self.validation_set)
+        self._validated_step = self.step
         with open(self.path(VALIDATION), "a", newline="") as f:
             csv.writer(f).writerow([self.step] + [results[c] for c in VALIDATION_COLUMNS[1:]])
         if tensorboard is not None:
