@@ -55,6 +55,12 @@ class Architecture:
         """Side of the heatmaps: the input over the stem's stride and pooling."""
         return self.input_size // (self.stem_stride * max(self.stem_pool, 1))
 
+    def custom_sizes(self) -> dict:
+        """The FAN_SIZES fields that differ from the published networks' (a trained variant's)."""
+        if self.kind != FAN:
+            return {}
+        return {name: getattr(self, name) for name in FAN_SIZES if getattr(self, name) != getattr(Architecture, name)}
+
     def graph_options(self) -> dict:
         """What face_alignment.nets.build_graph takes, besides the kind, to build this network."""
         if self.kind != FAN:

@@ -90,7 +90,7 @@ def initial_parameters(path: str, arch, seed: int):
         return new_parameters(arch, seed)
     if path.lower().endswith(".h5"):
         from .weights.h5 import read_h5
-        from .weights.layout import IGNORED_SUFFIX, check_layout, check_values
+        from .weights.layout import IGNORED_SUFFIX
 
         params, _ = read_h5(path)
         params = {k: v for k, v in params.items() if not k.endswith(IGNORED_SUFFIX)}

@@ -65,15 +65,13 @@ def fan_description(arch: Architecture, weights_sha256: str, params: Callable[[]
     """FAN or ResNetDepth (``arch``): (B, C, S, S) crops in (S its input size, 256 but for a
     trained variant), one output "y"."""
     from ..nets import build_graph, input_channels
-    from ..registry import FAN_SIZES
 
     def build(x):
         return [build_graph(arch.kind, x, **arch.graph_options())]
 
     # A FAN's sizes join the graph's name only where they differ from the published ones, so the
     # published networks' cache keys stay as they were.
-    sizes = "".join(f"/{name}={getattr(arch, name)}" for name in FAN_SIZES
-                    if getattr(arch, name) != getattr(Architecture, name))
+    sizes = "".join(f"/{name}={value}" for name, value in arch.custom_sizes().items())
     return NetworkDescription(arch.name, build, params, weights_sha256,
                               (1, input_channels(arch.kind), arch.input_size, arch.input_size), BATCH, ("y",),
                               f"{arch.kind}/{arch.num_modules}/{arch.pooling}{sizes}", source)

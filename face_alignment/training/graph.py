@@ -64,8 +64,7 @@ class TrainingGraph:
         self._frozen = frozen
         with nn.parameter_scope("", self.store), nn.context_scope(self.context):
             for name, value in params.items():
-                learnable = not name.endswith(RUNNING_STATS) and not name.startswith(frozen)
-                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=learnable)
+                nn.parameter.get_parameter_or_create(name, value.shape, value, need_grad=self._learns(name))
             size, n = arch.input_size, arch.num_landmarks
             self.crop = nn.Variable((batch_size, RGB_CHANNELS, size, size))
             with nn.auto_forward(False), running_statistics() as self._running:
@@ -98,8 +97,10 @@ class TrainingGraph:
     def learnable(self) -> "OrderedDict[str, nn.Variable]":
         """What the solver updates: every parameter but the running statistics and the frozen
         parts (by name: building the graph asks for gradients of every parameter it uses)."""
-        return OrderedDict((k, v) for k, v in self.variables.items()
-                           if not k.endswith(RUNNING_STATS) and not k.startswith(self._frozen))
+        return OrderedDict((k, v) for k, v in self.variables.items() if self._learns(k))
+
+    def _learns(self, name: str) -> bool:
+        return not name.endswith(RUNNING_STATS) and not name.startswith(self._frozen)
 
     def parameters(self) -> "OrderedDict[str, np.ndarray]":
         return OrderedDict((k, v.d.copy()) for k, v in self.variables.items())

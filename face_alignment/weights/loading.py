@@ -90,9 +90,7 @@ class Weights:
 def architecture_attrs(arch: Architecture) -> dict:
     attrs = {ATTR_ARCH: arch.name, ATTR_KIND: arch.kind, ATTR_MODULES: arch.num_modules,
              ATTR_POOLING: arch.pooling, ATTR_LANDMARKS: arch.landmarks, ATTR_CROP: arch.crop}
-    if arch.kind == FAN:  # sizes only where they are not the published ones, which files without them hold
-        attrs.update((name, getattr(arch, name)) for name in FAN_SIZES
-                     if getattr(arch, name) != getattr(Architecture, name))
+    attrs.update(arch.custom_sizes())  # files without them hold the published sizes
     return attrs
 
 
