@@ -27,9 +27,8 @@ HOLDER_LINE = "ray holder:"
 RAY_HOLDER = f"""
 import os, sys
 import ray
-from face_alignment.dataset.ray_engine import OBJECT_STORE_BYTES
-ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-         log_to_driver=False)
+from face_alignment.dataset.ray_engine import local_ray_options
+ray.init(**local_ray_options(), log_to_driver=False)
 print({HOLDER_LINE!r}, ray.get_runtime_context().gcs_address, os.environ.get("RAY_AUTH_MODE", ""), flush=True)
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 sys.stdin.read()

@@ -72,6 +72,11 @@ class UnitWorker:
         return {name: np.array([s[name] for s in summaries]) for name in ("id", "items", "faces", "errors", "pid")}
 
 
+def local_ray_options() -> Dict:
+    """``ray.init``'s arguments for the local Ray a job starts when given no address."""
+    return dict(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False)
+
+
 def run_ray(args, config, units: List[Dict], out_dir: str, video_options: Dict) -> List[Dict]:
     """Run ``units`` on Ray (a local one, started and shut down here, or ``args.ray_address``),
     each worker with a FaceAlignment built from ``config`` (a ModelConfig: paths are absolute)."""
@@ -89,13 +94,9 @@ def run_ray(args, config, units: List[Dict], out_dir: str, video_options: Dict) 
     if started:
         # ray.init puts its own SIGTERM handler in place (exit status 15, a stack dump): keep ours.
         ours = signal.getsignal(signal.SIGTERM)
-        if args.ray_address:
-            ray.init(address=args.ray_address, runtime_env=runtime_env, log_to_driver=False,
-                     logging_level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-                     runtime_env=runtime_env, log_to_driver=False,
-                     logging_level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
+        where = {"address": args.ray_address} if args.ray_address else local_ray_options()
+        ray.init(**where, runtime_env=runtime_env, log_to_driver=False,
+                 logging_level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING)
         signal.signal(signal.SIGTERM, ours)
     # Ray configures its loggers when imported: quieted again, unless -v (cli_support).
     set_verbosity(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
