@@ -143,6 +143,20 @@ def fan1_h5(weight_files):
 
 
 @pytest.fixture(scope="session")
+def fan1_3d_h5(weight_files):
+    """The authors' FAN with one hourglass (weight_files.STAND_IN_2DFAN4), random weights,
+    recorded as a 3D-FAN (3D landmarks need one)."""
+    import dataclasses
+
+    from face_alignment.registry import ARCHITECTURES
+    from face_alignment.weights.loading import architecture_attrs
+    from weight_files import STAND_IN_2DFAN4
+
+    fan_3d = dataclasses.replace(ARCHITECTURES["3DFAN4"], name="3DFAN1", num_modules=1)
+    return weight_files.h5(STAND_IN_2DFAN4, architecture_attrs(fan_3d), "3dfan1.h5")
+
+
+@pytest.fixture(scope="session")
 def fan2_h5(tmp_path_factory):
     """ibug's 2-module FAN (max pooling, ibug crop), random weights."""
     import checkpoints

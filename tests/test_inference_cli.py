@@ -1,5 +1,4 @@
 """model_inference.py as a user runs it: JSON output, given boxes, folders, 3D, bad input."""
-import dataclasses
 import json
 import os
 import shutil
@@ -11,10 +10,8 @@ import pytest
 import checkpoints
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
 from face_alignment.backends import cuda_available
-from face_alignment.registry import ARCHITECTURES
 from face_alignment.weights.convert import convert_checkpoint
-from face_alignment.weights.loading import architecture_attrs
-from weight_files import SEEING_DEPTH, STAND_IN_2DFAN4
+from weight_files import SEEING_DEPTH
 
 TOOL = "model_inference.py"
 FACES = os.path.join(SHARED, "data", "faces")
@@ -22,7 +19,7 @@ BOXES = {"breakingbad.jpg": [[1180.0, 230.0, 1420.0, 520.0]], "einstein.jpg": [[
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, weight_files):
+def models(tmp_path_factory, weight_files, fan1_3d_h5):
     """A 2-module FAN (fast), converted from ibug's checkpoint; a ResNetDepth, converted from
     the authors'; a one-hourglass FAN recorded as a 3D one (3D needs a 3D-FAN). Random
     weights. The last two are test_pipeline_parity.py's (the same files, so one ONNX export
@@ -31,8 +28,7 @@ def models(tmp_path_factory, weight_files):
     checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=3), folder / "2dfan2.pth")
     convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
     depth = weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
-    fan_3d = dataclasses.replace(ARCHITECTURES["3DFAN4"], name="3DFAN1", num_modules=1)
-    return str(folder / "fan.h5"), depth, weight_files.h5(STAND_IN_2DFAN4, architecture_attrs(fan_3d), "3dfan1.h5")
+    return str(folder / "fan.h5"), depth, fan1_3d_h5
 
 
 @pytest.fixture

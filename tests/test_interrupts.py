@@ -46,7 +46,7 @@ def test_a_swallowed_ctrl_c_still_ends_the_command_as_interrupted(tmp_path, caps
 def test_the_gate_writes_no_int8_model_after_a_swallowed_ctrl_c(fan1_h5, tmp_path, monkeypatch, capsys):
     from face_alignment.precision import cli
 
-    monkeypatch.setenv("FACE_ALIGNMENT_HOME", fresh_home(tmp_path / "home"))
+    monkeypatch.setenv("FACE_ALIGNMENT_HOME", fresh_home(tmp_path / "home", shared_exports=True))
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(os.path.join(SHARED, "data", "faces", "einstein.jpg"), photos)

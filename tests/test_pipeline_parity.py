@@ -13,7 +13,6 @@ a wrong depth input would hardly move z. The depth model here has the weights of
 for those channels scaled up until it does (checked below), and the exact tensor our pipeline
 feeds ResNetDepth is compared with the authors' ``torch.cat((inp, heatmaps), 1)``.
 """
-import dataclasses
 import os
 
 import numpy as np
@@ -24,8 +23,6 @@ import authors_reference
 from conftest import SHARED, annotated_box
 from face_alignment.api import FaceAlignment
 from face_alignment.pipeline.image import read_image
-from face_alignment.registry import ARCHITECTURES
-from face_alignment.weights.loading import architecture_attrs
 from weight_files import SEEING_DEPTH, STAND_IN_2DFAN4
 
 PHOTOS = ("breakingbad", "einstein")
@@ -77,11 +74,9 @@ def fan(weight_files):
 
 
 @pytest.fixture(scope="module")
-def models(weight_files):
+def models(weight_files, fan1_3d_h5):
     """Our .h5 of ``fan``, recorded as a one-hourglass 3D-FAN, and of ResNetDepth."""
-    fan_3d = dataclasses.replace(ARCHITECTURES["3DFAN4"], name="3DFAN1", num_modules=1)
-    return (weight_files.h5(STAND_IN_2DFAN4, architecture_attrs(fan_3d), "3dfan1.h5"),
-            weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth"))
+    return fan1_3d_h5, weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
 
 
 def _image(name):
