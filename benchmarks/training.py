@@ -144,7 +144,7 @@ def make(batch_size):
     size, n = arch.input_size, arch.num_landmarks
     corners = np.tile(np.array([[60, 60], [200, 60], [200, 200], [60, 200]], np.float32), (batch_size, 1, 1))
     graph.feed({"crop": rng.rand(batch_size, 3, size, size).astype(np.float32),
-                "heatmaps": rng.rand(batch_size, n, size // 4, size // 4).astype(np.float32),
+                "heatmaps": rng.rand(batch_size, n, arch.heatmap_size, arch.heatmap_size).astype(np.float32),
                 "landmarks": (rng.rand(batch_size, n, 2) * size).astype(np.float32),
                 "landmark_box_corners": corners, "weight": np.ones(batch_size, np.float32)})
 
