@@ -29,6 +29,8 @@ def test_a_swallowed_ctrl_c_still_ends_the_command_as_interrupted(tmp_path, caps
     from face_alignment.cli_support import EXIT_INTERRUPTED, command_line
 
     went_on = []
+    # What this process had (pytest started in the background inherits SIGINT ignored).
+    handler_before = signal.getsignal(signal.SIGINT)
 
     @command_line
     def main(argv):
@@ -40,7 +42,7 @@ def test_a_swallowed_ctrl_c_still_ends_the_command_as_interrupted(tmp_path, caps
     assert went_on == [True]
     err = capsys.readouterr().err
     assert "error: interrupted" in err.splitlines()[-1]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # put back
 
 
 def test_the_gate_writes_no_int8_model_after_a_swallowed_ctrl_c(fan1_h5, tmp_path, monkeypatch, capsys):

@@ -445,7 +445,8 @@ def test_batches_in_workers_equal_batches_in_process(worker_batches):
 
 
 STOPPED_BY_CTRL_C = r"""
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, even if a parent ignores it
 from face_alignment.training.data import DataConfig, batches, open_training_set
 
 def main():
