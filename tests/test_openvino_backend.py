@@ -112,8 +112,8 @@ def test_threads_like_onnxruntime_and_a_compiled_cache_keyed_like_the_onnx_one(i
     weights = open_weights(isolated_fan1_h5)
     monkeypatch.setenv(onnx_net.THREADS_VARIABLE, "1")
     net = OpenVinoNetwork(weights)
-    assert net._compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    assert OpenVinoNetwork(weights, threads=2)._compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    assert net.runner._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert OpenVinoNetwork(weights, threads=2).runner._compiled.get_property("INFERENCE_NUM_THREADS") == 2
     monkeypatch.delenv(onnx_net.THREADS_VARIABLE)
     assert OpenVinoNetwork(weights).threads == onnx_net.physical_cores()
 
@@ -166,3 +166,35 @@ def test_precision_on_the_command_line(isolated_fan1_h5, tmp_path):
     # really ran (not fp32: some points moved).
     moved = np.abs(runs["bf16"] - runs["fp32"]).max(axis=1)
     assert runs["bf16"].shape == (68, 2) and np.median(moved) < 1 and moved.max() > 0
+
+
+SIGNAL_AFTER_TWO_MODELS = r"""
+import os, signal, sys
+from face_alignment.backends.openvino_net import OpenVinoNetwork
+from face_alignment.weights.loading import open_weights
+
+weights = open_weights(sys.argv[1])
+first = OpenVinoNetwork(weights)
+second = OpenVinoNetwork(weights, compile_cache=False)
+del first   # dropped in the order they were made, as the precision gate's reference and candidate are
+del second
+caught = []
+signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, to a Python handler, as command lines have
+print("caught" if caught else "missed")
+"""
+
+
+def test_ctrl_c_after_two_models_were_dropped_is_handled_not_a_crash(isolated_fan1_h5, tmp_path):
+    """OpenVINO's CPU plugin left the thread on a freed signal stack when two models went in the
+    order they came: the next signal to a Python handler crashed the process (status -11)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = tmp_path / "two_models.py"
+    script.write_text(SIGNAL_AFTER_TWO_MODELS)
+    run = subprocess.run([sys.executable, str(script), isolated_fan1_h5], capture_output=True, text=True,
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    assert (run.returncode, run.stdout.strip()) == (0, "caught"), run.stderr[-2000:]

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BackendUnavailableError, PrecisionUnavailableError
 from ..nets import input_channels
 from ..weights import Weights
-from . import onnx_net
+from . import onnx_net, signal_stack
 from .description import NetworkDescription, weights_description
 from .onnx_cache import cache_folder, description_path, load_cached
 from .output import checked_output
@@ -183,6 +183,15 @@ class OpenVinoRunner:
         """What the compiled model says it computes in ("f32", "bf16"): the proof of the hint."""
         return self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
+    def __del__(self):
+        # OpenVINO's objects go first; they may leave the thread on a freed signal stack.
+        for name in ("_request", "_compiled", "_core"):
+            self.__dict__.pop(name, None)
+        try:
+            signal_stack.repair()
+        except Exception:  # noqa: BLE001 - at interpreter exit ctypes or /proc may be gone already
+            pass
+
     def __call__(self, batch: np.ndarray) -> List[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         self._request.infer({0: batch})
@@ -210,7 +219,6 @@ class OpenVinoNetwork:
         self.model_path = self.runner.model_path
         self.threads = self.runner.threads
         self.compile_options = self.runner.compile_options
-        self._compiled = self.runner._compiled
 
     @property
     def input_channels(self) -> int:
