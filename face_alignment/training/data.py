@@ -359,7 +359,7 @@ def _from_workers(training_set, groups, seed, workers, batch_size):
     pool = None
     try:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["face_alignment.training.data"])
+        context.set_forkserver_preload(["face_alignment.training.data", "face_alignment.training.worker_signals"])
         pool = context.Pool(workers, initializer=_start_worker_with_slots,
                             initargs=(training_set, {slot.name: size for slot in slots}))
         free = deque(slots)
