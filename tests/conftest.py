@@ -37,11 +37,21 @@ def fresh_home(folder, shared_exports=False) -> str:
     return str(folder)
 
 
-SESSION_HOME = fresh_home(tempfile.mkdtemp(prefix="fa-test-home-"))
+# What the whole session shares: its home (with the export cache) and its random weight files
+# (weight_files.py). With pytest-xdist, the process that starts the workers makes the folder
+# (it imports this file first) and removes it at its exit; the workers inherit its name.
+_SESSION_VARIABLE = "FACE_ALIGNMENT_TEST_SESSION"
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_SESSION_VARIABLE):
+    SESSION_FOLDER = os.environ[_SESSION_VARIABLE]
+else:
+    SESSION_FOLDER = tempfile.mkdtemp(prefix="fa-test-session-")
+    os.environ[_SESSION_VARIABLE] = SESSION_FOLDER
+    atexit.register(shutil.rmtree, SESSION_FOLDER, True)
+    fresh_home(os.path.join(SESSION_FOLDER, "home"))
+SESSION_HOME = os.path.join(SESSION_FOLDER, "home")
 # The export cache every test shares unless its subject is that cache (onnx_cache's folder).
 SESSION_EXPORTS = os.path.join(SESSION_HOME, "exports")
 os.environ["FACE_ALIGNMENT_HOME"] = SESSION_HOME
-atexit.register(shutil.rmtree, SESSION_HOME, True)
 
 
 def run_tool(script, *args, cwd=ROOT, env=None):
@@ -95,11 +105,12 @@ def annotated_box(name):
 
 
 @pytest.fixture(scope="session")
-def weight_files(tmp_path_factory):
-    """The session's random weight files, each written once (tests/weight_files.py)."""
+def weight_files():
+    """The session's random weight files, each written once (tests/weight_files.py), shared by
+    pytest-xdist's workers."""
     from weight_files import WeightFiles
 
-    return WeightFiles(tmp_path_factory.mktemp("weight_files"))
+    return WeightFiles(os.path.join(SESSION_FOLDER, "weight_files"))
 
 
 @pytest.fixture
@@ -168,3 +179,16 @@ def fan2_h5(tmp_path_factory):
     params = checkpoints.nnabla_params(checkpoints.authors_fan(2, "max", seed=32), FAN, 2)
     write_h5(str(path), params, architecture_attrs(ARCHITECTURES["ibug-2dfan2"]))
     return str(path)
+
+
+# The test files that take longest (each a minute or so of one worker's time), longest first:
+# pytest-xdist hands out whole files in collection order, and two workers finish together when
+# the long files go first and the many short ones fill in behind them. test_docs.py leads: its
+# README page exports the random FAN-4 that test_export.py and others then find in the cache.
+LONG_FILES = ("test_docs.py", "test_train_learns.py", "test_export.py", "test_compat.py", "test_benchmark.py",
+              "test_dataset_ray.py", "test_convert.py", "test_ibug_parity.py", "test_parity.py", "test_dataset.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: index for index, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order

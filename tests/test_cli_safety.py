@@ -436,10 +436,11 @@ def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypat
 @pytest.fixture(scope="module")
 def fans_3d(tmp_path_factory, weight_files):
     """ResNetDepth, FANs that say they are 2D or 3D in different ways, and FANs that say nothing."""
-    from weight_files import DEPTH, FAN4, link
+    from weight_files import FAN4, SEEING_DEPTH, link
 
     folder = tmp_path_factory.mktemp("fans_3d")
-    link(weight_files.h5(DEPTH, architecture_attrs(ARCHITECTURES["ResNetDepth"])), folder / "depth.h5")
+    # The pipeline tests' ResNetDepth, as our converter wrote it (it records its architecture).
+    link(weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth"), folder / "depth.h5")
     fan1_h5(folder / "recorded_2d.h5", "2DFAN4")
     fan1_h5(folder / "recorded_3d.h5", "3DFAN4")
     fan1_h5(folder / "nameless.h5", attrs=False)

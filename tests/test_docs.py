@@ -164,21 +164,21 @@ def page_runs(request, tmp_path_factory):
                    if page != FIRST and FIRST in selected and any(SAME_FAN4 in b.code for b in blocks(page))}
     order = sorted(selected, key=lambda page: (page != FIRST, page in after_first))
     lanes = ThreadPoolExecutor(LANES, thread_name_prefix="docs-page")
-    futures, folders = {}, []
+    futures = {}
 
     def run(page):
         if page in after_first:
             futures[FIRST].exception()  # waits for README.md's run (whatever its outcome)
-        folders.append(tmp_path_factory.mktemp("page"))
-        return run_page(folders[-1], page)
+        folder = tmp_path_factory.mktemp("page")
+        try:
+            return run_page(folder, page)
+        finally:  # a page's random weights and exports go as soon as it is done (the disk peak)
+            shutil.rmtree(folder, ignore_errors=True)
 
     for page in order:
         futures[page] = lanes.submit(run, page)
     yield futures
     lanes.shutdown(wait=True, cancel_futures=True)
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("page", RUNNABLE)

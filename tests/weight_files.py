@@ -10,6 +10,7 @@ change one in place (one that damages weights copies them first). The torch mode
 shared too, and must not be changed either.
 """
 import dataclasses
+import fcntl
 import hashlib
 import os
 import shutil
@@ -85,12 +86,18 @@ class WeightFiles:
 
     def _file(self, key, name, write) -> str:
         """The path of the file ``key`` describes, ``name`` in a folder of its own, written by
-        ``write(path)`` the first time it is asked for."""
+        ``write(path)`` the first time any test process asks for it (pytest-xdist's workers
+        share the folder: one writes, under a lock, the others wait and read)."""
         if key not in self._files:
             folder = os.path.join(self.folder, hashlib.sha256(repr(key).encode()).hexdigest()[:16])
-            os.makedirs(folder)
+            os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, name)
-            write(path)
+            with open(os.path.join(folder, ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                done = os.path.join(folder, ".written")
+                if not os.path.exists(done):
+                    write(path)
+                    open(done, "w").close()
             self._files[key] = path
         return self._files[key]
 
