@@ -192,3 +192,22 @@ LONG_FILES = ("test_docs.py", "test_train_learns.py", "test_export.py", "test_co
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: index for index, name in enumerate(LONG_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order
+
+
+# A passed test's tmp_path is removed as soon as its teardown is done. pytest would keep every
+# one to the session's end (and then only the failed tests', as tmp_path_retention_policy says):
+# with random weights and exports in them, that was most of the suite's disk peak.
+_TMP_PATH = pytest.StashKey()
+_FAILED = pytest.StashKey()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "setup" and "tmp_path" in getattr(item, "funcargs", {}):
+        item.stash[_TMP_PATH] = item.funcargs["tmp_path"]
+    if report.failed:
+        item.stash[_FAILED] = True
+    if report.when == "teardown" and _TMP_PATH in item.stash and not item.stash.get(_FAILED, False):
+        shutil.rmtree(item.stash[_TMP_PATH], ignore_errors=True)

@@ -1,6 +1,7 @@
 """Every shipped checkpoint form converts through the command line, strictly and losslessly."""
 import hashlib
 import os
+import shutil
 from collections import OrderedDict
 
 import h5py
@@ -75,10 +76,28 @@ def sha256(path):
 
 
 @pytest.fixture(scope="module")
-def fan4_files(weight_files, tmp_path_factory):
+def scripted(weight_files, tmp_path_factory):
+    """net -> its TorchScript archive under the published name, made when first asked for; only
+    this module reads them (FAN-4's is 95 MB, ResNetDepth's 235 MB), so they go with it."""
+    folder = tmp_path_factory.mktemp("scripted")
+    names = {FAN4: "2DFAN4-cd938726ad.zip", SEEING_DEPTH: "depth-6c4283c0e0.zip"}
+    made = {}
+
+    def archive(net):
+        if net not in made:
+            made[net] = str(folder / names[net])
+            checkpoints.save_torchscript(weight_files.model(net), made[net], channels=71 if net.kind == "depth" else 3)
+        return made[net]
+
+    yield archive
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fan4_files(weight_files, scripted, tmp_path_factory):
     # The legacy checkpoint is the session's FAN-4 file (other tests link it), under its published name.
     legacy = link(weight_files.checkpoint(FAN4), tmp_path_factory.mktemp("fan4_files") / "2DFAN4-11f355bf06.pth.tar")
-    return legacy, weight_files.checkpoint(FAN4, "torchscript", "2DFAN4-cd938726ad.zip")
+    return legacy, scripted(FAN4)
 
 
 def test_our_layout_is_the_published_layout():
@@ -129,11 +148,10 @@ def test_published_layout_loads_unchanged_with_nn_load_parameters(tmp_path, fan4
     assert list(after) == list(before) and all(after[k] is before[k] for k in before)
 
 
-def test_depth_checkpoint_and_its_torchscript_twin(tmp_path, weight_files):
+def test_depth_checkpoint_and_its_torchscript_twin(tmp_path, weight_files, scripted):
     # The ResNetDepth the pipeline's tests use: its checkpoint is on disk already (235 MB).
     legacy = link(weight_files.checkpoint(SEEING_DEPTH, "depth"), tmp_path / "depth-2a464da4ea.pth.tar")
-    scripted = weight_files.checkpoint(SEEING_DEPTH, "torchscript", "depth-6c4283c0e0.zip")
-    for source in (legacy, scripted):
+    for source in (legacy, scripted(SEEING_DEPTH)):
         out = tmp_path / (os.path.basename(source) + ".h5")
         result = run_tool(CONVERT_DEPTH, "--pretrained-model", source, "--save-path", out)
         assert result.returncode == 0, result.stderr

@@ -25,7 +25,6 @@ import checkpoints
 _FORMATS = {
     "legacy": (checkpoints.save_legacy, "model.pth.tar"),  # the authors' 2DFAN4-….pth.tar
     "depth": (checkpoints.save_depth_checkpoint, "depth.pth.tar"),  # the authors' depth-….pth.tar
-    "torchscript": (checkpoints.save_torchscript, "model.zip"),  # face-alignment 1.3.x's .zip
     "plain": (checkpoints.save_plain, "model.pth"),  # ibug's 2dfan2.pth
 }
 
@@ -102,12 +101,10 @@ class WeightFiles:
         return self._files[key]
 
     def checkpoint(self, net: Net, form: str = "legacy", name: Optional[str] = None) -> str:
-        """``net`` saved in the checkpoint format ``form`` (legacy, depth, torchscript, plain),
-        as ``name`` if given (a name only matters to what reads it by name)."""
+        """``net`` saved in the checkpoint format ``form`` (legacy, depth, plain), as ``name`` if
+        given (a name only matters to what reads it by name)."""
         save, default = _FORMATS[form]
-        extra = {"channels": 71} if form == "torchscript" and net.kind == "depth" else {}
-        return self._file(("checkpoint", net, form, name), name or default,
-                          lambda path: save(self.model(net), path, **extra))
+        return self._file(("checkpoint", net, form, name), name or default, lambda path: save(self.model(net), path))
 
     def converted(self, net: Net, name: str, form: str = "legacy") -> str:
         """Our converter's .h5 of ``net``'s checkpoint in ``form`` named ``name`` (the name
