@@ -113,6 +113,21 @@ def weight_files():
     return WeightFiles(os.path.join(SESSION_FOLDER, "weight_files"))
 
 
+@pytest.fixture(scope="module")
+def module_folder(tmp_path_factory):
+    """``module_folder(name)``: a new folder for a module's fixtures, removed when the module is
+    done (pytest keeps tmp_path_factory's folders to the session's end: the suite's disk peak)."""
+    made = []
+
+    def make(name):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def one_hourglass_2dfan4(monkeypatch):
     """The registry's 2DFAN4 made a one-hourglass FAN, as weight_files.STAND_IN_2DFAN4 is."""

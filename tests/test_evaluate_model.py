@@ -14,8 +14,8 @@ FACES = os.path.join(SHARED, "data", "faces")
 
 
 @pytest.fixture(scope="module")
-def fan(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval_model")
+def fan(module_folder):
+    folder = module_folder("eval_model")
     checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=8), folder / "2dfan2.pth")
     convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
     return str(folder / "fan.h5")

@@ -37,9 +37,9 @@ DEPTH_FILE = (SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
 
 
 @pytest.fixture(scope="module")
-def full_size(weight_files, tmp_path_factory):
+def full_size(weight_files, module_folder):
     """name -> the Weights of a full-size network, from .h5 files."""
-    fan4 = tmp_path_factory.mktemp("fan4") / "2DFAN4.h5"
+    fan4 = module_folder("fan4") / "2DFAN4.h5"
     result = run_tool("scripts/random_weights.py", "2DFAN4", fan4)
     assert result.returncode == 0, result.stderr
     return {"fan4-avg": load_weights(str(fan4)), "depth": load_weights(weight_files.converted(*DEPTH_FILE))}

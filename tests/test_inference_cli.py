@@ -19,12 +19,12 @@ BOXES = {"breakingbad.jpg": [[1180.0, 230.0, 1420.0, 520.0]], "einstein.jpg": [[
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, weight_files, fan1_3d_h5):
+def models(module_folder, weight_files, fan1_3d_h5):
     """A 2-module FAN (fast), converted from ibug's checkpoint; a ResNetDepth, converted from
     the authors'; a one-hourglass FAN recorded as a 3D one (3D needs a 3D-FAN). Random
     weights. The last two are test_pipeline_parity.py's (the same files, so one ONNX export
     of each in a session: ResNetDepth's takes seconds)."""
-    folder = tmp_path_factory.mktemp("cli_models")
+    folder = module_folder("cli_models")
     checkpoints.save_plain(checkpoints.authors_fan(2, "max", seed=3), folder / "2dfan2.pth")
     convert_checkpoint(str(folder / "2dfan2.pth"), str(folder / "fan.h5"))
     depth = weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")

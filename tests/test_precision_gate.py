@@ -31,9 +31,9 @@ PEAKED_FAN2 = dataclasses.replace(ARCHITECTURES["2DFAN4"], name="peaked-fan2", n
 
 
 @pytest.fixture(scope="module")
-def peaked(tmp_path_factory):
+def peaked(module_folder):
     """(weights .h5, photos folder, boxes JSON, crops, target points) of a peaked FAN-2."""
-    folder = tmp_path_factory.mktemp("peaked")
+    folder = module_folder("peaked")
     h5 = str(folder / "weights" / "peaked-fan2.h5")
     os.makedirs(os.path.dirname(h5))
     photos = str(folder / "photos")
@@ -42,10 +42,10 @@ def peaked(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def peaked_export(peaked, tmp_path_factory):
+def peaked_export(peaked, module_folder):
     """An export cache holding the peaked FAN-2's ONNX export and its compiled fp32 model,
     made once: every gate run needs them, and none of these tests is about making them."""
-    folder = str(tmp_path_factory.mktemp("peaked_exports"))
+    folder = str(module_folder("peaked_exports"))
     OpenVinoNetwork(open_weights(peaked[0]), cache_dir=folder)
     return folder
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import authors_reference
-from conftest import ROOT, SHARED, run_tool
+from conftest import ROOT, SHARED, fresh_home, run_tool
 
 EINSTEIN = os.path.join(SHARED, "data", "faces", "einstein.jpg")
 FILES = ("2DFAN4-11f355bf06.pth.tar", "3DFAN4-7835d9f11d.pth.tar", "depth-2a464da4ea.pth.tar",
@@ -66,7 +66,7 @@ def test_the_face_alignment_snippet_runs_offline(torch_home, tmp_path, weight_fi
     script = tmp_path / "snippet.py"
     script.write_text(snippet)
     result = run_tool(str(script), cwd=tmp_path, env={"TORCH_HOME": str(tmp_path / "torch"), "PYTHONPATH": ROOT,
-                                                      "FACE_ALIGNMENT_HOME": str(tmp_path / "home"),
+                                                      "FACE_ALIGNMENT_HOME": fresh_home(tmp_path / "home", shared_exports=True),
                                                       "FACE_ALIGNMENT_WEIGHTS_MIRROR": "http://127.0.0.1:9/"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sfd None" in result.stdout and "given [(68, 2)]" in result.stdout, result.stdout

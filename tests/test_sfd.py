@@ -144,10 +144,10 @@ def test_batch_matches_authors(ours, theirs, their_runs, backend):
 
 
 @pytest.fixture(scope="module")
-def saturated(tmp_path_factory):
+def saturated(module_folder):
     """(their detector, its maps of one image) on weights whose confidences are scaled so far
     that many scores are exactly 1.0 in float32: which of two equal boxes wins must match too."""
-    path = tmp_path_factory.mktemp("sfd-saturated") / "s3fd-saturated.pth"
+    path = module_folder("sfd-saturated") / "s3fd-saturated.pth"
     torch.save(random_state_dict(confidence_gain=50.0), path)
     theirs = authors("sfd_detector").SFDDetector(device="cpu", path_to_detector=str(path))
     return theirs, _captured_maps(lambda: theirs.detect_from_image(frame(*SIZES[1])))[1]
