@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, fresh_home
 
 DOCS = os.path.join(ROOT, "docs")
 PAGES = ["README.md"] + sorted(f"docs/{name}" for name in os.listdir(DOCS) if name.endswith(".md"))
@@ -147,7 +147,9 @@ def run_page(folder, page):
     listing.write_text(json.dumps(todo))
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
                PATH=os.pathsep.join((os.path.join(ROOT, ".venv", "bin"), os.environ["PATH"])),
-               TORCH_HOME=str(folder / "torch"), FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/")
+               TORCH_HOME=str(folder / "torch"), FACE_ALIGNMENT_WEIGHTS_MIRROR="http://127.0.0.1:9/",
+               # Conversions the page makes go with its folder; its exports are the session's.
+               FACE_ALIGNMENT_HOME=fresh_home(folder / "home", shared_exports=True))
     return todo, subprocess.run([sys.executable, os.path.join(ROOT, "tests", "docs_runner.py"), str(listing)],
                                 cwd=repo, env=env, capture_output=True, text=True)
 
@@ -184,7 +186,7 @@ def page_runs(request, tmp_path_factory):
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_the_page_runs_as_pasted(page_runs, page):
     """One process per page runs its blocks in order, as a reader would. The export cache is
-    the test session's (conftest's FACE_ALIGNMENT_HOME), so the random FAN-4 the pages make
+    the test session's (conftest's SESSION_EXPORTS), so the random FAN-4 the pages make
     is exported once a session; nothing is downloaded (the mirror is a closed port). Pages
     run two at a time (see LANES)."""
     todo, result = page_runs[page].result()

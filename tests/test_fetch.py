@@ -7,15 +7,13 @@ import socket
 import threading
 
 import h5py
-import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_tool
 from face_alignment.errors import DownloadError
 from face_alignment.weights import load_weights
 from face_alignment.weights.fetch import fetch
-from face_alignment.weights.layout import expected_parameters
-from weight_files import STAND_IN_2DFAN4, link
+from weight_files import FAN4, STAND_IN_2DFAN4, link
 
 FETCH = "converters/fetch_weights.py"
 
@@ -30,12 +28,8 @@ def server(tmp_path_factory, weight_files):
     """Serves: a good published-layout .h5, an authors'-named checkpoint whose sha256 does
     not start with the hash in its name, and nothing else (so other names are 404)."""
     root = tmp_path_factory.mktemp("served")
-    rng = np.random.RandomState(0)
-    with h5py.File(root / "Resnet_Depth_NNabla_model.h5", "w") as f:
-        for i, (k, shape) in enumerate(expected_parameters("resnet_depth").items()):
-            f[k] = rng.rand(*shape).astype(np.float32)
-            f[k].attrs["need_grad"] = True
-            f[k].attrs["index"] = i
+    # The session's random FAN-4 in the published layout (no attributes), as nnabla-examples serve it.
+    link(weight_files.h5(FAN4), root / "2DFAN4_NNabla_model.h5")
     link(weight_files.checkpoint(STAND_IN_2DFAN4), root / "2DFAN4-11f355bf06.pth.tar")
     handler = functools.partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -50,11 +44,11 @@ def server(tmp_path_factory, weight_files):
 
 def test_good_file_is_fetched_and_validated(tmp_path, server):
     url, root = server
-    path = fetch("depth-nnabla", str(tmp_path), mirror=url)
-    assert path == str(tmp_path / "Resnet_Depth_NNabla_model.h5")
-    assert open(path, "rb").read() == (root / "Resnet_Depth_NNabla_model.h5").read_bytes()
-    assert load_weights(path, kind="resnet_depth").arch.name == "ResNetDepth"
-    assert sorted(os.listdir(tmp_path)) == ["Resnet_Depth_NNabla_model.h5"]
+    path = fetch("2DFAN4-nnabla", str(tmp_path), mirror=url)
+    assert path == str(tmp_path / "2DFAN4_NNabla_model.h5")
+    assert open(path, "rb").read() == (root / "2DFAN4_NNabla_model.h5").read_bytes()
+    assert load_weights(path, kind="fan").arch.name == "2DFAN4"
+    assert sorted(os.listdir(tmp_path)) == ["2DFAN4_NNabla_model.h5"]
 
 
 def test_hash_mismatch_stops_and_the_flag_skips_the_check(tmp_path, server, one_hourglass_2dfan4):
