@@ -15,7 +15,7 @@ import dataclasses
 import importlib.util
 import io
 import os
-import tempfile
+import types
 from typing import Dict, Mapping, Optional
 
 import nnabla as nn
@@ -37,7 +37,8 @@ OUTPUT_NAME = "y"  # FAN's and ResNetDepth's one output
 BATCH_DIM = AXIS_NAMES[0]
 CONVERTER_PACKAGE = "nnabla-converter==1.39.0"
 EXPORT_EXTRA = "pip install -e '.[export]'"
-# What the exporter's temporary folders are called (a killed export's are removed by the cache).
+# What the exporter's temporary folders were called before it kept the graph in memory: one a
+# killed export of an earlier version left is removed by the cache.
 TEMP_FOLDER_PREFIX = "fan-export-"
 
 # Every ONNX file written here ends with the sha256 of the bytes before it, in a protobuf field
@@ -66,21 +67,27 @@ def onnx_exporter_available() -> bool:
     return os.path.isfile(os.path.join(package, "utils", "converter", "onnx", "exporter.py"))
 
 
-def write_nnp(description: NetworkDescription, path: str, force: bool = True) -> str:
-    """Write the described network as an ``.nnp`` (input "x", its outputs, any batch size)."""
-    from nnabla.utils.save import save
-
+def _nnp_contents(description: NetworkDescription):
+    """(the runner, what nnabla's save() takes for the described network: input "x", its
+    outputs, one executor)."""
     from .nnabla_net import NNablaRunner
 
     runner = NNablaRunner(description)
     x, outputs, _ = runner.graph(description.input_shape)
     names = description.names_of_outputs(len(outputs))
-    contents = {
+    return runner, {
         "networks": [{"name": description.name, "batch_size": description.input_shape[0],
                       "names": {INPUT_NAME: x}, "outputs": dict(zip(names, outputs))}],
         "executors": [{"name": "runtime", "network": description.name, "data": [INPUT_NAME],
                        "output": list(names)}],
     }
+
+
+def write_nnp(description: NetworkDescription, path: str, force: bool = True) -> str:
+    """Write the described network as an ``.nnp`` (input "x", its outputs, any batch size)."""
+    from nnabla.utils.save import save
+
+    runner, contents = _nnp_contents(description)
     # save() reads the network's parameters from the current scope.
     with runner.parameter_scope():
         # atomic_write keeps the extension, which is how save() picks the .nnp format.
@@ -101,21 +108,55 @@ def onnx_model(description: NetworkDescription, opset: int = ONNX_OPSET):
     others fixed at its input shape), checked by ``onnx.checker``."""
     check_exporter()
     import onnx
-    from nnabla.utils.converter.nnabla import NnpImporter
+    from nnabla.utils.converter.nnabla import expander
     from nnabla.utils.converter.onnx import OnnxExporter, exporter
 
     # The exporter numbers the names it makes from a module-level counter: reset it, so the
     # same weights give the same bytes whatever was exported before in this process.
     exporter.random_seed = 0
-    with tempfile.TemporaryDirectory(prefix=TEMP_FOLDER_PREFIX) as folder:
-        nnp_path = write_nnp(description, os.path.join(folder, "model.nnp"))
-        # The converter reports its progress with print(); keep it off our output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            nnp = NnpImporter(nnp_path, expand_network=True, executor_index=None).execute()
-            model = OnnxExporter(nnp, description.input_shape[0], -1, opset=str(opset)).export_model_proto()
+    graph, parameters = _graph_proto(description)
+    # The converter reports its progress with print(); keep it off our output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        nnp = types.SimpleNamespace(protobuf=expander.NnpExpander(graph).execute(), other_files=[])
+        model = OnnxExporter(nnp, description.input_shape[0], -1, opset=str(opset)).export_model_proto()
+    _put_parameters(model, parameters)
     make_dims_symbolic(model, description.name, {a: AXIS_NAMES[a] for a in description.variable_dims})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _graph_proto(description: NetworkDescription):
+    """(nnabla's protobuf of the described network, its parameters by name and shape only; the
+    parameters' values by name). The converter copies parameters value by value through Python
+    lists, most of an export's time: they go into the ONNX model as bytes instead
+    (:func:`_put_parameters`); the graph needs no .nnp file round trip either."""
+    from nnabla.utils.save import create_proto
+
+    runner, contents = _nnp_contents(description)
+    with runner.parameter_scope():
+        graph = create_proto(contents, include_params=False, variable_batch_size=True)
+        values = {name: np.ascontiguousarray(v.d, dtype=np.float32)
+                  for name, v in nn.get_parameters(grad_only=False).items()}
+    for name, value in values.items():
+        entry = graph.parameter.add()
+        entry.variable_name = name
+        entry.shape.dim.extend(value.shape)
+    return graph, values
+
+
+def _put_parameters(model, values: Mapping[str, np.ndarray]) -> None:
+    """Fill the ONNX initializers the converter made from shape-only parameters with their
+    values (the converter only reshapes them at opset 13: the element order is nnabla's)."""
+    import onnx
+
+    for initializer in model.graph.initializer:
+        value = values.get(initializer.name)
+        if value is None:
+            continue
+        if initializer.data_type != onnx.TensorProto.FLOAT or int(np.prod(initializer.dims)) != value.size:
+            raise FaceAlignmentError(f"ONNX export: parameter {initializer.name} became {list(initializer.dims)} "
+                                     f"of type {initializer.data_type}; expected {value.size} float values")
+        initializer.raw_data = value.tobytes()
 
 
 def write_onnx(description: NetworkDescription, path: str, opset: int = ONNX_OPSET, force: bool = True) -> str:
