@@ -196,17 +196,20 @@ def fan2_h5(tmp_path_factory):
     return str(path)
 
 
-# The test files that take longest (each a minute or so of one worker's time), longest first:
-# pytest-xdist hands out whole files in collection order, and two workers finish together when
-# the long files go first and the many short ones fill in behind them. test_docs.py leads: its
+# The test files that go first. pytest-xdist hands out whole files in collection order, and two
+# workers finish together when the long files (a minute or so of one worker's time each,
+# longest first) go first and the many short ones fill in behind them. test_docs.py leads: its
 # README page exports the random FAN-4 that test_export.py and others then find in the cache.
-LONG_FILES = ("test_docs.py", "test_train_learns.py", "test_export.py", "test_compat.py", "test_benchmark.py",
-              "test_dataset_ray.py", "test_convert.py", "test_ibug_parity.py", "test_parity.py", "test_dataset.py")
+# test_random_checkpoints.py is short but writes 600 MB of checkpoints: early, the session's
+# shared weights and exports are still small, and the disk peak stays lower.
+FIRST_FILES = ("test_docs.py", "test_train_learns.py", "test_export.py", "test_random_checkpoints.py",
+               "test_compat.py", "test_benchmark.py", "test_dataset_ray.py", "test_convert.py", "test_ibug_parity.py",
+               "test_parity.py", "test_dataset.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
-    rank = {name: index for index, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order
+    rank = {name: index for index, name in enumerate(FIRST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST_FILES)))  # stable: the rest keep their order
 
 
 # A passed test's tmp_path is removed as soon as its teardown is done. pytest would keep every
