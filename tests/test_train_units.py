@@ -111,3 +111,26 @@ def test_distance_loss_and_gradient_equal_ibugs_autograd(tmp_path, gamma, radius
     grad = np.stack([p.g for p in predicted])
     assert np.abs(grad).max() > 0
     np.testing.assert_allclose(grad, theirs["grad"], rtol=1e-3, atol=1e-5 * np.abs(theirs["grad"]).max())
+
+
+def test_new_parameters_depend_on_the_seed_alone():
+    """A run's initial weights are its seed's, whatever the process drew before: nnabla's
+    initialisers draw from nnabla.random.prng, which an earlier graph (another test, another
+    model) moves on."""
+    import dataclasses
+
+    from nnabla import random as nnabla_random
+
+    from face_alignment.registry import ARCHITECTURES
+    from face_alignment.training.graph import new_parameters
+
+    arch = dataclasses.replace(ARCHITECTURES["ibug-2dfan2"], name="tiny", num_modules=1, hg_features=16,
+                               hg_depth=1, input_size=32)
+    first = new_parameters(arch, 3)
+    nnabla_random.prng.rand(1000)  # what other code in this process drew meanwhile
+    np.random.rand(1000)
+    again = new_parameters(arch, 3)
+    other = new_parameters(arch, 4)
+    assert list(first) == list(again)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert not all(np.array_equal(first[k], other[k]) for k in first)

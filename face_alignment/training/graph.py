@@ -35,9 +35,14 @@ def part_prefixes(part: str, num_modules: int) -> tuple:
 
 
 def new_parameters(arch: Architecture, seed: int) -> "OrderedDict[str, np.ndarray]":
-    """Random initial parameters (nnabla's initialisers, seeded) of ``arch``, in file order."""
-    rng_state = np.random.get_state()
+    """Random initial parameters (nnabla's initialisers, seeded) of ``arch``, in file order: the
+    same for the same seed, whatever this process drew before. nnabla's initialisers draw from
+    its own generator (``nnabla.random.prng``), not numpy's, so both are seeded, then put back."""
+    from nnabla import random as nnabla_random
+
+    rng_state, nnabla_prng = np.random.get_state(), nnabla_random.prng
     np.random.seed(seed)
+    nnabla_random.prng = np.random.RandomState(seed)
     try:
         store = OrderedDict()
         with nn.parameter_scope("", store), nn.auto_forward(False):
@@ -46,6 +51,7 @@ def new_parameters(arch: Architecture, seed: int) -> "OrderedDict[str, np.ndarra
             params = {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}
     finally:
         np.random.set_state(rng_state)
+        nnabla_random.prng = nnabla_prng
     return OrderedDict((name, params[name]) for name in expected_parameters(arch.kind, arch.num_modules, arch))
 
 
