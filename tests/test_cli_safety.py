@@ -434,11 +434,11 @@ def test_evaluate_refuses_a_bad_output_or_option_before_the_model_runs(monkeypat
 # --- A 2D-FAN for 3D landmarks -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fans_3d(tmp_path_factory, weight_files):
+def fans_3d(module_folder, weight_files):
     """ResNetDepth, FANs that say they are 2D or 3D in different ways, and FANs that say nothing."""
     from weight_files import FAN4, SEEING_DEPTH, link
 
-    folder = tmp_path_factory.mktemp("fans_3d")
+    folder = module_folder("fans_3d")
     # The pipeline tests' ResNetDepth, as our converter wrote it (it records its architecture).
     link(weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth"), folder / "depth.h5")
     fan1_h5(folder / "recorded_2d.h5", "2DFAN4")
@@ -447,9 +447,7 @@ def fans_3d(tmp_path_factory, weight_files):
     published = weight_files.h5(FAN4)  # as nnabla-examples publish it: no attributes
     link(published, folder / "3DFAN4_NNabla_model.h5")
     link(published, folder / "2DFAN4_NNabla_model.h5")
-    yield folder
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 @pytest.mark.parametrize("model, fragments", [

@@ -64,16 +64,14 @@ def write_data(folder):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, weight_files):
-    root = tmp_path_factory.mktemp("compat")
+def runs(module_folder, weight_files):
+    root = module_folder("compat")
     results = run_both(root, weight_files)
     # What ours converted (a FAN twice and ResNetDepth, 260 MB) is read by no test: it would
     # stay on disk for the rest of the session. (The exports in it are the session's: only
     # the link to them goes.)
     shutil.rmtree(root / "home")
-    yield results
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(root, ignore_errors=True)
+    return results
 
 
 def run_both(root, weight_files):

@@ -60,12 +60,12 @@ def networks(full_size):
 
 
 @pytest.fixture(scope="module")
-def exported(networks, full_size, tmp_path_factory):
+def exported(networks, full_size, module_folder):
     """Each network exported once, as ONNX and .nnp (the ONNX of FAN-4 only: its .nnp would
     run at NNabla's cpu speed and test nothing the smaller FANs do not). The full-size
     networks' ONNX is the session cache's: the same exporter (:func:`export_onnx` and the
     cache both write :func:`write_onnx` of the network's description)."""
-    folder = tmp_path_factory.mktemp("exported")
+    folder = module_folder("exported")
     files = {}
     for name, (arch, params) in networks.items():
         if name in full_size:
@@ -74,9 +74,7 @@ def exported(networks, full_size, tmp_path_factory):
             files[name, ".onnx"] = export_onnx(arch, params, str(folder / f"{name}.onnx"))
         if name != "fan4-avg":
             files[name, ".nnp"] = export_nnp(arch, params, str(folder / f"{name}.nnp"))
-    yield files
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(folder, ignore_errors=True)
+    return files
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 import functools
 import http.server
 import os
-import shutil
 import socket
 import threading
 
@@ -24,10 +23,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, weight_files):
+def server(module_folder, weight_files):
     """Serves: a good published-layout .h5, an authors'-named checkpoint whose sha256 does
     not start with the hash in its name, and nothing else (so other names are 404)."""
-    root = tmp_path_factory.mktemp("served")
+    root = module_folder("served")
     # The session's random FAN-4 in the published layout (no attributes), as nnabla-examples serve it.
     link(weight_files.h5(FAN4), root / "2DFAN4_NNabla_model.h5")
     link(weight_files.checkpoint(STAND_IN_2DFAN4), root / "2DFAN4-11f355bf06.pth.tar")
@@ -38,8 +37,6 @@ def server(tmp_path_factory, weight_files):
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", root
     httpd.shutdown()
     httpd.server_close()
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_good_file_is_fetched_and_validated(tmp_path, server):

@@ -8,7 +8,6 @@ the image are each held to their code rather than to a transcription of it.
 """
 import functools
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -53,10 +52,10 @@ class _Recorder:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(module_folder):
     """name -> (ibug's .pth, our .h5) of a random FAN in that configuration, made on first use.
     The .pth files bear ibug's names, which is how our converter knows the architecture."""
-    folder = tmp_path_factory.mktemp("ibug")
+    folder = module_folder("ibug")
 
     @functools.lru_cache(maxsize=None)
     def files(name):
@@ -66,9 +65,7 @@ def weights(tmp_path_factory):
         assert convert_checkpoint(str(pth), str(h5)).name == "ibug-" + name
         return str(pth), str(h5)
 
-    yield files
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(folder, ignore_errors=True)
+    return files
 
 
 @pytest.fixture(scope="module")

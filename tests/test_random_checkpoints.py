@@ -3,7 +3,6 @@ authors' formats, so that face-alignment's API can be tried offline. The authors
 networks (face-alignment 1.5.0, from its wheel) load each file strictly, and the README's
 face-alignment snippet then runs with no download."""
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -18,14 +17,12 @@ FILES = ("2DFAN4-11f355bf06.pth.tar", "3DFAN4-7835d9f11d.pth.tar", "depth-2a464d
 
 
 @pytest.fixture(scope="module")
-def torch_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("torch")
+def torch_home(module_folder):
+    home = module_folder("torch")
     result = run_tool("scripts/random_checkpoints.py", "--folder", home / "hub" / "checkpoints")
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(home / "hub" / "checkpoints")) == sorted(FILES)
-    yield home
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(home, ignore_errors=True)
+    return home
 
 
 def test_the_authors_networks_load_each_file_strictly(torch_home):

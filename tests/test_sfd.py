@@ -5,7 +5,6 @@ over (0, 1), some cells falling under the 0.05 candidate cut and many over 0.5, 
 suppression has plenty to do.
 """
 import os
-import shutil
 
 import cv2
 import numpy as np
@@ -41,12 +40,10 @@ def frame(height, width, seed=0):
 
 
 @pytest.fixture(scope="module")
-def pth(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sfd") / "s3fd-random.pth"
+def pth(module_folder):
+    path = module_folder("sfd") / "s3fd-random.pth"
     torch.save(random_state_dict(), path)
-    yield str(path)
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(path.parent, ignore_errors=True)
+    return str(path)
 
 
 @pytest.fixture(scope="module")

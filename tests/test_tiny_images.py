@@ -40,17 +40,15 @@ print(json.dumps(found))
 
 
 @pytest.fixture(scope="module")
-def random_detector_weights(tmp_path_factory):
+def random_detector_weights(module_folder):
     """face-alignment's SFD and RetinaFace checkpoints with random weights (as their tests make them)."""
     import test_retinaface
     import test_sfd
 
-    folder = tmp_path_factory.mktemp("tiny_detectors")
+    folder = module_folder("tiny_detectors")
     torch.save(test_sfd.random_state_dict(), folder / "s3fd-random.pth")
     torch.save(test_retinaface.random_state_dict(), folder / "retinaface-random.pth")
-    yield folder
-    # Removed once the module is done: a session would keep it to its end (the suite's disk peak).
-    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def _detector_cases():
