@@ -165,13 +165,17 @@ def page_runs(request, tmp_path_factory):
     after_first = {page for page in selected
                    if page != FIRST and FIRST in selected and any(SAME_FAN4 in b.code for b in blocks(page))}
     order = sorted(selected, key=lambda page: (page != FIRST, page in after_first))
+    # The folders are made here, before any thread starts: pytest's first mktemp in a worker
+    # makes its base folder, removing whatever is there, and two threads doing that at once
+    # removed each other's folders.
+    folders = {page: tmp_path_factory.mktemp("page") for page in order}
     lanes = ThreadPoolExecutor(LANES, thread_name_prefix="docs-page")
     futures = {}
 
     def run(page):
         if page in after_first:
             futures[FIRST].exception()  # waits for README.md's run (whatever its outcome)
-        folder = tmp_path_factory.mktemp("page")
+        folder = folders[page]
         try:
             return run_page(folder, page)
         finally:  # a page's random weights and exports go as soon as it is done (the disk peak)
