@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, Optional
 
 from .errors import UnknownArchitectureError
+from .shapes import CROP_SIZE, NUM_LANDMARKS
 
 FAN = "fan"
 RESNET_DEPTH = "resnet_depth"
@@ -41,14 +42,14 @@ class Architecture:
     decode: str = "centroid"  # default heatmap decoding
     description: str = ""
     # The sizes of ibug's trainable FAN (its FAN.create_config); the defaults are every published FAN's.
-    input_size: int = 256  # side of the square crop the network takes
+    input_size: int = CROP_SIZE  # side of the square crop the network takes
     hg_features: int = 256  # channels inside the hourglasses
     hg_depth: int = 4  # levels of each hourglass
     instance_norm: bool = False  # InstanceNorm (no parameters) in place of BatchNorm
     stem_kernel: int = 7  # the first convolution's kernel
     stem_stride: int = 2  # ... and stride
     stem_pool: int = 2  # the stem's pooling kernel (1: none)
-    num_landmarks: int = 68  # heatmaps the network predicts
+    num_landmarks: int = NUM_LANDMARKS  # heatmaps the network predicts
 
     @property
     def heatmap_size(self) -> int:

@@ -5,12 +5,12 @@ from .fan import fan
 from .resnet_depth import IN_CHANNELS, resnet_depth
 
 
-def build_graph(kind: str, x, num_modules: int = 4, pooling: str = "avg", **fan_options):
+def build_graph(kind: str, x, **fan_options):
     """The output variable of network ``kind`` (registry.FAN or RESNET_DEPTH) for input ``x``,
     with parameters from the current parameter scope; ``fan_options`` are :func:`fan`'s
     (an Architecture's ``graph_options()``, ``training``, ``all_outputs``)."""
     if kind == FAN:
-        return fan(x, num_modules=num_modules, pooling=pooling, **fan_options)
+        return fan(x, **fan_options)
     if kind == RESNET_DEPTH:
         return resnet_depth(x)
     raise ValueError(f"unknown network kind {kind!r}")

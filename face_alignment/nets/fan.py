@@ -11,11 +11,9 @@ from functools import partial
 
 import nnabla.functions as F
 
-from ..shapes import NUM_LANDMARKS
+from ..registry import Architecture
 from .layers import batch_norm, conv, instance_norm, pool
 
-HOURGLASS_DEPTH = 4
-FEATURES = 256
 STEM_FEATURES = 64
 
 
@@ -42,7 +40,7 @@ def conv_block(x, scope, in_channels, out_channels, instance=False, training=Fal
     return F.concatenate(out1, out2, out3, axis=1) + residual
 
 
-def hourglass(x, scope, level, pooling, features=FEATURES, instance=False, training=False):
+def hourglass(x, scope, level, pooling, features=Architecture.hg_features, instance=False, training=False):
     def block(name, h):
         return conv_block(h, f"{scope}/{name}_{level}", features, features, instance, training)
 
@@ -54,9 +52,11 @@ def hourglass(x, scope, level, pooling, features=FEATURES, instance=False, train
     return upper + F.interpolate(lower, scale=(2, 2), mode="nearest")
 
 
-def fan(x, num_modules=4, pooling="avg", all_outputs=False, training=False, hg_features=FEATURES,
-        hg_depth=HOURGLASS_DEPTH, instance_norm=False, stem_kernel=7, stem_stride=2, stem_pool=2,
-        num_landmarks=NUM_LANDMARKS):
+# The defaults are the published networks' sizes, whose one home is Architecture's defaults.
+def fan(x, num_modules=Architecture.num_modules, pooling=Architecture.pooling, all_outputs=False, training=False,
+        hg_features=Architecture.hg_features, hg_depth=Architecture.hg_depth, instance_norm=Architecture.instance_norm,
+        stem_kernel=Architecture.stem_kernel, stem_stride=Architecture.stem_stride, stem_pool=Architecture.stem_pool,
+        num_landmarks=Architecture.num_landmarks):
     """Heatmaps (B, 68, 64, 64) of the last hourglass for crops ``x`` (B, 3, 256, 256) in [0, 1];
     with ``all_outputs`` the list of every hourglass's heatmaps. ``training`` makes the
     parameters learnable and BatchNorm use (and update) batch statistics."""

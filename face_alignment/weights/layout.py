@@ -24,7 +24,7 @@ _LEAF_ORDER = ("W", "b", "gamma", "beta", "mean", "var")
 
 
 @functools.lru_cache(maxsize=None)
-def expected_parameters(kind: str, num_modules: int = 4, arch: Optional[Architecture] = None) -> Dict[str, Shape]:
+def expected_parameters(kind: str, num_modules: int = Architecture.num_modules, arch: Optional[Architecture] = None) -> Dict[str, Shape]:
     """Parameter names and shapes, in creation order (the order of the published files); those
     of ``arch`` if given (its sizes), else of the published ``kind`` with ``num_modules``."""
     options = {"num_modules": num_modules} if arch is None else arch.graph_options()
