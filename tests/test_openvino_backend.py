@@ -9,7 +9,7 @@ import pytest
 import checkpoints
 from engine_fixtures import FAN1, crops, isolated_fan1_h5, fan1_params, fan1_reference  # noqa: F401 (fixtures)
 from conftest import CPU, SHARED, assert_one_line_error, run_tool
-from hardware import BF16_UNITS, NO_BF16_REASON, needs_bf16
+from hardware import BF16_UNITS, NO_BF16_REASON
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import OnnxRuntimeNetwork, onnx_cache, onnx_net, openvino_net
 from face_alignment.backends.openvino_net import OpenVinoNetwork, compiled_cache_dir, int8_model_path
@@ -38,8 +38,13 @@ def test_fp32_is_fp32_and_matches_nnabla(isolated_fan1_h5, crops, fan1_reference
         assert checkpoints.relative_error(ours, fan1_reference[:batch]) <= TOLERANCE
 
 
-@needs_bf16
 def test_bf16_is_bf16_within_its_bound(isolated_fan1_h5, crops, fan1_reference):
+    if not BF16_UNITS:
+        # What this CPU allows: what OpenVINO itself reports (no stand-in) is refused.
+        with pytest.raises(PrecisionUnavailableError) as caught:
+            OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
+        assert "'bf16'" in str(caught.value) and "BF16" not in str(caught.value).split("finds only")[1]
+        pytest.skip(NO_BF16_REASON + "; its refusal was checked")
     net = OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
     assert net.inference_precision == "bf16"
     error = checkpoints.relative_error(net(crops), fan1_reference)
@@ -55,14 +60,6 @@ def test_bf16_refused_on_a_cpu_without_it(isolated_fan1_h5, monkeypatch):
     assert "'bf16'" in message and "AVX512_BF16" in message and "FP32, INT8" in message and "'fp32'" in message
     assert "\n" not in message
     OpenVinoNetwork(open_weights(isolated_fan1_h5), "fp32")  # fp32 still runs there
-
-
-@pytest.mark.skipif(BF16_UNITS, reason="this CPU has bfloat16 units: test_bf16_is_bf16_within_its_bound runs")
-def test_bf16_is_refused_on_this_cpu(isolated_fan1_h5):
-    """Without bfloat16 units, what OpenVINO itself reports (no stand-in) is refused."""
-    with pytest.raises(PrecisionUnavailableError) as caught:
-        OpenVinoNetwork(open_weights(isolated_fan1_h5), "bf16")
-    assert "'bf16'" in str(caught.value) and "BF16" not in str(caught.value).split("finds only")[1]
 
 
 def test_int8_refused_without_a_calibrated_model(isolated_fan1_h5, tmp_path):
