@@ -161,17 +161,18 @@ def test_graph_with_an_op_that_may_hold_the_batch_is_refused():
 
 
 @pytest.fixture(scope="module")
-def fan1_h5(networks, tmp_path_factory):
+def exported_fan1_h5(networks, module_folder):
+    """The .h5 of this module's FAN-1 (the network `exported` holds), for the command line."""
     arch, params = networks["fan1-avg"]
-    path = tmp_path_factory.mktemp("cli") / "fan1.h5"
+    path = module_folder("cli") / "fan1.h5"
     write_h5(str(path), params, architecture_attrs(arch))
     return path
 
 
-def test_cli_writes_nnp_and_onnx_by_extension(fan1_h5, exported, references, tmp_path):
+def test_cli_writes_nnp_and_onnx_by_extension(exported_fan1_h5, exported, references, tmp_path):
     nnp_out, onnx_out = tmp_path / "out.nnp", tmp_path / "out.onnx"
     for out in (nnp_out, onnx_out):
-        result = run_tool(TOOL, "--model", fan1_h5, "--output", out)
+        result = run_tool(TOOL, "--model", exported_fan1_h5, "--output", out)
         assert result.returncode == 0, result.stderr
         assert "test-fan1-avg" in result.stderr
     # The command line's ONNX is the library's, byte for byte; its .nnp holds the same network.
@@ -189,29 +190,29 @@ def test_cli_writes_nnp_and_onnx_by_extension(fan1_h5, exported, references, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nnp", "out.onnx"]  # no temporary files left
 
 
-def test_cli_errors_are_one_line(fan1_h5, tmp_path):
+def test_cli_errors_are_one_line(exported_fan1_h5, tmp_path):
     missing = tmp_path / "missing.h5"
     assert_one_line_error(run_tool(TOOL, "--model", missing, "--output", tmp_path / "a.onnx"), "missing.h5")
-    assert_one_line_error(run_tool(TOOL, "--model", fan1_h5, "--output", tmp_path / "model.pb"),
+    assert_one_line_error(run_tool(TOOL, "--model", exported_fan1_h5, "--output", tmp_path / "model.pb"),
                           "model.pb", "'.pb'", ".nnp or .onnx")
-    assert_one_line_error(run_tool(TOOL, "--model", fan1_h5, "--output", tmp_path / "model"),
+    assert_one_line_error(run_tool(TOOL, "--model", exported_fan1_h5, "--output", tmp_path / "model"),
                           "no extension")
     existing = tmp_path / "there.nnp"
     existing.write_bytes(b"keep me")
-    assert_one_line_error(run_tool(TOOL, "--model", fan1_h5, "--output", existing), "there.nnp", "--force")
+    assert_one_line_error(run_tool(TOOL, "--model", exported_fan1_h5, "--output", existing), "there.nnp", "--force")
     assert existing.read_bytes() == b"keep me"
-    assert_one_line_error(run_tool(TOOL, "--model", fan1_h5, "--output", tmp_path / "nowhere" / "a.nnp"),
+    assert_one_line_error(run_tool(TOOL, "--model", exported_fan1_h5, "--output", tmp_path / "nowhere" / "a.nnp"),
                           "nowhere", "does not exist")
-    assert_one_line_error(run_tool(TOOL, "--model", fan1_h5), "--output")
+    assert_one_line_error(run_tool(TOOL, "--model", exported_fan1_h5), "--output")
     assert not os.path.exists(tmp_path / "a.onnx")
 
 
-def test_the_weights_are_never_their_own_output_even_with_force(fan1_h5, tmp_path):
+def test_the_weights_are_never_their_own_output_even_with_force(exported_fan1_h5, tmp_path):
     weights = tmp_path / "fan1.onnx"  # an .h5 by any other name is still read
-    shutil.copy(fan1_h5, weights)
+    shutil.copy(exported_fan1_h5, weights)
     result = run_tool(TOOL, "--model", weights, "--output", tmp_path / "." / "fan1.onnx", "--force")
     assert_one_line_error(result, "--output is the same file as --model", "not an input")
-    with open(fan1_h5, "rb") as original:
+    with open(exported_fan1_h5, "rb") as original:
         assert weights.read_bytes() == original.read()
     assert os.listdir(tmp_path) == ["fan1.onnx"]
 
