@@ -55,16 +55,17 @@ def session_options(threads: Optional[int] = None):
 
     options = ort.SessionOptions()
     # Level ALL adds the NCHWc layout: blocked convolution kernels, and pre-activation
-    # BatchNorm+ReLU as a fused depthwise step. 3x faster than EXTENDED at batch 8. Every BN
-    # that can be folded into a convolution (bn1, bn_end: a conv's only consumer) already is,
-    # at level BASIC; the rest read tensors the blocks' concatenation also needs unnormalised.
+    # BatchNorm+ReLU as a fused depthwise step, much faster than EXTENDED (docs/speed-and-backends.md).
+    # Every BN that can be folded into a convolution (bn1, bn_end: a conv's only consumer) already
+    # is, at level BASIC; the rest read tensors the blocks' concatenation also needs unnormalised.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = thread_count(threads)
     # One chain of convolutions: nothing for parallel execution of branches to gain.
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Idle pool threads sleep instead of spinning. Spinning (even only within a run, with
-    # session.force_spinning_stop) was 6% faster at batch 1 on an idle machine here, but 37%
-    # slower when one other process wanted a core; the detector thread running ahead does.
+    # session.force_spinning_stop) gains a little on an idle machine but loses much more when
+    # one other process wants a core, as the detector thread running ahead does
+    # (docs/speed-and-backends.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT warns about harmless things on stderr
     return options

@@ -191,8 +191,8 @@ class BlazeFaceDetector(Detector):
     makes. ``threshold``: the least score kept. ``crop``: "letterbox" (the whole image,
     MediaPipe's way) or "center" (face-alignment's centre crop, for parity with it).
     ``backend``: any backend with a runner: "nnabla", "onnxruntime" or "openvino" (the latter
-    two export the graph to ONNX the first time, ~1 s, and keep it in the export cache; ~10-20x
-    faster on a CPU); default: the fastest available. ``context``: "cpu", "cudnn" or an nnabla
+    two export the graph to ONNX the first time and keep it in the export cache; much faster
+    on a CPU); default: the fastest available. ``context``: "cpu", "cudnn" or an nnabla
     context (default: cpu). ``precision``: the model's (int8 runs the detector in fp32).
     ``cache_dir``: the export cache's folder, if not the default."""
 

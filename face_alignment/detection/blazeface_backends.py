@@ -1,8 +1,8 @@
 """BlazeFace as the runtime takes it: its graph (:mod:`face_alignment.nets.blazeface`) described
 once (:func:`blazeface_description`), run on the model's backend like every other network
 (:mod:`.runtime`). Inputs (B, 3, S, S) in [-1, 1]; outputs (regressors (B, N, 16), logits
-(B, N, 1)). On a CPU, ONNX Runtime runs it about 20x faster than NNabla, whose kernels for these
-small depthwise and 1x1 convolutions and element-wise ops are slow."""
+(B, N, 1)). On a CPU, ONNX Runtime runs it much faster than NNabla, whose kernels for these
+small depthwise and 1x1 convolutions and element-wise ops are slow (docs/detectors.md)."""
 from typing import Dict
 
 import numpy as np

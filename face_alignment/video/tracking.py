@@ -49,15 +49,9 @@ FALLBACK_RELATION = DLIB_BOXES["hog"]
 # with the detections of the same frames rose from 0.69 (latest detection only) to 0.77.
 ANCHOR_WEIGHT = 0.25
 
-# Measured with scripts/calibrate_tracking_boxes.py --detect-every 240 (the tests' two-face
-# clip, dlib's shape predictor as landmarks). Tracked boxes barely drift as detection gets
-# rarer: their mean IoU with the HOG boxes of the same frames is 0.851, 0.847, 0.833, 0.837,
-# 0.828, 0.809 for detect_every 2, 5, 10, 15, 30, 60 (10th percentile 0.76 to 0.72); that
-# 0.85 is dlib's own unsteadiness. What detect_every trades is time against how soon a new
-# face is found: HOG on a 1080p frame (0.2-0.33 s) against FAN-4 on one face (0.147 s, ONNX
-# Runtime) is 53 % of the time detecting every other frame, 18 % every 10th, 13 % every
-# 15th, 7 % every 30th. 15 frames (half a second at 30 frames/s) keeps detection near a
-# tenth of the time. The CNN detector on a CPU (5-7 s a frame) wants a much larger value.
+# Tracked boxes barely drift as detection gets rarer, so detect_every trades time against how
+# soon a new face is found; 15 frames (half a second at 30 frames/s) keeps a detector like
+# dlib's HOG near a tenth of the time. The measurements: docs/video.md, "How often to detect".
 DEFAULT_DETECT_EVERY = 15
 # A track whose landmarks' mean score falls below this is lost. FAN's scores are heatmap
 # peaks (a trained model gives ~0.5-1 on faces); 0.2 is the score below which ibug's FAN demo
