@@ -80,7 +80,7 @@ def _damage_weights(path):
     with open(path, "rb") as f:
         data = f.read()
     at = data.find(WEIGHT.tobytes())
-    assert at > 0
+    assert at >= 0
     damaged = data[:at] + (WEIGHT * -3).tobytes() + data[at + WEIGHT.nbytes:]
     assert len(damaged) == len(data)
     with open(path, "wb") as f:
@@ -148,21 +148,33 @@ def test_a_read_only_cache_holding_the_export_is_used_as_it_is(engine, cache, mo
 
 
 def _int8_model(cache, folder):
-    """An OpenVINO IR as the gate writes one (here the fp32 graph itself: what is tested is
-    reading it)."""
+    """An OpenVINO IR written as the gate writes one (here the fp32 graph itself: what is
+    tested is reading it)."""
     import openvino as ov
 
-    path = os.path.join(folder, "tiny.int8.xml")
-    ov.save_model(ov.Core().read_model(run_on("onnxruntime", cache).model_path), path, compress_to_fp16=False)
-    return path
+    from face_alignment.precision.quantize import save_ir
+
+    return save_ir(ov.Core().read_model(run_on("onnxruntime", cache).model_path), os.path.join(folder, "tiny.int8.xml"))
 
 
-@pytest.mark.parametrize("damage", ["bin cut short", "broken xml"])
+def _rename_network(path):
+    """The .xml changed at the same size: the network's name, one letter."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = data.index(b'<net name="') + len(b'<net name="')
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(b"Z" if data[at:at + 1] != b"Z" else b"Y")
+
+
+@pytest.mark.parametrize("damage", ["bin cut short", "broken xml", "bin's weights at its size", "xml at its size"])
 def test_a_damaged_int8_model_is_one_line_naming_it_and_the_gate(damage, cache, tmp_path):
     xml = _int8_model(cache, str(tmp_path))
     assert_by_hand(OpenVinoRunner(tiny(), model=xml, cache_dir=cache))  # whole: it runs
-    damaged = xml[:-len(".xml")] + ".bin" if damage == "bin cut short" else xml
-    _truncate(damaged)
+    harm, suffix = {"bin cut short": (_truncate, ".bin"), "broken xml": (_truncate, ".xml"),
+                    "bin's weights at its size": (_damage_weights, ".bin"),
+                    "xml at its size": (_rename_network, ".xml")}[damage]
+    harm(xml[:-len(".xml")] + suffix)
     with pytest.raises(PrecisionUnavailableError) as raised:
         OpenVinoRunner(tiny(), model=xml, cache_dir=cache)
     message = str(raised.value)

@@ -16,7 +16,7 @@ import importlib.util
 import io
 import os
 import types
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import nnabla as nn
 import numpy as np
@@ -181,23 +181,49 @@ def _digest_record(data: bytes) -> bytes:
     return _digest_record_of(hashlib.sha256(data).hexdigest())
 
 
-def holds_its_digest(path: str) -> bool:
-    """Whether the ONNX file at ``path`` ends with the digest :func:`write_onnx` recorded and
-    the rest matches it: False for a damaged, cut or foreign file. Reads the file once."""
+def append_digest(path: str, covering: Sequence[str] = ()) -> None:
+    """Append to the file at ``path`` the digest of the files ``covering`` and of its own bytes,
+    as :func:`holds_its_digest` checks it. For an OpenVINO IR: its .bin, covering its .xml
+    (OpenVINO reads the .bin only at the offsets the .xml gives, never past them)."""
     digest = hashlib.sha256()
-    size = os.path.getsize(path)
-    if size <= _RECORD_SIZE:
-        return False
-    with open(path, "rb") as f:
-        remaining = size - _RECORD_SIZE
-        while remaining:
-            chunk = f.read(min(remaining, 1 << 20))
-            if not chunk:
+    for name in (*covering, path):
+        with open(name, "rb") as f:
+            _hash_into(digest, f, os.path.getsize(name))
+    with open(path, "ab") as f:
+        f.write(_digest_record_of(digest.hexdigest()))
+
+
+def holds_its_digest(path: str, covering: Sequence[str] = ()) -> bool:
+    """Whether the file at ``path`` ends with the digest :func:`write_onnx` (or
+    :func:`append_digest`, with the same ``covering``) recorded, and the rest (the files
+    ``covering`` first) matches it: False for a damaged, cut, missing or foreign file."""
+    digest = hashlib.sha256()
+    try:
+        for name in covering:
+            with open(name, "rb") as f:
+                if not _hash_into(digest, f, os.path.getsize(name)):
+                    return False
+        size = os.path.getsize(path)
+        if size <= _RECORD_SIZE:
+            return False
+        with open(path, "rb") as f:
+            if not _hash_into(digest, f, size - _RECORD_SIZE):
                 return False
-            digest.update(chunk)
-            remaining -= len(chunk)
-        record = f.read()
+            record = f.read()
+    except OSError:
+        return False
     return record == _digest_record_of(digest.hexdigest())
+
+
+def _hash_into(digest, f, count: int) -> bool:
+    """Feed ``count`` bytes of ``f`` to ``digest``; False if the file ends before."""
+    while count:
+        chunk = f.read(min(count, 1 << 20))
+        if not chunk:
+            return False
+        digest.update(chunk)
+        count -= len(chunk)
+    return True
 
 
 def _digest_record_of(hexdigest: str) -> bytes:

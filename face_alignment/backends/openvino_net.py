@@ -9,7 +9,8 @@ The layers the quantizer kept in float run in fp32.
 
 The FP32/BF16 model is the shared ONNX export (:mod:`.onnx_cache`, which ONNX Runtime uses too);
 OpenVINO reads it with its own ONNX front end (no ``onnx`` import). The int8 model sits beside
-it in that cache folder, named by the same key. The compiled model goes to OpenVINO's CACHE_DIR
+it in that cache folder, named by the same key; its .bin ends with the digest of both of its
+files, which is checked before they are read. The compiled model goes to OpenVINO's CACHE_DIR
 in ``openvino/`` there, in a folder named by the same key (weights' sha256 and graph), so a second
 process loads it instead of compiling again; OpenVINO's own hash inside it covers the
 precision and thread count. One model takes every batch size (a dynamic first dimension).
@@ -25,6 +26,7 @@ from ..nets import input_channels
 from ..weights import Weights
 from . import onnx_net, signal_stack
 from .description import NetworkDescription, weights_description
+from .export import holds_its_digest
 from .onnx_cache import cache_folder, description_path, load_cached
 from .output import checked_output
 from .registry import BF16, FP32, INT8, PRECISIONS
@@ -169,6 +171,9 @@ class OpenVinoRunner:
 
     def _compile_given(self, path: str, check):
         try:
+            # Damage that keeps the files' sizes would otherwise be read as a model like any other.
+            if not holds_its_digest(os.path.splitext(path)[0] + ".bin", covering=(path,)):
+                raise ValueError("it and the .bin beside it do not match the digest recorded when they were written")
             return self._compile(path, check)
         except PrecisionUnavailableError:
             raise

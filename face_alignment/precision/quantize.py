@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FaceAlignmentError
 from ..registry import FAN, Architecture
+from ..backends.export import append_digest
 from ..backends.openvino_net import RT_INFO_SECTION, RT_WEIGHTS_SHA256
 
 # The heads of the last hourglass stay in float: the 1x1 convolutions that turn its features
@@ -82,7 +83,8 @@ def record(model, weights_sha256: str, facts: Optional[Dict[str, str]] = None) -
 
 def save_ir(model, path: str) -> str:
     """Write ``model`` as OpenVINO IR (``path`` .xml and its .bin), both or neither: written in
-    a temporary folder beside them, the .bin moved first, the .xml (what is looked for) last."""
+    a temporary folder beside them, the .bin moved first, the .xml (what is looked for) last.
+    The .bin ends with the digest of both, which inference checks before it reads them."""
     import openvino as ov
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -91,6 +93,7 @@ def save_ir(model, path: str) -> str:
     try:
         tmp = os.path.join(scratch, "model.xml")
         ov.save_model(model, tmp, compress_to_fp16=False)
+        append_digest(os.path.splitext(tmp)[0] + ".bin", covering=(tmp,))
         os.replace(os.path.splitext(tmp)[0] + ".bin", os.path.splitext(path)[0] + ".bin")
         os.replace(tmp, path)
     finally:
