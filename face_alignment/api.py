@@ -17,11 +17,13 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from .backends.registry import backend_spec
+from .backends import target_of
+from .backends.registry import backend_spec, uncalibrated_precision
 from .boxes import as_boxes
 from .config import ModelConfig, build_config, open_config_weights
 from .detection import Detector, as_detector
 from .detection.registry import crop_boxes, crop_relation, mapped_relation, planned_placement
+from .detection.runtime import describe_target
 from .errors import FaceAlignmentError, ImageReadError, UnreadableImageWarning
 from .landmarker import Landmarker, Prediction
 from .pipeline.decode import DECODE_METHODS
@@ -126,8 +128,11 @@ class FaceAlignment:
         # while the current batch is inferred; NNabla holds the GIL, so there it gains nothing
         # (docs/speed-and-backends.md).
         self._read_ahead = self.batch_size if backend_spec(config.backend).releases_gil else 0
-        log.info("%s (%s) on %s (%s), %s decoding%s; detector %s", self.arch.name, "3D" if self.is_3d else "2D",
-                 self.backend, self.context, self.decode, ", flip" if self.flip else "", detector_where)
+        depth_precision = uncalibrated_precision(config.precision)
+        depth_where = f", ResNetDepth at {depth_precision}" if self.is_3d and depth_precision != config.precision else ""
+        log.info("%s (%s) on %s%s, %s decoding%s; detector %s", self.arch.name, "3D" if self.is_3d else "2D",
+                 describe_target(self.backend, target_of(config.context, config.precision)), depth_where,
+                 self.decode, ", flip" if self.flip else "", detector_where)
 
     # What the landmarker does with faces, read (and, to wrap a network, set) through this object.
     fan = _landmarker_attribute("fan")

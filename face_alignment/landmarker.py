@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 from tqdm import tqdm
 
-from .backends.registry import Network, Target, build_network
+from .backends.registry import Network, Target, build_network, uncalibrated_precision
 from .config import ModelConfig, open_config_weights
 from .errors import FaceAlignmentError
 from .pipeline.crop import AUTHORS_REFERENCE_SCALE, FaceFrames, crop_faces
@@ -55,9 +55,7 @@ class Landmarker:
         fan_weights, depth_weights = weights if weights is not None else open_config_weights(config)
         target = Target(config.context, config.device_id, config.type_config, config.precision, cache_dir)
         fan = build_network(fan_weights, config.backend, target)
-        # The accuracy gate calibrates FAN alone: under int8, ResNetDepth runs in fp32.
-        depth_precision = "fp32" if config.precision == "int8" else config.precision
-        depth_target = dataclasses.replace(target, precision=depth_precision)
+        depth_target = dataclasses.replace(target, precision=uncalibrated_precision(config.precision))
         depth = None if depth_weights is None else build_network(depth_weights, config.backend, depth_target)
         return cls(fan, depth, fan_weights.arch, config.decode, config.flip, config.integer_landmarks,
                    config.reference_scale, config.batch_size)

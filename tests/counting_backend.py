@@ -31,3 +31,9 @@ class Counting:
 
 class FanOnly(Counting):
     runner = None
+
+
+class Int8Counting(Counting):
+    """Counting that also takes int8 (and runs it as fp32, like the rest): what is recorded is
+    the precision each network was asked to run in."""
+    precisions = ("fp32", "int8")

@@ -77,7 +77,7 @@ def test_model_inference_takes_the_backend_by_module_and_class(fan1_h5, peak_mod
 
     result = run("--backend", "peak_backend:PeakNetwork", "--decode", "argmax", "--save-json", str(out))
     assert result.returncode == 0, result.stderr
-    assert "on peak_backend:PeakNetwork (cpu)" in result.stderr
+    assert "on peak_backend:PeakNetwork (cpu, fp32)" in result.stderr
     landmarks = np.array(json.loads(out.read_text())["images"][0]["faces"][0]["landmarks"])
     expected = FaceAlignment(fan1_h5, backend="peak_backend:PeakNetwork", decode="argmax").get_landmarks_from_image(
         EINSTEIN, np.array([BOX])).landmarks[0]

@@ -226,7 +226,7 @@ def test_face_alignment_landmarks_agree_across_backends(fan2_h5, caplog):
     for backend in ("nnabla", "onnxruntime"):
         with caplog.at_level(logging.INFO, logger="face_alignment"):
             fa = FaceAlignment(fan2_h5, backend=backend, context="cpu")
-        assert f"on {backend} (cpu)" in caplog.text
+        assert f"on {backend} (cpu, fp32)" in caplog.text
         assert type(fa.fan) is (NNablaNetwork if backend == "nnabla" else OnnxRuntimeNetwork)
         for decode in ("centroid", "argmax"):
             (prediction,) = fa.predict([EINSTEIN], [EINSTEIN_BOX], (decode,))
@@ -246,7 +246,7 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
         result = run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN, "--boxes", boxes,
                           "--backend", backend, "--save-json", out, *CPU)
         assert result.returncode == 0, result.stderr
-        assert f"on {backend} (cpu)" in result.stderr
+        assert f"on {backend} (cpu, fp32)" in result.stderr
         results[backend] = np.array(json.loads(out.read_text())["images"][0]["faces"][0]["landmarks"])
     assert np.max(np.abs(results["onnxruntime"] - results["nnabla"])) <= 0.01
     assert_one_line_error(run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN,

@@ -16,7 +16,7 @@ import nnabla.parametric_functions as PF
 import numpy as np
 import pytest
 from blazeface_references import extract_tflite
-from conftest import SHARED
+from conftest import SHARED, annotated_box
 from face_alignment.api import FaceAlignment
 from face_alignment.backends import Target, build_runner, onnx_cache
 from face_alignment.backends.description import ANY_FRAME, NetworkDescription
@@ -248,11 +248,29 @@ def full_range(mediapipe):
     return extract_tflite("full_range", mediapipe)
 
 
+def test_under_int8_only_fan_runs_in_int8(fan1_3d_h5, weight_files, full_range, counting, caplog):
+    """The accuracy gate makes an int8 model for FAN alone: ResNetDepth and the detector beside
+    it run in fp32, and the line at start-up says where each runs."""
+    from weight_files import SEEING_DEPTH
+
+    depth = weight_files.converted(SEEING_DEPTH, "depth-2a464da4ea.pth.tar", "depth")
+    with caplog.at_level(logging.INFO, logger="face_alignment.api"):
+        fa = FaceAlignment(fan1_3d_h5, depth, backend="counting_backend:Int8Counting", precision="int8",
+                           detector="blazeface", detector_model=full_range, decode="argmax")
+    assert any("3DFAN1 (3D) on counting_backend:Int8Counting (cpu, int8), ResNetDepth at fp32" in r.getMessage()
+               and "detector blazeface on counting_backend:Int8Counting (cpu, fp32)" in r.getMessage()
+               for r in caplog.records)
+    fa.get_landmarks_from_image(EINSTEIN, annotated_box("einstein")[None])
+    assert {(name, precision) for name, _, precision in counting.RUNS} == {("3DFAN1", "int8"), ("ResNetDepth", "fp32")}
+
+
 def test_the_detector_runs_on_the_models_backend(fan1_h5, full_range, counting, caplog):
     with caplog.at_level(logging.INFO, logger="face_alignment.api"):
         fa = FaceAlignment(fan1_h5, backend="counting_backend:Counting", detector="blazeface",
                            detector_model=full_range, decode="argmax")
-    assert any("detector blazeface on counting_backend:Counting (cpu, fp32)" in r.getMessage()
+    # Where each network runs, in the one line at start-up.
+    assert any("FAN1 (2D) on counting_backend:Counting (cpu, fp32)" in r.getMessage()
+               and "detector blazeface on counting_backend:Counting (cpu, fp32)" in r.getMessage()
                for r in caplog.records)
     found = fa.get_landmarks_from_image(EINSTEIN)
     assert len(found.boxes) >= 1

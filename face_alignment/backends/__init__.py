@@ -10,13 +10,13 @@ from .context import CONTEXTS, TYPE_CONFIGS, cuda_available, default_context_nam
 from .export import export_model, export_nnp, export_onnx, onnx_exporter_available
 from .onnx_cache import onnx_model_path
 from .description import NetworkDescription
-from .registry import (BACKENDS, DEFAULT_PRECISION, PRECISIONS, BackendSpec, Network, Target, available_backends,
-                       backend_spec, build_network, build_runner, check_target, default_backend, runs_graphs)
+from .registry import (BACKENDS, DEFAULT_PRECISION, FP32, PRECISIONS, BackendSpec, Network, Target, available_backends,
+                       backend_spec, build_network, build_runner, check_target, default_backend, runs_graphs,
+                       uncalibrated_precision)
 
 NNABLA = "nnabla"
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
-FP32 = DEFAULT_PRECISION
 
 
 def target_of(context, precision: str = DEFAULT_PRECISION, cache_dir: Optional[str] = None) -> Target:

@@ -15,6 +15,7 @@ from ..nets import input_channels
 from .description import INPUT_NAME, NetworkDescription, weights_description
 from .onnx_cache import load_cached
 from .output import checked_output
+from .registry import FP32
 
 log = logging.getLogger(__name__)
 ORT_PACKAGE = "onnxruntime"
@@ -126,7 +127,7 @@ class OnnxRuntimeNetwork:
 
     # What the backend registry reads when this class is named as "module:Class".
     contexts = ("cpu",)
-    precisions = ("fp32",)
+    precisions = (FP32,)
     releases_gil = True
 
     def __init__(self, weights: Weights, target=None, cache_dir: Optional[str] = None,

@@ -28,6 +28,13 @@ DEFAULT_PRECISION = FP32
 CPU = "cpu"
 
 
+def uncalibrated_precision(precision: Optional[str]) -> str:
+    """The precision of a network the accuracy gate does not calibrate (ResNetDepth, the
+    detectors) beside a FAN at ``precision``: the same, but fp32 for int8 (the gate makes an
+    int8 model for FAN alone)."""
+    return DEFAULT_PRECISION if precision in (None, INT8) else precision
+
+
 @runtime_checkable
 class Network(Protocol):
     """A FAN or ResNetDepth ready to run: float32 (B, C, 256, 256) in [0, 1] -> heatmaps

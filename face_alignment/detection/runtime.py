@@ -15,22 +15,13 @@ from ..backends.description import NetworkDescription
 log = logging.getLogger(__name__)
 
 
-def detector_precision(precision: Optional[str]) -> str:
-    """The precision a detector's graph runs in for the model's ``precision``: the same, but
-    fp32 for int8 (an int8 model exists only for FAN, made by the accuracy gate)."""
-    from ..backends import DEFAULT_PRECISION
-    from ..backends.openvino_net import INT8
-
-    return DEFAULT_PRECISION if precision in (None, INT8) else precision
-
-
 def placement(name: str, backend: Optional[str] = None, context=None, precision: Optional[str] = None,
               cache_dir: Optional[str] = None):
     """(backend, Target) detector ``name`` runs on for the model's backend and target, checked
     (one line naming the backend if it cannot run there)."""
-    from ..backends import backend_spec, check_target, default_backend, runs_graphs, target_of
+    from ..backends import backend_spec, check_target, default_backend, runs_graphs, target_of, uncalibrated_precision
 
-    target = target_of(context, detector_precision(precision), cache_dir)
+    target = target_of(context, uncalibrated_precision(precision), cache_dir)
     chosen = backend or default_backend(target.context)
     if not runs_graphs(chosen):
         instead = default_backend(target.context)
