@@ -246,7 +246,8 @@ def test_model_inference_backend_flag(fan2_h5, tmp_path):
         result = run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN, "--boxes", boxes,
                           "--backend", backend, "--save-json", out, *CPU)
         assert result.returncode == 0, result.stderr
-        assert f"on {backend} (cpu, fp32)" in result.stderr
+        # --backend reaches FAN and the detector alike.
+        assert f"on {backend} (cpu, fp32)" in result.stderr and f"detector blazeface on {backend} (cpu" in result.stderr
         results[backend] = np.array(json.loads(out.read_text())["images"][0]["faces"][0]["landmarks"])
     assert np.max(np.abs(results["onnxruntime"] - results["nnabla"])) <= 0.01
     assert_one_line_error(run_tool("model_inference.py", "--model", fan2_h5, "--test-image", EINSTEIN,
