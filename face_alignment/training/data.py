@@ -281,7 +281,9 @@ def _start_worker(training_set: TrainingSet) -> None:
     _WORKER_SET = training_set
     cv2.setNumThreads(1)  # the workers are the parallelism
     # Ctrl-C reaches the whole process group: the parent stops the workers, which would
-    # otherwise each print a KeyboardInterrupt traceback.
+    # otherwise each print a KeyboardInterrupt traceback. worker_signals, preloaded, does this
+    # from a worker's birth; it is done here too for a fork server that was already running
+    # before our preload was set (preloads are read when it starts).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
